@@ -488,7 +488,7 @@ mod tests {
     impl Choppy {
         fn tick(&mut self) -> io::Result<()> {
             self.calls += 1;
-            if self.fail_every > 0 && self.calls % self.fail_every == 0 {
+            if self.fail_every > 0 && self.calls.is_multiple_of(self.fail_every) {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             Ok(())
