@@ -1,0 +1,42 @@
+//! Every benchmark case, in the order the table shows them: the physical limits first, then
+//! one mechanism after another, each as the raw baseline and as ipcraft.
+//!
+//! To add a mechanism, write a module with its [`Case`]s and list them in [`all`].
+
+use crate::harness::{Case, Impl};
+
+pub mod limit;
+pub mod pipe;
+
+/// All cases.
+pub fn all() -> Vec<Box<dyn Case>> {
+    vec![
+        Box::new(limit::Cacheline { yields: false }),
+        Box::new(limit::Cacheline { yields: true }),
+        Box::new(limit::Memcpy),
+        Box::new(pipe::PipeCase::new(false, Impl::Raw)),
+        Box::new(pipe::PipeCase::new(false, Impl::Ipcraft)),
+        Box::new(pipe::PipeCase::new(true, Impl::Raw)),
+        Box::new(pipe::PipeCase::new(true, Impl::Ipcraft)),
+    ]
+}
+
+/// The case a child was started for.
+pub fn by_id(id: &str) -> Option<Box<dyn Case>> {
+    all().into_iter().find(|c| c.id() == id)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unique_and_found() {
+        let ids: Vec<String> = all().iter().map(|c| c.id()).collect();
+        for id in &ids {
+            assert_eq!(ids.iter().filter(|i| *i == id).count(), 1, "{id}");
+            assert_eq!(by_id(id).map(|c| c.id()).as_deref(), Some(id.as_str()));
+        }
+        assert!(by_id("nope/raw").is_none());
+    }
+}

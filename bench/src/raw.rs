@@ -1,0 +1,263 @@
+//! The raw libc baselines: what a C programmer writes by hand, to compare ipcraft against.
+//!
+//! Every message moves with `read(2)`, `write(2)` or `writev(2)` called directly on the
+//! descriptor, in loops that do the same work as ipcraft's types (see each type for what it
+//! mirrors), so that a row's `ipcraft/raw` ratio measures ipcraft's overhead and nothing else.
+//!
+//! # Invariants this file upholds
+//!
+//! - Every descriptor passed to libc is borrowed from a live `OwnedFd` for the duration of
+//!   the call (`BorrowedFd` ties the call to the owner's lifetime), so it is open and ours.
+//! - Every pointer/length pair passed to libc comes from one Rust slice, so the kernel reads
+//!   or writes only memory that slice covers, and `&mut` slices are exclusively ours.
+//! - A return value is trusted only as far as the kernel's contract: `n >= 0` is at most the
+//!   length asked for; any negative value is an error read from `errno` at once.
+//!
+//! The unsafe code is limited to the three system calls at the top; the loops are safe.
+#![allow(unsafe_code)]
+
+use std::io;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+
+use crate::proto::{Receiver, Sender};
+
+/// `read(2)`: at most `buf.len()` bytes into `buf`.
+fn sys_read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
+    // SAFETY:
+    // - `fd` is open for the whole call: `BorrowedFd` borrows a live `OwnedFd`.
+    // - `buf.as_mut_ptr()` is valid for writes of `buf.len()` bytes and nothing else
+    //   aliases it: it comes from the exclusive borrow `buf`.
+    let n = unsafe { libc::read(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+    // A negative return is -1 with errno set; otherwise 0 <= n <= buf.len().
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `write(2)`: at most `buf.len()` bytes from `buf`.
+fn sys_write(fd: BorrowedFd<'_>, buf: &[u8]) -> io::Result<usize> {
+    // SAFETY:
+    // - `fd` is open for the whole call: `BorrowedFd` borrows a live `OwnedFd`.
+    // - `buf.as_ptr()` is valid for reads of `buf.len()` bytes: it comes from the slice `buf`.
+    let n = unsafe { libc::write(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len()) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `writev(2)` of two buffers, `a` then `b`.
+fn sys_writev2(fd: BorrowedFd<'_>, a: &[u8], b: &[u8]) -> io::Result<usize> {
+    let iov = [
+        libc::iovec {
+            iov_base: a.as_ptr().cast_mut().cast(),
+            iov_len: a.len(),
+        },
+        libc::iovec {
+            iov_base: b.as_ptr().cast_mut().cast(),
+            iov_len: b.len(),
+        },
+    ];
+    // SAFETY:
+    // - `fd` is open for the whole call: `BorrowedFd` borrows a live `OwnedFd`.
+    // - `iov` points to 2 initialized `iovec`s (the count passed), alive until the call returns.
+    // - Each `iovec` describes one of the slices `a`, `b`, valid for reads of its length;
+    //   writev only reads through them (the `*mut` is the C signature, not a write).
+    let n = unsafe { libc::writev(fd.as_raw_fd(), iov.as_ptr(), 2) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+fn is_eintr(e: &io::Error) -> bool {
+    e.kind() == io::ErrorKind::Interrupted
+}
+
+/// Raw bytes in: `read(2)` until exactly one message of the asked length has arrived.
+///
+/// Mirrors `std::io::Read::read_exact` on `PipeReader`: a loop of `read` calls that retries
+/// `EINTR` and fails on an early end of stream.
+#[derive(Debug)]
+pub struct RawBytesIn {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+}
+
+impl RawBytesIn {
+    /// Reads from `fd` into a buffer allocated now for messages of up to `max` bytes.
+    pub fn new(fd: OwnedFd, max: usize) -> Self {
+        Self {
+            fd,
+            buf: vec![0; max.max(1)],
+        }
+    }
+}
+
+impl Receiver for RawBytesIn {
+    fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let mut got = 0;
+        while got < len {
+            match sys_read(self.fd.as_fd(), &mut self.buf[got..len]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => got += n,
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(&self.buf[..len])
+    }
+}
+
+/// Raw bytes out: `write(2)` until the whole message went out.
+///
+/// Mirrors `std::io::Write::write_all` on `PipeWriter`: a loop of `write` calls that retries
+/// `EINTR` and fails when the stream accepts nothing.
+#[derive(Debug)]
+pub struct RawBytesOut {
+    fd: OwnedFd,
+}
+
+impl RawBytesOut {
+    /// Writes to `fd`.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+}
+
+impl Sender for RawBytesOut {
+    fn send(&mut self, mut msg: &[u8]) -> io::Result<()> {
+        while !msg.is_empty() {
+            match sys_write(self.fd.as_fd(), msg) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => msg = &msg[n..],
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The length prefix, as `ipcraft_core::frame` writes it: 4 bytes, little-endian.
+const HEADER_LEN: usize = 4;
+/// `ipcraft_core::frame::DEFAULT_MAX_FRAME`, checked the same way on both sides.
+const MAX_FRAME: u32 = 16 * 1024 * 1024;
+/// `ipcraft_core::frame`'s first read buffer (`INITIAL_READ_BUFFER`).
+const INITIAL_READ_BUFFER: usize = 8 * 1024;
+
+/// Raw frames out: one `writev(2)` of the 4-byte little-endian length and the payload.
+///
+/// Mirrors `ipcraft_core::FrameWriter::send` (core/src/frame.rs): check the length against
+/// the maximum, then `writev` prefix + payload, continuing after a short write and retrying
+/// `EINTR`. It leaves out the writer's pending-tail bookkeeping, which only matters on
+/// non-blocking streams (on a blocking pipe FrameWriter's cost there is one `is_empty` test).
+#[derive(Debug)]
+pub struct RawFrameOut {
+    fd: OwnedFd,
+}
+
+impl RawFrameOut {
+    /// Writes frames to `fd`.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self { fd }
+    }
+}
+
+impl Sender for RawFrameOut {
+    fn send(&mut self, payload: &[u8]) -> io::Result<()> {
+        let len = match u32::try_from(payload.len()) {
+            Ok(n) if n <= MAX_FRAME => n,
+            _ => return Err(io::ErrorKind::InvalidInput.into()),
+        };
+        let header = len.to_le_bytes();
+        let total = HEADER_LEN + payload.len();
+        let mut written = 0;
+        while written < total {
+            let r = if written < HEADER_LEN {
+                sys_writev2(self.fd.as_fd(), &header[written..], payload)
+            } else {
+                sys_write(self.fd.as_fd(), &payload[written - HEADER_LEN..])
+            };
+            match r {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => written += n,
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Raw frames in: read ahead into a buffer and parse frames out of it.
+///
+/// Mirrors `ipcraft_core::FrameReader::next_frame` and its `make_room` (core/src/frame.rs,
+/// as of the commit this was written against) step for step: the buffer starts empty, is
+/// grown to `max(start + need, 8 KiB)` (so to the largest frame seen) and reused; each
+/// `read(2)` asks for all the room after the valid bytes; consumed bytes are moved to the
+/// front only when the room after `start` is smaller than `max(need, 8 KiB)`; the indexes
+/// reset to 0 whenever the buffer is drained.
+#[derive(Debug)]
+pub struct RawFrameIn {
+    fd: OwnedFd,
+    buf: Vec<u8>,
+    start: usize,
+    end: usize,
+}
+
+impl RawFrameIn {
+    /// Reads frames from `fd`.
+    pub fn new(fd: OwnedFd) -> Self {
+        Self {
+            fd,
+            buf: Vec::new(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    fn make_room(&mut self, need: usize) {
+        if self.start > 0 && self.buf.len() - self.start < need.max(INITIAL_READ_BUFFER) {
+            self.buf.copy_within(self.start..self.end, 0);
+            self.end -= self.start;
+            self.start = 0;
+        }
+        let want = (self.start + need).max(INITIAL_READ_BUFFER);
+        if self.buf.len() < want {
+            self.buf.resize(want, 0);
+        }
+    }
+}
+
+impl Receiver for RawFrameIn {
+    fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        let frame = loop {
+            let avail = self.end - self.start;
+            let need = if avail >= HEADER_LEN {
+                let mut h = [0u8; HEADER_LEN];
+                h.copy_from_slice(&self.buf[self.start..self.start + HEADER_LEN]);
+                let n = u32::from_le_bytes(h);
+                if n > MAX_FRAME {
+                    return Err(io::ErrorKind::InvalidData.into());
+                }
+                let n = n as usize;
+                if avail >= HEADER_LEN + n {
+                    let at = self.start + HEADER_LEN;
+                    break at..at + n;
+                }
+                HEADER_LEN + n
+            } else {
+                HEADER_LEN
+            };
+            self.make_room(need);
+            match sys_read(self.fd.as_fd(), &mut self.buf[self.end..]) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => self.end += n,
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        };
+        self.start = frame.end;
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+        crate::proto::check_len(&self.buf[frame], len)
+    }
+}
