@@ -239,8 +239,8 @@ impl Plan {
         vec![
             Test::latency(64, self.scaled(20_000), self.scaled(2_000)),
             Test::throughput(64, self.scaled(200_000), self.scaled(10_000)),
-            Test::throughput(4 << 10, self.scaled(25_000), self.scaled(1_000)),
-            Test::throughput(64 << 10, self.scaled(2_000), self.scaled(100)),
+            Test::throughput(4 << 10, self.scaled(100_000), self.scaled(5_000)),
+            Test::throughput(64 << 10, self.scaled(8_000), self.scaled(400)),
         ]
     }
 }

@@ -185,9 +185,9 @@ impl Case for Memcpy {
 
     fn tests(&self, plan: &Plan) -> Vec<Test> {
         vec![
-            Test::throughput(64, plan.scaled(4_000_000), plan.scaled(100_000)),
-            Test::throughput(4 << 10, plan.scaled(400_000), plan.scaled(10_000)),
-            Test::throughput(64 << 10, plan.scaled(20_000), plan.scaled(1_000)),
+            Test::throughput(64, plan.scaled(20_000_000), plan.scaled(1_000_000)),
+            Test::throughput(4 << 10, plan.scaled(2_000_000), plan.scaled(100_000)),
+            Test::throughput(64 << 10, plan.scaled(100_000), plan.scaled(5_000)),
         ]
     }
 
