@@ -167,7 +167,8 @@ fn parent_main(opts: &Options, args: &[String]) -> io::Result<bool> {
         for &placement in case.placements() {
             if env.child_cpu(placement).is_none() {
                 let note = "only 1 CPU available: cross-core rows skipped";
-                if !notes.contains(&note.to_string()) {
+                if !notes.iter().any(|n| n == note) {
+                    eprintln!("ipcraft-bench: {note}");
                     notes.push(note.into());
                 }
                 continue;
@@ -211,14 +212,16 @@ fn parent_main(opts: &Options, args: &[String]) -> io::Result<bool> {
                 job.test.kind.as_str(),
                 report::fmt_size(job.test.size)
             );
+            // The label first, so that a case that hangs is visible while it does.
+            eprint!("{label}  ");
             let t0 = Instant::now();
             let result = case.measure(&env, job.placement, &job.test);
             let secs = t0.elapsed().as_secs_f64();
             match &result {
-                Ok(s) => eprintln!("{label}  {}  ({secs:.2} s)", describe(s)),
+                Ok(s) => eprintln!("{}  ({secs:.2} s)", describe(s)),
                 Err(e) => {
                     failures += 1;
-                    eprintln!("{label}  FAILED: {e}");
+                    eprintln!("FAILED: {e}");
                 }
             }
             rows[job.row].samples.push(result.ok());
@@ -281,9 +284,13 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
         env.other_cpu.map_or("-".into(), |c| c.to_string()),
     );
     vec![
-        format!(
-            "Each cell: the median of {runs} runs [min-max]; runs are interleaved (run 1 of every row, then run 2, ...)."
-        ),
+        if runs == 1 {
+            "Each cell: a single run (use --runs N for the median and [min-max] of N runs).".into()
+        } else {
+            format!(
+                "Each cell: the median of {runs} runs [min-max]; runs are interleaved (run 1 of every row, then run 2, ...)."
+            )
+        },
         format!(
             "Placement: the parent runs on CPU {a}; the child (a second process: this binary re-executed) on CPU {b} (cross) or CPU {a} (same)."
         ),
