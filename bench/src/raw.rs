@@ -261,3 +261,74 @@ impl Receiver for RawFrameIn {
         crate::proto::check_len(&self.buf[frame], len)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use ipcraft_core::{FrameReader, FrameWriter};
+    use nix::fcntl::OFlag;
+    use nix::unistd::pipe2;
+    use std::fs::File;
+
+    fn pipe() -> (OwnedFd, OwnedFd) {
+        pipe2(OFlag::O_CLOEXEC).unwrap()
+    }
+
+    // Small data only: everything fits in the pipe buffer, so one thread can do both sides.
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn raw_frames_are_ipcraft_frames_both_ways() {
+        let big = vec![7u8; 20_000];
+        let frames: [&[u8]; 4] = [b"hello", b"", &big, b"x"];
+
+        let (r, w) = pipe();
+        let mut tx = RawFrameOut::new(w);
+        for f in frames {
+            tx.send(f).unwrap();
+        }
+        drop(tx);
+        let mut rx = FrameReader::new(File::from(r));
+        for f in frames {
+            assert_eq!(rx.next_frame().unwrap(), Some(f));
+        }
+        assert_eq!(rx.next_frame().unwrap(), None);
+
+        let (r, w) = pipe();
+        let mut tx = FrameWriter::new(File::from(w));
+        for f in frames {
+            tx.send(f).unwrap();
+        }
+        drop(tx);
+        let mut rx = RawFrameIn::new(r);
+        for f in frames {
+            assert_eq!(rx.recv(f.len()).unwrap(), f);
+        }
+        let eof = rx.recv(0).unwrap_err();
+        assert_eq!(eof.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn a_frame_of_another_length_is_invalid_data() {
+        let (r, w) = pipe();
+        RawFrameOut::new(w).send(b"four").unwrap();
+        let e = RawFrameIn::new(r).recv(5).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn raw_bytes_round_trip_and_early_eof() {
+        let (r, w) = pipe();
+        let mut tx = RawBytesOut::new(w);
+        tx.send(b"abcdef").unwrap();
+        tx.send(b"gh").unwrap();
+        drop(tx);
+        let mut rx = RawBytesIn::new(r, 4);
+        assert_eq!(rx.recv(4).unwrap(), b"abcd");
+        // Grows past the size it was made for, then only 4 of the 5 bytes arrive.
+        let e = rx.recv(5).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::UnexpectedEof);
+    }
+}
