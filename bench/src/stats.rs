@@ -16,7 +16,8 @@ impl Histogram {
     /// faults either).
     pub fn with_capacity(n: usize) -> Self {
         let mut samples = Vec::with_capacity(n);
-        samples.resize(n, 0);
+        // Not zeros: `vec![0; n]` may come from calloc, whose fresh pages are not touched.
+        samples.resize(n, u64::MAX);
         std::hint::black_box(&mut samples[..]);
         samples.clear();
         Self {
