@@ -203,7 +203,14 @@ fn parent_main(opts: &Options, args: &[String]) -> io::Result<bool> {
     );
     let mut failures = 0;
     for run in 1..=runs {
-        for job in &jobs {
+        // Every other run goes backwards, so that no case always runs right after the same
+        // other one (raw always before ipcraft would bias the ratio by any order effect).
+        let order: Box<dyn Iterator<Item = &Job>> = if run % 2 == 1 {
+            Box::new(jobs.iter())
+        } else {
+            Box::new(jobs.iter().rev())
+        };
+        for job in order {
             let case = &all[job.case];
             let label = format!(
                 "[run {run}/{runs}] {:<22} {:<5} {:<10} {:>6}",
@@ -288,7 +295,7 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
             "Each cell: a single run (use --runs N for the median and [min-max] of N runs).".into()
         } else {
             format!(
-                "Each cell: the median of {runs} runs [min-max]; runs are interleaved (run 1 of every row, then run 2, ...)."
+                "Each cell: the median of {runs} runs [min-max]; runs are interleaved (run 1 of every row, then run 2, ...; every other run in reverse order)."
             )
         },
         format!(
