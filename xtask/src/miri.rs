@@ -1,0 +1,98 @@
+//! `cargo xtask miri`: the pure-memory tests under Miri, with strict provenance.
+
+use crate::ci::Outcome;
+use crate::cmd::Cmd;
+use crate::workspace;
+use crate::{Error, Result};
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// The test suites Miri runs: (package, arguments after `cargo miri test -p <package>`).
+///
+/// A crate adds itself here once the tests it selects touch only memory: tests that make
+/// system calls are `#[cfg_attr(miri, ignore)]`, and proptests use few cases under `cfg(miri)`.
+pub const SUITES: &[(&str, &[&str])] = &[("ipcraft-core", &["--lib"])];
+
+/// The default bound on the whole Miri run (setup and every suite).
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+
+/// The bound on installing Miri when it is missing.
+const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
+
+/// `cargo +nightly`: through rustup's proxy, so not `$CARGO` (that is the stable cargo running
+/// xtask), and without the variables that would pin the nested tools to that toolchain.
+fn nightly_cargo() -> Cmd {
+    Cmd::new("cargo")
+        .arg("+nightly")
+        .env_remove("CARGO")
+        .env_remove("RUSTUP_TOOLCHAIN")
+}
+
+/// Miri's version line, installing it first if needed; the reason it is unavailable otherwise.
+fn ensure_miri(root: &Path) -> Result<String, String> {
+    let version = || {
+        nightly_cargo()
+            .args(["miri", "--version"])
+            .probe(root, Duration::from_secs(120))
+    };
+    let (ok, out) = version();
+    if ok {
+        return Ok(out.trim().to_owned());
+    }
+    let first = first_line(&out);
+    eprintln!("miri: `cargo +nightly miri --version` failed ({first}); trying to install it");
+    let install = Cmd::new("rustup")
+        .args([
+            "component",
+            "add",
+            "--toolchain",
+            "nightly",
+            "miri",
+            "rust-src",
+        ])
+        .run(root, Some(Instant::now() + INSTALL_TIMEOUT));
+    if let Err(e) = install {
+        return Err(format!("{first}; and {e}"));
+    }
+    match version() {
+        (true, out) => Ok(out.trim().to_owned()),
+        (false, out) => Err(first_line(&out)),
+    }
+}
+
+fn first_line(text: &str) -> String {
+    let line = text.lines().map(str::trim).find(|l| !l.is_empty());
+    line.unwrap_or("no output").to_owned()
+}
+
+/// Runs `cargo +nightly miri setup`, then every suite in [`SUITES`], in `target/miri`, all within
+/// `timeout`. If Miri is unavailable, prints `SKIPPED: miri unavailable (<reason>)` and succeeds.
+pub fn run(root: &Path, timeout: Duration) -> Result<Outcome> {
+    let deadline = Instant::now() + timeout;
+    let version = match ensure_miri(root) {
+        Ok(version) => version,
+        Err(reason) => {
+            println!("SKIPPED: miri unavailable ({reason})");
+            return Ok(Outcome::Skipped(format!("miri unavailable: {reason}")));
+        }
+    };
+    println!("miri: {version} (bounded to {}s in all)", timeout.as_secs());
+    let target = workspace::target_dir(root, "miri");
+    let fail = |e: Error| Error::with_code(format!("miri: {e}"), e.code);
+    nightly_cargo()
+        .args(["miri", "setup"])
+        .env("CARGO_TARGET_DIR", &target)
+        .run(root, Some(deadline))
+        .map_err(fail)?;
+    let miriflags = workspace::extend_flags("MIRIFLAGS", "-Zmiri-strict-provenance");
+    for (package, args) in SUITES {
+        nightly_cargo()
+            .args(["miri", "test", "-p", package])
+            .args(*args)
+            .env("MIRIFLAGS", &miriflags)
+            .env("CARGO_TARGET_DIR", &target)
+            .run(root, Some(deadline))
+            .map_err(fail)?;
+    }
+    Ok(Outcome::Note(format!("{} suites", SUITES.len())))
+}
