@@ -38,7 +38,7 @@ Commands:
                           RUSTFLAGS=\"--cfg ipcraft_loom\" LOOM_MAX_PREEMPTIONS=2
                           cargo test --release -p <crate> --lib, in target/loom (default 900 s in all)
   miri [--timeout-secs N] the pure-memory tests under Miri: cargo +nightly miri test with
-                          MIRIFLAGS=-Zmiri-strict-provenance, in target/miri (default 900 s in all).
+                          MIRIFLAGS=-Zmiri-strict-provenance, in target/miri (default 600 s in all).
                           Tries to install Miri if missing; prints `SKIPPED: miri unavailable` if it
                           cannot.
   unsafe-report [--markdown]

@@ -13,8 +13,9 @@ use std::time::{Duration, Instant};
 /// system calls are `#[cfg_attr(miri, ignore)]`, and proptests use few cases under `cfg(miri)`.
 pub const SUITES: &[(&str, &[&str])] = &[("ipcraft-core", &["--lib"])];
 
-/// The default bound on the whole Miri run (setup and every suite).
-pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(15 * 60);
+/// The default bound on the whole Miri run (setup and every suite): the pure-memory suites
+/// should take a few minutes; this keeps a runaway one inside CI's 20-minute budget.
+pub const DEFAULT_TIMEOUT: Duration = Duration::from_secs(10 * 60);
 
 /// The bound on installing Miri when it is missing.
 const INSTALL_TIMEOUT: Duration = Duration::from_secs(300);
@@ -95,4 +96,27 @@ pub fn run(root: &Path, timeout: Duration) -> Result<Outcome> {
             .map_err(fail)?;
     }
     Ok(Outcome::Note(format!("{} suites", SUITES.len())))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_suite_names_a_workspace_crate() {
+        let root = workspace::root().unwrap();
+        let crates = workspace::crates(&root).unwrap();
+        for (package, _) in SUITES {
+            assert!(
+                crates.iter().any(|c| c.name == *package),
+                "miri::SUITES names `{package}`, which is no crate of the workspace"
+            );
+        }
+    }
+
+    #[test]
+    fn first_line_skips_blank_lines() {
+        assert_eq!(first_line("\n  error: no miri\nmore"), "error: no miri");
+        assert_eq!(first_line(""), "no output");
+    }
 }
