@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! # ipcraft-core
 //!
 //! The little that several [ipcraft](https://docs.rs/ipcraft) mechanism crates share, kept in
@@ -42,7 +43,6 @@
 //! # Platform support
 //!
 //! Linux. The frame codec and name rules are portable; [`wait_fd`] uses `poll(2)`.
-#![forbid(unsafe_code)]
 
 pub mod deadline;
 pub mod frame;

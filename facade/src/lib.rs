@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! # ipcraft
 //!
 //! Safe, fast and auditable Linux inter-process communication: one small crate per OS
@@ -17,7 +18,6 @@
 //! `default-features = false, features = ["pipe"]`.
 //!
 //! The shared-memory channel (a loom-checked lock-free ring) will live here too.
-#![forbid(unsafe_code)]
 
 pub use ipcraft_core as core;
 #[cfg(feature = "mqueue")]

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! # ipcraft-mqueue
 //!
 //! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
@@ -7,4 +8,3 @@
 //!   creator; send and receive with priorities, `try_` forms, monotonic timeouts;
 //! - a preflight of the kernel limits (`/proc/sys/fs/mqueue`, `RLIMIT_MSGQUEUE`) that turns
 //!   bare `EINVAL`/`EMFILE` into errors naming the limit.
-#![forbid(unsafe_code)]

@@ -31,8 +31,8 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// ([`Fifo::open_reader`], [`Fifo::open_writer`]), so any process that knows the path can
 /// open either end.
 ///
-/// Drop removes the path only if it still names the FIFO created here (same device and
-/// inode), so a FIFO someone else put in its place is left alone.
+/// Drop removes the path only if it still names a FIFO with the device and inode of the one
+/// created here, so a file someone else put in its place is left alone.
 ///
 /// # Examples
 ///
@@ -272,9 +272,10 @@ impl Drop for Fifo {
         if self.persist {
             return;
         }
-        // Only remove what is still the FIFO created here.
+        // Only remove what is still the FIFO created here. Inode numbers are reused at once
+        // on tmpfs, so the type is checked too.
         if let Ok(st) = lstat(&self.path) {
-            if st.st_dev == self.dev && st.st_ino == self.ino {
+            if is_fifo(&st) && st.st_dev == self.dev && st.st_ino == self.ino {
                 let _ = nix::unistd::unlink(&self.path);
             }
         }

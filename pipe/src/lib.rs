@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! # ipcraft-pipe
 //!
 //! Anonymous pipes and FIFOs (named pipes) as safe RAII types, for Linux.
@@ -74,7 +75,6 @@
 //!
 //! Linux only: packet mode, `F_GETPIPE_SZ`/`F_SETPIPE_SZ`, `splice`/`tee` and the FIFO
 //! open-with-timeout (which probes for a writer with `tee(2)`) are Linux features.
-#![forbid(unsafe_code)]
 
 mod error;
 mod fifo;

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! # ipcraft-shm
 //!
 //! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
@@ -8,4 +9,3 @@
 //!   peer can write;
 //! - a race-free open-or-create, an ipcraft header (magic, layout version, creator), and
 //!   detection and removal of segments whose creator died.
-#![forbid(unsafe_code)]

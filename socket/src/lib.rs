@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! # ipcraft-socket
 //!
 //! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
@@ -9,4 +10,3 @@
 //! - peer credentials (`SO_PEERCRED`, `SO_PEERPIDFD`) and a listener-side uid/gid policy;
 //! - timeouts on the monotonic clock, `MSG_NOSIGNAL` on every send;
 //! - the frame codec of `ipcraft-core` over Unix and TCP streams.
-#![forbid(unsafe_code)]

@@ -1,3 +1,4 @@
+#![forbid(unsafe_code)]
 //! # ipcraft-sync
 //!
 //! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
@@ -7,4 +8,3 @@
 //! - a `Condvar` on a futex sequence word of its own (glibc's process-shared condvar is not
 //!   robust), on the monotonic clock;
 //! - named and unnamed `Semaphore`s.
-#![forbid(unsafe_code)]
