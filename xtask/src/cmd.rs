@@ -267,7 +267,7 @@ fn parent_pids() -> HashMap<u32, u32> {
     parents
 }
 
-/// The parent pid in a /proc/<pid>/stat line: `pid (comm) state ppid ...`, where comm may hold
+/// The parent pid in a `/proc/<pid>/stat` line: `pid (comm) state ppid ...`, where comm may hold
 /// spaces and parentheses, so the fields are counted from the last `)`.
 fn parent_from_stat(stat: &str) -> Option<u32> {
     let after_comm = &stat[stat.rfind(')')? + 1..];
