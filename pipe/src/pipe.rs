@@ -453,12 +453,14 @@ impl PipeWriter {
 }
 
 impl Read for PipeReader {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         (&*self).read(buf)
     }
 }
 
 impl Read for &PipeReader {
+    #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match self.read_timeout {
             None => Ok(nix::unistd::read(&self.fd, buf)?),
@@ -468,9 +470,11 @@ impl Read for &PipeReader {
 }
 
 impl Write for PipeWriter {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         (&*self).write(buf)
     }
+    #[inline]
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         (&*self).write_vectored(bufs)
     }
@@ -480,6 +484,7 @@ impl Write for PipeWriter {
 }
 
 impl Write for &PipeWriter {
+    #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
         if self.write_timeout.is_none() && !self.suppress_sigpipe {
             return nix::unistd::write(&self.fd, buf).map_err(write_errno);
@@ -490,6 +495,7 @@ impl Write for &PipeWriter {
 
     /// One `writev(2)` (without a write timeout): on a pipe, a vectored write of at most
     /// [`PIPE_BUF`] bytes in total is atomic, which is how a small frame stays whole.
+    #[inline]
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
         if self.write_timeout.is_none() && !self.suppress_sigpipe {
             return nix::sys::uio::writev(&self.fd, bufs).map_err(write_errno);

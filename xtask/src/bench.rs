@@ -44,7 +44,13 @@ pub fn run(root: &Path, args: &[String]) -> Result<()> {
     if !pass.iter().any(|a| a == "--markdown") {
         pass.push("--markdown".to_owned());
     }
-    let table = bench_cmd(&pass).stdout(root, None)?;
+    let shown = std::iter::once("cargo xtask bench --update-readme".to_owned())
+        .chain(pass.iter().filter(|a| *a != "--markdown").cloned())
+        .collect::<Vec<_>>()
+        .join(" ");
+    let table = bench_cmd(&pass)
+        .env("IPCRAFT_BENCH_COMMAND", shown)
+        .stdout(root, None)?;
     if table.trim().is_empty() {
         return Err(Error::new(
             "the bench printed no table on stdout; README.md left unchanged",
