@@ -150,8 +150,7 @@ impl Error {
     }
 
     pub(crate) fn from_io(op: &'static str, e: &io::Error) -> Self {
-        let raw = e.raw_os_error().unwrap_or(nix::errno::Errno::EIO as i32);
-        Self::Sys(SysError::new(op, nix::errno::Errno::from_raw(raw)))
+        Self::Sys(SysError::from_io(op, e))
     }
 }
 
