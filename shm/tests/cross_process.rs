@@ -538,3 +538,38 @@ fn persist_keeps_the_name_and_grow_remaps() {
     unlink(&name.0).unwrap();
     assert!(matches!(unlink(&name.0), Err(Error::NotFound { .. })));
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "shm_open")]
+fn populate_lock_and_huge_page_options() {
+    let name = Name::new("opts");
+    let seg = SegmentOptions::new()
+        .populate(true)
+        .lock(true)
+        .create(&name.0, 1 << 20)
+        .unwrap();
+    seg.write_at((1 << 20) - 1, &[1]).unwrap();
+    let anon = SegmentOptions::new()
+        .populate(true)
+        .anonymous(1 << 16)
+        .unwrap();
+    assert_eq!(anon.len(), 1 << 16);
+    let reserved = std::fs::read_to_string("/proc/sys/vm/nr_hugepages")
+        .ok()
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .unwrap_or(0);
+    match SegmentOptions::new().huge_pages(true).anonymous(4096) {
+        Err(e @ Error::HugePagesUnavailable) => {
+            assert_eq!(
+                reserved, 0,
+                "refused although {reserved} huge pages are reserved"
+            );
+            assert!(e.to_string().contains("nr_hugepages"));
+        }
+        Ok(seg) => {
+            assert!(reserved > 0);
+            seg.write_at(0, b"huge").unwrap();
+        }
+        Err(e) => panic!("{e}"),
+    }
+}
