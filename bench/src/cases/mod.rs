@@ -7,6 +7,7 @@ use crate::harness::{Case, Impl};
 
 pub mod limit;
 pub mod pipe;
+pub mod shm;
 
 /// All cases.
 pub fn all() -> Vec<Box<dyn Case>> {
@@ -18,6 +19,10 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(pipe::PipeCase::new(false, Impl::Ipcraft)),
         Box::new(pipe::PipeCase::new(true, Impl::Raw)),
         Box::new(pipe::PipeCase::new(true, Impl::Ipcraft)),
+        Box::new(shm::ShmCase::new(false, Impl::Raw)),
+        Box::new(shm::ShmCase::new(false, Impl::Ipcraft)),
+        Box::new(shm::ShmCase::new(true, Impl::Raw)),
+        Box::new(shm::ShmCase::new(true, Impl::Ipcraft)),
     ]
 }
 
