@@ -109,34 +109,75 @@ impl Header {
     /// Validate the header of a segment of `mapped` bytes. Never trusts a field: a foreign or
     /// hostile segment gets an error, not an out-of-bounds length.
     pub(crate) fn inspect(&self, mapped: u64, name: &str) -> Result<Found> {
+        // State first, with acquire: once it reads ready, the other fields are visible.
         let state = self.state.load(Ordering::Acquire);
-        let magic = self.magic.load(Ordering::Relaxed);
-        if magic == 0 && state == STATE_FRESH {
+        Fields {
+            state,
+            magic: self.magic.load(Ordering::Relaxed),
+            version: self.version.load(Ordering::Relaxed),
+            data_len: self.data_len.load(Ordering::Acquire),
+            creator_pid: self.creator_pid.load(Ordering::Relaxed),
+            flags: self.flags.load(Ordering::Acquire),
+            creator_start: self.creator_start.load(Ordering::Relaxed),
+            tag: self.tag.load(Ordering::Relaxed),
+        }
+        .classify(mapped, name)
+    }
+}
+
+/// The header's fields as plain values: loaded from a mapping, or decoded from bytes read
+/// with `pread` (which, unlike touching a mapping, cannot raise SIGBUS if the object shrinks).
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Fields {
+    magic: u64,
+    version: u32,
+    state: u32,
+    data_len: u64,
+    creator_pid: u32,
+    flags: u32,
+    creator_start: u64,
+    tag: u64,
+}
+
+impl Fields {
+    /// Decode the little-endian header bytes.
+    pub(crate) fn from_bytes(b: &[u8; HEADER_SIZE]) -> Self {
+        let u64_at = |i: usize| u64::from_le_bytes(b[i..i + 8].try_into().unwrap_or_default());
+        let u32_at = |i: usize| u32::from_le_bytes(b[i..i + 4].try_into().unwrap_or_default());
+        Self {
+            magic: u64_at(0),
+            version: u32_at(8),
+            state: u32_at(12),
+            data_len: u64_at(16),
+            creator_pid: u32_at(24),
+            flags: u32_at(28),
+            creator_start: u64_at(32),
+            tag: u64_at(40),
+        }
+    }
+
+    pub(crate) fn classify(self, mapped: u64, name: &str) -> Result<Found> {
+        if self.magic == 0 && self.state == STATE_FRESH {
             return Ok(Found::Fresh);
         }
-        if magic != MAGIC {
-            return Err(Error::NotIpcraft {
-                name: name.to_owned(),
-            });
+        let foreign = || Error::NotIpcraft {
+            name: name.to_owned(),
+        };
+        if self.magic != MAGIC {
+            return Err(foreign());
         }
-        let version = self.version.load(Ordering::Relaxed);
-        match state {
+        match self.state {
             STATE_INITIALIZING => return Ok(Found::Initializing),
             STATE_READY => {}
-            _ => {
-                return Err(Error::NotIpcraft {
-                    name: name.to_owned(),
-                });
-            }
+            _ => return Err(foreign()),
         }
-        if version != LAYOUT_VERSION {
+        if self.version != LAYOUT_VERSION {
             return Err(Error::IncompatibleVersion {
-                found: version,
+                found: self.version,
                 expected: LAYOUT_VERSION,
             });
         }
-        let data_len = self.data_len.load(Ordering::Acquire);
-        let needed = data_len.saturating_add(HEADER_SIZE as u64);
+        let needed = self.data_len.saturating_add(HEADER_SIZE as u64);
         if needed > mapped {
             return Err(Error::TooSmall {
                 actual: mapped,
@@ -144,11 +185,11 @@ impl Header {
             });
         }
         Ok(Found::Ready(HeaderInfo {
-            data_len,
-            creator_pid: self.creator_pid.load(Ordering::Relaxed),
-            creator_start: self.creator_start.load(Ordering::Relaxed),
-            tag: self.tag.load(Ordering::Relaxed),
-            persisted: self.flags.load(Ordering::Acquire) & FLAG_PERSISTED != 0,
+            data_len: self.data_len,
+            creator_pid: self.creator_pid,
+            creator_start: self.creator_start,
+            tag: self.tag,
+            persisted: self.flags & FLAG_PERSISTED != 0,
         }))
     }
 }
@@ -184,6 +225,18 @@ mod tests {
                     ..
                 }))
             ));
+        });
+    }
+
+    #[test]
+    fn bytes_decode_like_the_atomics() {
+        with_header(|h, r| {
+            h.begin(100, 42, 7, 9);
+            h.publish();
+            let mut bytes = [0u8; HEADER_SIZE];
+            r.copy_out(0, &mut bytes).unwrap();
+            let from_bytes = Fields::from_bytes(&bytes).classify(4096, "/x").unwrap();
+            assert_eq!(from_bytes, h.inspect(4096, "/x").unwrap());
         });
     }
 

@@ -166,15 +166,7 @@ impl SegmentOptions {
         } else {
             OFlag::O_RDWR
         };
-        let fd = match shm_open(posix.as_c_str(), flags, Mode::empty()) {
-            Ok(fd) => fd,
-            Err(Errno::ENOENT) => {
-                return Err(Error::NotFound {
-                    name: name.to_owned(),
-                });
-            }
-            Err(e) => return Err(Error::sys_on("shm_open", name)(e)),
-        };
+        let fd = open_existing(&posix, flags)?;
         if self.strict {
             check_owner(&fd, name)?;
         }
@@ -271,6 +263,12 @@ impl SegmentOptions {
                 Err(e) => return Err(e),
             }
             match self.open(name) {
+                Ok(seg) if seg.len() < size => {
+                    return Err(Error::TooSmall {
+                        actual: seg.len() as u64,
+                        expected: size as u64,
+                    });
+                }
                 Ok(seg) => return Ok((seg, false)),
                 // Unlinked between our create and open attempts: try again.
                 Err(Error::NotFound { .. }) if !deadline.has_passed() => {}
@@ -423,42 +421,49 @@ impl SegmentOptions {
             }
             Err(e) => return Err(Error::sys_on("shm_open", name)(e)),
         };
-        // The name is ours from here: remove it again if anything below fails.
-        let result = (|| {
-            fchmod(&fd, mode).map_err(Error::sys_on("fchmod", name))?;
-            if !self.raw {
-                // Held for as long as the descriptor is open: the kernel drops it when this
-                // process dies, which is how others tell a live creator from a dead one.
-                take_creator_lock(&fd)?;
+        // The name is ours from here. Until the Segment exists, remove it by name if a step
+        // fails (nobody else can have unlinked and re-created it: only its creator removes a
+        // name, and that is us); after that, the Segment's Drop removes it, checking first
+        // that the name still leads to this object.
+        let map = match self.prepare_created(&fd, name, size, total) {
+            Ok(map) => map,
+            Err(e) => {
+                let _ = shm_unlink(posix.as_c_str());
+                return Err(e);
             }
-            nix::unistd::ftruncate(&fd, to_off(total)?)
-                .map_err(Error::sys_on("ftruncate", name))?;
-            let map = self.map_rw(&fd, total as u64)?;
-            if !self.raw {
-                header_of(&map)?.begin(
-                    size as u64,
-                    std::process::id(),
-                    self_start_time(),
-                    self.tag,
-                );
+        };
+        let mut seg = Segment::assemble(map, fd, Some(posix), true, true, self.raw, None);
+        init(&seg)?;
+        if !self.raw {
+            let h = header_of(&seg.map)?;
+            h.publish();
+            if let Found::Ready(info) = h.inspect(total as u64, name)? {
+                seg.info = Some(info);
             }
-            let mut seg =
-                Segment::assemble(map, fd, Some(posix.clone()), true, true, self.raw, None);
-            init(&seg)?;
-            if !self.raw {
-                let h = header_of(&seg.map)?;
-                h.publish();
-                if let Found::Ready(info) = h.inspect(total as u64, name)? {
-                    seg.info = Some(info);
-                }
-            }
-            Ok(seg)
-        })();
-        if let Err(e) = result {
-            let _ = shm_unlink(posix.as_c_str());
-            return Err(e);
         }
-        result
+        Ok(seg)
+    }
+
+    /// Set up a freshly created object: exact mode, creator lock, size, mapping, header.
+    fn prepare_created(
+        &self,
+        fd: &OwnedFd,
+        name: &str,
+        size: usize,
+        total: usize,
+    ) -> Result<Mapping> {
+        fchmod(fd, Mode::from_bits_truncate(self.mode)).map_err(Error::sys_on("fchmod", name))?;
+        if !self.raw {
+            // Held for as long as the descriptor is open: the kernel drops it when this
+            // process dies, which is how others tell a live creator from a dead one.
+            take_creator_lock(fd)?;
+        }
+        nix::unistd::ftruncate(fd, to_off(total)?).map_err(Error::sys_on("ftruncate", name))?;
+        let map = self.map_rw(fd, total as u64)?;
+        if !self.raw {
+            header_of(&map)?.begin(size as u64, std::process::id(), self_start_time(), self.tag);
+        }
+        Ok(map)
     }
 
     fn map(&self, fd: &OwnedFd, size: u64) -> Result<Mapping> {
@@ -470,9 +475,9 @@ impl SegmentOptions {
     }
 
     fn mmap_options(&self, size: u64) -> Result<memmap2::MmapOptions> {
-        let len = usize::try_from(size).map_err(|_| Error::TooSmall {
-            actual: size,
-            expected: size,
+        let len = usize::try_from(size).map_err(|_| Error::TooLarge {
+            requested: size,
+            available: usize::MAX as u64,
         })?;
         let mut o = memmap2::MmapOptions::new();
         o.len(len);
@@ -676,6 +681,12 @@ impl Segment {
     /// Copy `buf.len()` bytes at `offset` out of the segment. Bytes another process writes at
     /// the same time may be torn: synchronize with atomics or `ipcraft-sync`'s mutex.
     ///
+    /// Known limitation: copies are plain (`memcpy`) accesses, so within one process, a copy
+    /// that runs at the same time as a write to the same bytes from another thread (through
+    /// this handle, another handle to the same object, or an atomic from [`get`](Self::get))
+    /// is a data race in Rust's memory model. Order such accesses with a lock or an atomic
+    /// flag, as any cross-process protocol must anyway.
+    ///
     /// # Errors
     ///
     /// [`Error::OutOfBounds`].
@@ -716,7 +727,8 @@ impl Segment {
 
     /// A shared reference to the atomics at `offset`, for lock-free updates shared with
     /// other processes. The data area starts 64-byte aligned, so `offset` must be a multiple
-    /// of `T`'s alignment.
+    /// of `T`'s alignment. Use one atomic width per location: Rust's memory model does not
+    /// allow atomics of different sizes to race over the same bytes.
     ///
     /// # Errors
     ///
@@ -750,11 +762,11 @@ impl Segment {
 
     /// Keep the name after this handle is dropped, and mark the segment persisted in its
     /// header, so [`remove_stale`](crate::remove_stale) leaves it alone once this process
-    /// is gone.
+    /// is gone. Only the creator's call marks the header; an opener's does nothing.
     pub fn persist(&mut self) {
-        self.owner = false;
+        let was_owner = std::mem::replace(&mut self.owner, false);
         self.persisted = true;
-        if !self.raw && self.writable {
+        if was_owner && !self.raw && self.writable {
             if let Ok(h) = header_of(&self.map) {
                 h.set_persisted();
             }
@@ -904,15 +916,32 @@ pub fn unlink(name: &str) -> Result<()> {
     }
 }
 
+/// Open an existing named object. `O_NONBLOCK` so that a FIFO someone put in `/dev/shm`
+/// (anyone may) cannot block the open; then anything but a regular file is refused.
+pub(crate) fn open_existing(posix: &PosixName, flags: OFlag) -> Result<OwnedFd> {
+    let name = posix.as_str();
+    let fd = match shm_open(posix.as_c_str(), flags | OFlag::O_NONBLOCK, Mode::empty()) {
+        Ok(fd) => fd,
+        Err(Errno::ENOENT) => {
+            return Err(Error::NotFound {
+                name: name.to_owned(),
+            });
+        }
+        Err(e) => return Err(Error::sys_on("shm_open", name)(e)),
+    };
+    let st = fstat(&fd).map_err(Error::sys_on("fstat", name))?;
+    if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG {
+        return Err(Error::NotIpcraft {
+            name: name.to_owned(),
+        });
+    }
+    Ok(fd)
+}
+
 /// The header at the start of an ipcraft mapping (every caller maps at least
 /// [`HEADER_SIZE`] bytes first; a shorter mapping is an error, not a panic).
 pub(crate) fn header_of(map: &Mapping) -> Result<&Header> {
     map.region().get::<Header>(0)
-}
-
-/// The header of a segment (mapped raw or not): for listing.
-pub(crate) fn header_of_segment(seg: &Segment) -> Result<&Header> {
-    header_of(&seg.map)
 }
 
 fn check_tag(found: u64, expected: u64) -> Result<()> {
@@ -989,6 +1018,13 @@ fn take_creator_lock(fd: &OwnedFd) -> Result<()> {
     let lock = creator_flock(nix::libc::F_RDLCK as i16);
     fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)).map_err(Error::sys("fcntl(F_OFD_SETLK)"))?;
     Ok(())
+}
+
+/// Take the creator lock's byte for writing through `fd`: succeeds only if no creator holds
+/// it, and then keeps any new creator on this object from taking it.
+pub(crate) fn lock_out_creators(fd: &OwnedFd) -> bool {
+    let lock = creator_flock(nix::libc::F_WRLCK as i16);
+    fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)).is_ok()
 }
 
 /// Whether some open file description (other than `fd`'s) holds the creator lock.

@@ -1,10 +1,12 @@
 //! Segments left on the machine: [`list`] and [`remove_stale`].
 
 use crate::error::{Error, Result};
-use crate::header::{Found, HEADER_SIZE};
-use crate::segment::{SegmentOptions, creator_alive};
+use crate::header::{Fields, Found, HEADER_SIZE};
+use crate::segment::{creator_alive, lock_out_creators, open_existing};
+use ipcraft_core::PosixName;
+use nix::fcntl::OFlag;
+use std::os::fd::OwnedFd;
 use std::os::unix::fs::MetadataExt;
-use std::time::Duration;
 
 /// A shared memory object found in `/dev/shm`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,32 +88,32 @@ pub fn remove_stale() -> Result<Vec<String>> {
         if !info.is_stale() {
             continue;
         }
-        // Check again right before removing: a creator may have appeared since.
-        if inspect(&info.name, info.size).is_some_and(|s| !s.creator_alive && !s.persisted)
-            && crate::unlink(&info.name).is_ok()
-        {
+        if remove_if_stale(&info.name) {
             removed.push(info.name);
         }
     }
     Ok(removed)
 }
 
-/// Open `name` read-only and read its header and creator lock, if it is an ipcraft segment.
+/// Open `name` read-only and read its header (with `pread`: mapping a stranger's object
+/// would expose us to SIGBUS if it shrinks meanwhile) and creator lock.
 fn inspect(name: &str, size: u64) -> Option<IpcraftState> {
     if size < HEADER_SIZE as u64 {
         return None;
     }
-    // Raw: map the bytes as they are, then read the header ourselves (an open as ipcraft
-    // would wait for segments still initializing).
-    let seg = SegmentOptions::new()
-        .raw(true)
-        .read_only(true)
-        .timeout(Duration::ZERO)
-        .open(name)
-        .ok()?;
-    let alive = creator_alive(&seg).ok()?;
-    let header = crate::segment::header_of_segment(&seg).ok()?;
-    match header.inspect(size, name) {
+    let posix = PosixName::new(name).ok()?;
+    let fd = open_existing(&posix, OFlag::O_RDONLY).ok()?;
+    state_of(&fd, name)
+}
+
+fn state_of(fd: &OwnedFd, name: &str) -> Option<IpcraftState> {
+    let mut bytes = [0u8; HEADER_SIZE];
+    if nix::sys::uio::pread(fd, &mut bytes, 0).ok()? != HEADER_SIZE {
+        return None;
+    }
+    let size = u64::try_from(nix::sys::stat::fstat(fd).ok()?.st_size).ok()?;
+    let alive = creator_alive(fd).ok()?;
+    match Fields::from_bytes(&bytes).classify(size, name) {
         Ok(Found::Ready(h)) => Some(IpcraftState {
             creator_pid: h.creator_pid,
             creator_alive: alive,
@@ -126,4 +128,32 @@ fn inspect(name: &str, size: u64) -> Option<IpcraftState> {
         }),
         _ => None,
     }
+}
+
+/// Remove `name` if it is still stale, without ever removing a live creator's object: take
+/// the creator lock's byte for writing (which fails while any creator holds its read lock,
+/// and keeps a new one from taking it), re-check, and unlink only if the name still leads to
+/// the very object checked.
+fn remove_if_stale(name: &str) -> bool {
+    let Ok(posix) = PosixName::new(name) else {
+        return false;
+    };
+    let Ok(fd) = open_existing(&posix, OFlag::O_RDWR) else {
+        return false;
+    };
+    if !lock_out_creators(&fd) {
+        return false;
+    }
+    if state_of(&fd, name).is_none_or(|s| s.persisted) {
+        return false;
+    }
+    let path = format!("/dev/shm{name}");
+    let same = match (
+        nix::sys::stat::fstat(&fd),
+        nix::sys::stat::stat(path.as_str()),
+    ) {
+        (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
+        _ => false,
+    };
+    same && crate::unlink(name).is_ok()
 }

@@ -175,6 +175,9 @@ impl<'a> Region<'a> {
         // - They do not overlap: `dst` is memory of this process that no `Region` covers
         //   (regions are never turned into Rust slices).
         // - u8 has alignment 1.
+        // - Not upheld here: that no other thread of this process writes these bytes at the
+        //   same time (that would be a data race). Segment::read_at documents it as the
+        //   caller's duty; writes by other processes are outside this process's model.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst.as_mut_ptr(), dst.len()) };
         Ok(())
     }
@@ -189,6 +192,8 @@ impl<'a> Region<'a> {
         // - `src` is valid for reads: a `&[u8]` we were lent.
         // - No overlap: `src` is process memory no region covers. Alignment 1.
         // - No Rust reference covers the destination bytes (only copies and atomics do).
+        // - Not upheld here: that no other thread of this process accesses these bytes at
+        //   the same time (a data race); Segment::write_at documents it as the caller's duty.
         unsafe { ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), src.len()) };
         Ok(())
     }

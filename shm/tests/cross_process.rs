@@ -573,3 +573,47 @@ fn populate_lock_and_huge_page_options() {
         Err(e) => panic!("{e}"),
     }
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "shm_open")]
+fn a_fifo_in_dev_shm_is_refused_at_once_not_waited_on() {
+    // Anyone may put a FIFO in /dev/shm; opening one must not block.
+    let name = Name::new("fifo");
+    nix::unistd::mkfifo(
+        format!("/dev/shm{}", name.0).as_str(),
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    let start = Instant::now();
+    assert!(matches!(
+        Segment::open_read_only(&name.0),
+        Err(Error::NotIpcraft { .. })
+    ));
+    assert!(matches!(
+        Segment::open(&name.0),
+        Err(Error::NotIpcraft { .. })
+    ));
+    assert!(
+        list().unwrap().iter().all(|s| s.name != name.0),
+        "not a regular file: not listed"
+    );
+    assert!(start.elapsed() < Duration::from_secs(5));
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "shm_open")]
+fn open_or_create_refuses_an_existing_segment_that_is_too_small() {
+    let name = Name::new("small");
+    let _small = Segment::create(&name.0, 64).unwrap();
+    assert!(matches!(
+        Segment::open_or_create(&name.0, 4096, |_| Ok(())),
+        Err(Error::TooSmall {
+            actual: 64,
+            expected: 4096
+        })
+    ));
+    // An opener's persist() does not mark the creator's segment as persisted.
+    let mut opener = Segment::open(&name.0).unwrap();
+    opener.persist();
+    assert!(!Segment::open(&name.0).unwrap().header().unwrap().persisted);
+}
