@@ -1,10 +1,56 @@
-#![forbid(unsafe_code)]
 //! # ipcraft-sync
 //!
-//! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
-//! tracked by issue 6. What will live here:
+//! Robust, process-shared synchronization in shared memory, for Linux.
 //!
-//! - robust process-shared `Mutex<T>` (owner death reported as `OwnerDied`, recovery explicit);
-//! - a `Condvar` on a futex sequence word of its own (glibc's process-shared condvar is not
-//!   robust), on the monotonic clock;
-//! - named and unnamed `Semaphore`s.
+//! [`Mutex<T>`](Mutex): a pthread mutex that is process-shared and **robust**: when a process
+//! dies holding it, the kernel hands it to the next locker with
+//! [`LockError::OwnerDied`], whose [`Recovery`] guard must either
+//! [`make_consistent`](Recovery::make_consistent) after repairing the data, or be dropped,
+//! after which every locker gets [`LockError::NotRecoverable`] instead of a deadlock.
+//! Timeouts use the monotonic clock (`pthread_mutex_clocklock`). Placed standalone
+//! ([`Mutex::create`] / [`Mutex::open`], a named segment of its own, its type and layout
+//! checked through the segment's header) or inside your segment ([`Mutex::in_segment`],
+//! initialized exactly once even when processes race).
+//!
+//! Status: the mutex is done; the condvar (on a futex sequence word of its own, since
+//! glibc's process-shared condvar is not robust) and semaphores are to come (issue 6).
+//!
+//! # Example
+//!
+//! ```
+//! use ipcraft_sync::{LockError, Mutex};
+//!
+//! let name = format!("/ipcraft-doc-sync-{}", std::process::id());
+//! let counter = Mutex::create(&name, 0u64)?;
+//! // In another process: let counter = Mutex::<u64>::open(&name)?;
+//! match counter.lock() {
+//!     Ok(guard) => guard.update(|n| *n += 1),
+//!     Err(LockError::OwnerDied(recovery)) => {
+//!         // A process died mid-update: repair, then mark consistent.
+//!         recovery.set(&0);
+//!         recovery.make_consistent()?.update(|n| *n += 1);
+//!     }
+//!     Err(e) => panic!("{e}"),
+//! }
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Safety model
+//!
+//! The protected value is read and written by copy under the lock ([`MutexGuard::get`],
+//! [`MutexGuard::set`]); no reference into shared memory is handed out. The guard borrows the
+//! mutex, which owns or borrows the mapping, so the memory cannot be unmapped while the lock
+//! is held. `unsafe` is confined to `src/sys.rs`, thin calls into glibc on the mutex bytes.
+//! Trust: glibc keeps robust-list pointers inside the mutex, so share a mutex only with
+//! processes you trust not to scribble over it.
+//!
+//! # Platform support
+//!
+//! Linux with glibc 2.30 or later (`pthread_mutex_clocklock`).
+
+mod error;
+mod mutex;
+mod sys;
+
+pub use error::{Error, Result};
+pub use mutex::{DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, Plain, Recovery, footprint};

@@ -1,0 +1,82 @@
+//! The error types of `ipcraft-sync`.
+
+use ipcraft_core::SysError;
+use std::fmt;
+use std::io;
+
+/// What went wrong creating, opening or placing a synchronization object.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum Error {
+    /// The shared memory underneath failed (bad name, not found, too small, foreign...).
+    Shm(ipcraft_shm::Error),
+    /// A pthread call failed.
+    Sys(SysError),
+    /// The place holds another type or layout than the one asked for.
+    WrongLayout {
+        /// What the place says it holds.
+        found: u32,
+        /// What was asked for.
+        expected: u32,
+    },
+    /// Another process is initializing the object in place and did not finish in time (it
+    /// may have died mid-way).
+    NotReady,
+    /// An in-place object at an offset that is not a multiple of 64 (the cache line every
+    /// ipcraft object starts on).
+    Misaligned {
+        /// The offset asked for.
+        offset: usize,
+    },
+}
+
+/// `Result` with this crate's [`Error`].
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Shm(e) => e.fmt(f),
+            Self::Sys(e) => e.fmt(f),
+            Self::WrongLayout { found, expected } => write!(
+                f,
+                "the place holds an object of layout {found:#010x}, not the {expected:#010x} \
+                 asked for (another type, or another version)"
+            ),
+            Self::NotReady => f.write_str(
+                "the object was not initialized in time by the process placing it (it may have \
+                 died mid-way)",
+            ),
+            Self::Misaligned { offset } => write!(
+                f,
+                "offset {offset} is not a multiple of 64: place objects on cache-line boundaries"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for Error {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Shm(e) => Some(e),
+            Self::Sys(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<ipcraft_shm::Error> for Error {
+    fn from(e: ipcraft_shm::Error) -> Self {
+        Self::Shm(e)
+    }
+}
+
+impl From<Error> for io::Error {
+    fn from(e: Error) -> Self {
+        match e {
+            Error::Shm(e) => e.into(),
+            Error::Sys(e) => e.into(),
+            other => io::Error::new(io::ErrorKind::InvalidData, other),
+        }
+    }
+}

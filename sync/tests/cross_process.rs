@@ -1,0 +1,273 @@
+//! The robust mutex across real processes, killed at the worst moments.
+//!
+//! Children are this test binary re-run with `--exact child_role` and a role in the
+//! environment; they report on stdout with marker lines.
+
+use ipcraft_shm::{Segment, unlink};
+use ipcraft_sync::{Error, LockError, Mutex};
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex as StdMutex;
+use std::time::{Duration, Instant};
+
+const ROLE_ENV: &str = "IPCRAFT_SYNC_TEST_ROLE";
+const ARG_ENV: &str = "IPCRAFT_SYNC_TEST_ARG";
+const PER_PROCESS: u64 = 500_000;
+
+fn spawn_role(role: &str, arg: &str) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_role",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_ENV, role)
+        .env(ARG_ENV, arg)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// A unique segment name, unlinked on drop.
+struct Name(String);
+
+impl Name {
+    fn new(tag: &str) -> Self {
+        static N: StdMutex<usize> = StdMutex::new(0);
+        let n = {
+            let mut n = N.lock().unwrap();
+            *n += 1;
+            *n
+        };
+        Self(format!(
+            "/ipcraft-sync-test-{}-{n}-{tag}",
+            std::process::id()
+        ))
+    }
+}
+
+impl Drop for Name {
+    fn drop(&mut self) {
+        let _ = unlink(&self.0);
+    }
+}
+
+fn wait_for(child: &mut Child, marker: &str) {
+    let out = child.stdout.as_mut().unwrap();
+    let mut reader = BufReader::new(out);
+    loop {
+        let mut line = String::new();
+        assert!(
+            reader.read_line(&mut line).unwrap() > 0,
+            "child ended before {marker}"
+        );
+        if line.trim_end() == marker {
+            return;
+        }
+    }
+}
+
+fn finish(mut child: Child) {
+    let status = child.wait().unwrap();
+    assert!(status.success(), "child failed: {status:?}");
+}
+
+fn kill(mut child: Child) {
+    child.kill().unwrap();
+    child.wait().unwrap();
+}
+
+#[test]
+fn child_role() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let arg = std::env::var(ARG_ENV).unwrap_or_default();
+    match role.as_str() {
+        "increment" => {
+            let m = Mutex::<u64>::open(&arg).unwrap();
+            increment(&m, PER_PROCESS);
+        }
+        "hold" => {
+            let m = Mutex::<u64>::open(&arg).unwrap();
+            let g = m.lock().unwrap();
+            g.set(&999); // a half-done update
+            println!("HOLDING");
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        "hammer" => {
+            let m = Mutex::<u64>::open(&arg).unwrap();
+            println!("STARTED");
+            loop {
+                match m.lock() {
+                    Ok(g) => g.update(|n| *n += 1),
+                    Err(LockError::OwnerDied(r)) => {
+                        r.make_consistent().unwrap();
+                    }
+                    Err(e) => panic!("{e}"),
+                }
+            }
+        }
+        "place" => {
+            let seg = Segment::open(&arg).unwrap();
+            let m = Mutex::in_segment(&seg, 64, 7u64).unwrap();
+            increment(&m, 1000);
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn increment<S: std::borrow::Borrow<Segment>>(m: &Mutex<u64, S>, times: u64) {
+    for _ in 0..times {
+        m.lock().unwrap().update(|n| *n += 1);
+    }
+}
+
+#[test]
+fn two_processes_increment_a_million_times_exactly() {
+    let name = Name::new("million");
+    let m = Mutex::create(&name.0, 0u64).unwrap();
+    let child = spawn_role("increment", &name.0);
+    increment(&m, PER_PROCESS);
+    finish(child);
+    assert_eq!(m.lock().unwrap().get(), 2 * PER_PROCESS);
+}
+
+#[test]
+fn owner_killed_holding_the_lock_is_owner_died_then_recovered() {
+    let name = Name::new("died");
+    let m = Mutex::create(&name.0, 1u64).unwrap();
+    let mut child = spawn_role("hold", &name.0);
+    wait_for(&mut child, "HOLDING");
+    // Held by a live process: a timed lock times out, not before its timeout.
+    let start = Instant::now();
+    assert!(matches!(
+        m.lock_timeout(Duration::from_millis(100)),
+        Err(LockError::TimedOut)
+    ));
+    assert!(start.elapsed() >= Duration::from_millis(100));
+    assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)));
+    kill(child);
+    match m.lock() {
+        Err(LockError::OwnerDied(recovery)) => {
+            assert_eq!(recovery.get(), 999, "sees the half-done update");
+            recovery.set(&1);
+            let g = recovery.make_consistent().unwrap();
+            g.update(|n| *n += 1);
+        }
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert_eq!(m.lock().unwrap().get(), 2, "usable again after recovery");
+}
+
+#[test]
+fn a_recovery_dropped_without_repair_makes_the_mutex_not_recoverable_never_hung() {
+    let name = Name::new("unrecoverable");
+    let m = Mutex::create(&name.0, 0u64).unwrap();
+    let mut child = spawn_role("hold", &name.0);
+    wait_for(&mut child, "HOLDING");
+    kill(child);
+    match m.lock() {
+        Err(LockError::OwnerDied(recovery)) => drop(recovery),
+        other => panic!("expected OwnerDied, got {other:?}"),
+    }
+    assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
+    for _ in 0..3 {
+        assert!(matches!(m.try_lock(), Err(LockError::NotRecoverable)));
+    }
+    let start = Instant::now();
+    let r = m.lock_timeout(Duration::from_secs(10));
+    assert!(
+        matches!(r, Err(LockError::NotRecoverable)),
+        "{r:?} after {:?}",
+        start.elapsed()
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(5),
+        "reported, not waited out"
+    );
+    // Other processes see the same.
+    let other = Mutex::<u64>::open(&name.0).unwrap();
+    assert!(matches!(other.lock(), Err(LockError::NotRecoverable)));
+}
+
+#[test]
+fn killed_at_random_points_hundreds_of_times_the_survivor_never_hangs() {
+    let name = Name::new("random");
+    let m = Mutex::create(&name.0, 0u64).unwrap();
+    let mut state = 0x9e37_79b9_u32;
+    let (mut died, mut clean) = (0, 0);
+    for _ in 0..200 {
+        let mut child = spawn_role("hammer", &name.0);
+        wait_for(&mut child, "STARTED");
+        state ^= state << 13;
+        state ^= state >> 17;
+        state ^= state << 5;
+        std::thread::sleep(Duration::from_micros(u64::from(state % 3000)));
+        kill(child);
+        match m.lock_timeout(Duration::from_secs(10)) {
+            Ok(_) => clean += 1,
+            Err(LockError::OwnerDied(r)) => {
+                died += 1;
+                r.make_consistent().unwrap();
+            }
+            Err(e) => panic!("after a kill: {e}"),
+        }
+    }
+    println!("200 kills: {died} left the lock held (OwnerDied, recovered), {clean} did not");
+    assert_eq!(died + clean, 200);
+    assert!(m.lock().unwrap().get() > 0);
+}
+
+#[test]
+fn placed_in_a_segment_by_eight_racing_processes_it_is_initialized_once() {
+    let name = Name::new("place");
+    let seg = Segment::create(&name.0, 4096).unwrap();
+    let children: Vec<Child> = (0..8).map(|_| spawn_role("place", &name.0)).collect();
+    for c in children {
+        finish(c);
+    }
+    let m = Mutex::in_segment(&seg, 64, 0u64).unwrap();
+    assert_eq!(
+        m.lock().unwrap().get(),
+        7 + 8 * 1000,
+        "one initialization, every increment"
+    );
+}
+
+#[test]
+fn bad_input_gets_typed_errors() {
+    let name = Name::new("bad");
+    let _m = Mutex::create(&name.0, 0u32).unwrap();
+    match Mutex::<u64>::open(&name.0) {
+        Err(Error::Shm(ipcraft_shm::Error::WrongTag { .. })) => {}
+        other => panic!("{other:?}"),
+    }
+    assert!(matches!(
+        Mutex::create(&name.0, 0u32),
+        Err(Error::Shm(ipcraft_shm::Error::AlreadyExists { .. }))
+    ));
+    assert!(matches!(
+        Mutex::<u32>::open("no-slash"),
+        Err(Error::Shm(ipcraft_shm::Error::Name(_)))
+    ));
+
+    let seg = Segment::anonymous(128).unwrap();
+    assert!(matches!(
+        Mutex::in_segment(&seg, 32, 0u64),
+        Err(Error::Misaligned { offset: 32 })
+    ));
+    assert!(matches!(
+        Mutex::in_segment(&seg, 128, 0u64),
+        Err(Error::Shm(ipcraft_shm::Error::OutOfBounds { .. }))
+    ));
+    let _a = Mutex::in_segment(&seg, 0, 5u64).unwrap();
+    match Mutex::in_segment(&seg, 0, [0u8; 16]) {
+        Err(e @ Error::WrongLayout { .. }) => assert!(e.to_string().contains("another type")),
+        other => panic!("{other:?}"),
+    }
+}
