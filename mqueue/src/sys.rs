@@ -1,0 +1,53 @@
+//! The one call of this crate that `nix` does not wrap: `mq_timedsend(3)`, used with a
+//! timeout that has always passed, as the non-blocking send behind
+//! [`MessageQueue::try_send`](crate::MessageQueue::try_send).
+//!
+//! Why not `O_NONBLOCK`: the flag belongs to the open file description, so switching it for
+//! one `try_send` would make a blocking `send` on the same handle in another thread fail (or
+//! a `try_send` block), and leaving it on would cost the blocking path an extra `poll(2)` per
+//! wait. A send whose absolute timeout is the epoch (1970-01-01 00:00:00) sends at once when
+//! there is room, and otherwise fails at once with `ETIMEDOUT`, whatever the flag and
+//! whatever the realtime clock says (no clock is ever set before 1970).
+//!
+//! # Invariants this file upholds
+//!
+//! - The descriptor passed to libc is borrowed from a live [`MqdT`] for the whole call, and
+//!   an `MqdT` is only ever made by `mq_open` (so it is an open message queue descriptor,
+//!   which on Linux is the `mqd_t` itself).
+//! - The pointer/length pair passed to libc comes from one Rust slice.
+//! - The timeout points to a local, initialized `timespec` that outlives the call.
+#![allow(unsafe_code)]
+
+use nix::errno::Errno;
+use nix::mqueue::MqdT;
+use std::os::fd::AsRawFd;
+
+/// The epoch: an absolute `CLOCK_REALTIME` timeout that has always passed.
+const ALREADY_PASSED: libc::timespec = libc::timespec {
+    tv_sec: 0,
+    tv_nsec: 0,
+};
+
+/// `mq_timedsend(3)` of `msg` at `priority`, without blocking: `Err(ETIMEDOUT)` when the
+/// queue is full (or `EAGAIN` when the descriptor is non-blocking).
+pub(crate) fn send_now(mqd: &MqdT, msg: &[u8], priority: u32) -> nix::Result<()> {
+    let timeout = ALREADY_PASSED;
+    // SAFETY:
+    // - `mqd.as_raw_fd()` is an open message queue descriptor for the whole call: `MqdT` is
+    //   made only by `mq_open`, and the borrow `mqd` keeps its owner (which closes it only in
+    //   `Drop`) alive until the call returns.
+    // - `msg.as_ptr()` is valid for reads of `msg.len()` bytes: both come from the slice `msg`;
+    //   the kernel only reads through it.
+    // - `&timeout` points to an initialized `timespec` on this stack frame, alive until the
+    //   call returns; the kernel only reads it.
+    let r = unsafe {
+        libc::mq_timedsend(
+            mqd.as_raw_fd(),
+            msg.as_ptr().cast(),
+            msg.len(),
+            priority,
+            &timeout,
+        )
+    };
+    Errno::result(r).map(drop)
+}
