@@ -214,3 +214,74 @@ impl From<Error> for io::Error {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn limit_errors_say_which_limit_its_value_and_how_to_raise_it() {
+        let e = Error::LimitExceeded {
+            name: "/jobs".into(),
+            limit: Limit::MsgMax,
+            value: 10,
+            requested: Some(64),
+        };
+        assert_eq!(
+            e.to_string(),
+            "cannot create message queue \"/jobs\": it asks for 64 messages, above the limit \
+             fs.mqueue.msg_max = 10 messages (the most messages one queue may hold); ask for \
+             fewer messages, or raise the limit as root with `sysctl -w fs.mqueue.msg_max=N` \
+             (up to 65536; a process with CAP_SYS_RESOURCE is not bound by it)"
+        );
+        assert_eq!(io::Error::from(e).kind(), io::ErrorKind::QuotaExceeded);
+
+        let e = Error::LimitExceeded {
+            name: "/jobs".into(),
+            limit: Limit::RlimitMsgqueue,
+            value: 819_200,
+            requested: None,
+        };
+        let text = e.to_string();
+        assert!(
+            text.contains("the limit RLIMIT_MSGQUEUE = 819200 bytes is reached"),
+            "{text}"
+        );
+        assert!(text.contains("ulimit -q"), "{text}");
+        let text = Error::LimitExceeded {
+            name: "/q".into(),
+            limit: Limit::QueuesMax,
+            value: 256,
+            requested: None,
+        }
+        .to_string();
+        assert!(text.contains("fs.mqueue.queues_max = 256 queues"), "{text}");
+    }
+
+    #[test]
+    fn bad_input_says_what_is_allowed() {
+        assert_eq!(
+            Error::PriorityTooHigh {
+                priority: 40_000,
+                max: 32_768
+            }
+            .to_string(),
+            "message priority 40000 is too high: priorities go from 0 to 32767 (MQ_PRIO_MAX - 1)"
+        );
+        let e = Error::BufferTooSmall {
+            len: 100,
+            needed: 8192,
+        };
+        assert!(e.to_string().contains("use receive_vec"));
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
+        assert_eq!(Error::Full.kind(), io::ErrorKind::WouldBlock);
+        assert_eq!(Error::Empty.kind(), io::ErrorKind::WouldBlock);
+        let sys = Error::sys("mq_open", &"/jobs", Errno::EACCES);
+        assert_eq!(sys.errno(), Some(Errno::EACCES));
+        assert_eq!(
+            sys.to_string(),
+            "mq_open(\"/jobs\") failed: EACCES: Permission denied"
+        );
+        assert_eq!(io::Error::from(sys).kind(), io::ErrorKind::PermissionDenied);
+    }
+}

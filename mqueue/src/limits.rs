@@ -221,3 +221,32 @@ fn process_has_a_free_fd() -> bool {
     // O_CLOEXEC is std's default; the descriptor is closed again at once.
     std::fs::File::open("/").is_ok()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_bytes_follows_the_kernel_formula() {
+        // Checked against the kernel: `ulimit -q 82880` lets a 10 x 8192 queue be created,
+        // `ulimit -q 82879` does not (x86-64, Linux 6).
+        assert_eq!(Limits::queue_bytes(&Attributes::new(10, 8192)), 82_880);
+        assert_eq!(Limits::queue_bytes(&Attributes::new(1, 1)), 97);
+        // Priority tree nodes are capped at MQ_PRIO_MAX.
+        assert_eq!(
+            Limits::queue_bytes(&Attributes::new(40_000, 0)),
+            40_000 * 48 + 32_768 * 48
+        );
+        assert_eq!(
+            Limits::queue_bytes(&Attributes::new(usize::MAX, usize::MAX)),
+            u64::MAX
+        );
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore = "reads /proc")]
+    fn limits_can_be_read() {
+        let l = Limits::read().unwrap();
+        assert!(l.msg_max >= 1 && l.msgsize_max >= 128 && l.queues_max >= 1);
+    }
+}
