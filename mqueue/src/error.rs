@@ -28,6 +28,12 @@ pub enum Error {
         /// The queue's name.
         name: String,
     },
+    /// Another process is registered for notification on this queue (`EBUSY` from
+    /// `mq_notify`); only one may be at a time.
+    NotifyBusy {
+        /// The queue's name.
+        name: String,
+    },
     /// A `try_` send found the queue full; nothing was sent and the caller still has the
     /// message.
     Full,
@@ -96,6 +102,7 @@ impl Error {
         match self {
             Self::Sys(e) => e.kind(),
             Self::Full | Self::Empty => io::ErrorKind::WouldBlock,
+            Self::NotifyBusy { .. } => io::ErrorKind::ResourceBusy,
             Self::TimedOut { .. } => io::ErrorKind::TimedOut,
             Self::AlreadyExists { .. } => io::ErrorKind::AlreadyExists,
             Self::NotFound { .. } => io::ErrorKind::NotFound,
@@ -133,6 +140,11 @@ impl fmt::Display for Error {
                  open_or_create, or remove it with ipcraft_mqueue::unlink"
             ),
             Self::NotFound { name } => write!(f, "message queue {name:?} does not exist"),
+            Self::NotifyBusy { name } => write!(
+                f,
+                "another process is registered for notification on message queue {name:?}; \
+                 only one may be at a time"
+            ),
             Self::Full => f.write_str("the message queue is full; nothing was sent"),
             Self::Empty => f.write_str("the message queue is empty"),
             Self::TimedOut { op } => write!(f, "message queue {op} timed out"),

@@ -81,17 +81,19 @@
 //! `fs.mqueue.queues_max` (256). The limits are read only after the kernel refused, so a
 //! process the kernel lets past them (`CAP_SYS_RESOURCE`) is never refused by ipcraft.
 //!
-//! # Not offered
+//! # Notification
 //!
-//! `mq_notify(3)`: its signal or thread notifications need process-wide signal set-up (or a
-//! C callback on a thread the C library starts) and `unsafe`, and on Linux the queue
-//! descriptor itself is pollable, which covers the same need: poll it, or register it with
-//! epoll or an async runtime and use the `try_` forms.
+//! [`notify_signal`](MessageQueue::notify_signal) registers the process for `mq_notify(3)`'s
+//! one-shot signal when a message arrives in an empty queue, and
+//! [`cancel_notify`](MessageQueue::cancel_notify) removes it. `SIGEV_THREAD` (a C callback on
+//! a thread the C library starts) is not offered. On Linux the queue descriptor itself is
+//! pollable, which usually serves better: poll it, or register it with epoll or an async
+//! runtime and use the `try_` forms.
 //!
 //! # Safety model
 //!
-//! One `unsafe` block, in `src/sys.rs` (`mq_timedsend`, which `nix` does not wrap), with
-//! its invariants; everything else goes through `nix`'s safe wrappers. The queue descriptor
+//! Two `unsafe` blocks, in `src/sys.rs` (`mq_timedsend` and `mq_notify`, which `nix` does
+//! not wrap), with their invariants; everything else goes through `nix`'s safe wrappers. The queue descriptor
 //! (`nix`'s `MqdT`, which does not close itself) is owned by [`MessageQueue`] and closed
 //! exactly once, on drop. Every descriptor is opened `O_CLOEXEC`, so child processes do not
 //! inherit it unless handed one explicitly (see `TryFrom<MessageQueue> for OwnedFd`).
@@ -110,6 +112,8 @@ mod sys;
 pub use error::{Error, Result};
 pub use ipcraft_core::Deadline;
 pub use limits::{HARD_MSG_MAX, HARD_MSGSIZE_MAX, Limit, Limits};
+/// The signal [`MessageQueue::notify_signal`] sends (`nix`'s type).
+pub use nix::sys::signal::Signal;
 pub use queue::{
     Access, Attributes, DEFAULT_MODE, MQ_PRIO_MAX, MessageQueue, QueueOptions, Status, unlink,
 };

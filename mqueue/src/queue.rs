@@ -10,6 +10,7 @@ use nix::mqueue::{
     MQ_OFlag, MqAttr, MqdT, mq_attr_member_t, mq_getattr, mq_open, mq_receive, mq_send,
     mq_timedreceive, mq_unlink,
 };
+use nix::sys::signal::Signal;
 use nix::sys::stat::{Mode, fchmod};
 use nix::sys::time::TimeSpec;
 use std::fmt;
@@ -578,6 +579,50 @@ impl MessageQueue {
             if !self.wait(Interest::Readable, deadline)? {
                 return Err(Error::TimedOut { op: "receive" });
             }
+        }
+    }
+
+    /// Ask the kernel to send `signal` to this process, once, when a message arrives while
+    /// the queue is empty and no process is blocked receiving from it. The registration ends
+    /// when the signal is sent, on [`cancel_notify`](Self::cancel_notify), or when this
+    /// handle is dropped. One process at a time may be registered per queue.
+    ///
+    /// The signal is sent to the process, so any of its threads that does not block it may
+    /// take it; its default action usually ends the process. Install a handler (or block it
+    /// everywhere and read it with `signalfd(2)` or `sigwait`) before registering. Polling
+    /// the descriptor ([`AsFd`]) is usually simpler.
+    ///
+    /// See `mq_notify(3)` (with `SIGEV_SIGNAL`; `SIGEV_THREAD` is not offered).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::NotifyBusy`] when another process is registered; [`Error::Sys`] otherwise.
+    #[doc(alias = "mq_notify")]
+    pub fn notify_signal(&self, signal: Signal) -> Result<()> {
+        self.notify(Some(signal))
+    }
+
+    /// Remove this process's notification registration, if it has one on this queue.
+    ///
+    /// Removing another process's registration is not possible; then this does nothing.
+    ///
+    /// See `mq_notify(3)` (with a null `sevp`).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when `mq_notify` fails.
+    #[doc(alias = "mq_notify")]
+    pub fn cancel_notify(&self) -> Result<()> {
+        self.notify(None)
+    }
+
+    fn notify(&self, signal: Option<Signal>) -> Result<()> {
+        match sys::notify(&self.mqd, signal) {
+            Ok(()) => Ok(()),
+            Err(Errno::EBUSY) => Err(Error::NotifyBusy {
+                name: self.name.as_str().to_owned(),
+            }),
+            Err(e) => Err(self.sys("mq_notify", e)),
         }
     }
 

@@ -1,6 +1,10 @@
-//! The one call of this crate that `nix` does not wrap: `mq_timedsend(3)`, used with a
-//! timeout that has always passed, as the non-blocking send behind
-//! [`MessageQueue::try_send`](crate::MessageQueue::try_send).
+//! The two calls of this crate that `nix` does not wrap:
+//!
+//! - `mq_timedsend(3)`, used with a timeout that has always passed, as the non-blocking send
+//!   behind [`MessageQueue::try_send`](crate::MessageQueue::try_send);
+//! - `mq_notify(3)`, behind [`MessageQueue::notify_signal`](crate::MessageQueue::notify_signal)
+//!   and [`MessageQueue::cancel_notify`](crate::MessageQueue::cancel_notify), only ever with
+//!   `SIGEV_SIGNAL` or a null pointer.
 //!
 //! Why not `O_NONBLOCK`: the flag belongs to the open file description, so switching it for
 //! one `try_send` would make a blocking `send` on the same handle in another thread fail (or
@@ -16,10 +20,15 @@
 //!   which on Linux is the `mqd_t` itself).
 //! - The pointer/length pair passed to libc comes from one Rust slice.
 //! - The timeout points to a local, initialized `timespec` that outlives the call.
+//! - The `sigevent` passed to `mq_notify` is null or a local, initialized copy made by
+//!   `nix`'s `SigEvent::new(SigevNotify::SigevSignal { .. })`, which outlives the call. It is
+//!   never `SIGEV_THREAD`, the one kind for which glibc reads the function and attribute
+//!   pointers in it (and starts a thread).
 #![allow(unsafe_code)]
 
 use nix::errno::Errno;
 use nix::mqueue::MqdT;
+use nix::sys::signal::{SigEvent, SigevNotify, Signal};
 use std::os::fd::AsRawFd;
 
 /// The epoch: an absolute `CLOCK_REALTIME` timeout that has always passed.
@@ -49,5 +58,30 @@ pub(crate) fn send_now(mqd: &MqdT, msg: &[u8], priority: u32) -> nix::Result<()>
             &timeout,
         )
     };
+    Errno::result(r).map(drop)
+}
+
+/// `mq_notify(3)`: register this process to receive `signal` (`Some`), or remove its
+/// registration (`None`).
+pub(crate) fn notify(mqd: &MqdT, signal: Option<Signal>) -> nix::Result<()> {
+    let event = signal.map(|signal| {
+        SigEvent::new(SigevNotify::SigevSignal {
+            signal,
+            si_value: 0,
+        })
+        .sigevent()
+    });
+    let ptr = event
+        .as_ref()
+        .map_or(std::ptr::null(), |e| e as *const libc::sigevent);
+    // SAFETY:
+    // - `mqd.as_raw_fd()` is an open message queue descriptor for the whole call, as in
+    //   `send_now`.
+    // - `ptr` is null (remove the registration, which `mq_notify` allows) or points to
+    //   `event`, an initialized `sigevent` on this stack frame, alive until the call returns;
+    //   the kernel copies it and keeps no pointer.
+    // - `event` is `SIGEV_SIGNAL` (built just above), so glibc passes it to the kernel as is
+    //   and reads no function or attribute pointer in it (only `SIGEV_THREAD` does).
+    let r = unsafe { libc::mq_notify(mqd.as_raw_fd(), ptr) };
     Errno::result(r).map(drop)
 }

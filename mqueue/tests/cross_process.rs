@@ -191,6 +191,7 @@ fn child_role() {
         "send-one-later" => send_one_later_role(&arg),
         "rlimit" => rlimit_role(&arg),
         "umask" => umask_role(&arg),
+        "notify" => notify_role(&arg),
         other => panic!("unknown role {other}"),
     }
 }
@@ -325,6 +326,25 @@ fn umask_role(arg: &str) {
     let q2 = MessageQueue::create(b, Attributes::new(1, 8)).unwrap();
     let mode = |q: &MessageQueue| fstat(q.as_fd()).unwrap().st_mode & 0o7777;
     say(&format!("MODES {:o} {:o}", mode(&q1), mode(&q2)));
+}
+
+/// Register for SIGUSR1 (whose default action ends the process), say `REGISTERED`; on `CANCEL`
+/// cancel and say `CANCELLED`; then wait to be killed by the signal, or for `EXIT`.
+fn notify_role(name: &str) {
+    let q = MessageQueue::open(name, Access::ReadOnly).unwrap();
+    q.notify_signal(ipcraft_mqueue::Signal::SIGUSR1).unwrap();
+    say("REGISTERED");
+    loop {
+        match read_command().as_str() {
+            "CANCEL" => {
+                q.cancel_notify().unwrap();
+                say("CANCELLED");
+            }
+            "EXIT" => return,
+            "" => std::thread::sleep(Duration::from_secs(60)), // stdin closed: wait for the signal
+            other => panic!("unknown command {other}"),
+        }
+    }
 }
 
 // ---------------------------------------------------------------------------------------
@@ -813,6 +833,60 @@ fn the_creator_owns_the_name_an_opener_never_unlinks() {
 
 fn libc_fd_cloexec() -> i32 {
     nix::fcntl::FdFlag::FD_CLOEXEC.bits()
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn mq_notify_signals_the_registered_process_once() {
+    use ipcraft_mqueue::Signal;
+    use std::os::unix::process::ExitStatusExt;
+    let _g = shared();
+    let name = QName::new("notify");
+    // Never registered here while the queue is empty: the signal would end the test process.
+    let q = MessageQueue::create(&name, Attributes::new(2, 8)).unwrap();
+
+    // A registered child: nobody else may register; a message on the empty queue signals it.
+    let mut child = Reaper::spawn("notify", &name);
+    let mut out = child.stdout();
+    assert_eq!(next_marked(&mut out, "REGISTERED").as_deref(), Some(""));
+    let e = q.notify_signal(Signal::SIGUSR1).unwrap_err();
+    assert!(matches!(e, Error::NotifyBusy { .. }), "{e:?}");
+    assert!(e.to_string().contains("only one may be at a time"), "{e}");
+    q.cancel_notify().unwrap(); // not ours to cancel: does nothing
+    q.send(b"ping", 0).unwrap();
+    let status = child.0.wait().unwrap();
+    assert_eq!(status.signal(), Some(Signal::SIGUSR1 as i32), "{status:?}");
+    assert_eq!(q.status().unwrap().current_messages, 1, "the message stays");
+
+    // A child that cancels: the queue is free for another registration at once.
+    let mut child = Reaper::spawn("notify", &name);
+    let mut out = child.stdout();
+    assert_eq!(next_marked(&mut out, "REGISTERED").as_deref(), Some(""));
+    child.tell("CANCEL");
+    assert_eq!(next_marked(&mut out, "CANCELLED").as_deref(), Some(""));
+    // The queue is not empty, so registering here cannot raise the signal; cancel at once.
+    q.notify_signal(Signal::SIGUSR1).unwrap();
+    q.cancel_notify().unwrap();
+    child.tell("EXIT");
+    child.wait_ok("cancelling child");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "syscalls")]
+fn the_descriptor_is_pollable() {
+    use ipcraft_core::{Deadline, Interest, wait_fd};
+    let _g = shared();
+    let name = QName::new("poll");
+    let q = MessageQueue::create(&name, Attributes::new(1, 8)).unwrap();
+    let soon = || Deadline::after(Duration::from_millis(20));
+    assert!(!wait_fd(&q, Interest::Readable, soon()).unwrap(), "empty");
+    assert!(wait_fd(&q, Interest::Writable, soon()).unwrap(), "room");
+    q.send(b"x", 0).unwrap();
+    assert!(
+        wait_fd(&q, Interest::Readable, soon()).unwrap(),
+        "a message"
+    );
+    assert!(!wait_fd(&q, Interest::Writable, soon()).unwrap(), "full");
 }
 
 // ---------------------------------------------------------------------------------------
