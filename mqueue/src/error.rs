@@ -34,6 +34,12 @@ pub enum Error {
         /// The queue's name.
         name: String,
     },
+    /// A descriptor to adopt as a queue (`TryFrom<OwnedFd>`) is not a message queue
+    /// descriptor; it is handed back.
+    NotAQueue {
+        /// The descriptor, unchanged.
+        fd: std::os::fd::OwnedFd,
+    },
     /// A `try_` send found the queue full; nothing was sent and the caller still has the
     /// message.
     Full,
@@ -112,7 +118,8 @@ impl Error {
             | Self::PriorityTooHigh { .. }
             | Self::BufferTooSmall { .. }
             | Self::InvalidAttributes { .. }
-            | Self::InvalidMode { .. } => io::ErrorKind::InvalidInput,
+            | Self::InvalidMode { .. }
+            | Self::NotAQueue { .. } => io::ErrorKind::InvalidInput,
         }
     }
 
@@ -144,6 +151,12 @@ impl fmt::Display for Error {
                 f,
                 "another process is registered for notification on message queue {name:?}; \
                  only one may be at a time"
+            ),
+            Self::NotAQueue { fd } => write!(
+                f,
+                "descriptor {} is not a message queue (its file is not on the mqueue file \
+                 system)",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
             ),
             Self::Full => f.write_str("the message queue is full; nothing was sent"),
             Self::Empty => f.write_str("the message queue is empty"),

@@ -8,7 +8,9 @@
 //!   umask), [`open`](MessageQueue::open) read-only, write-only or both,
 //!   [`open_or_create`](MessageQueue::open_or_create); closed on drop, and the creator
 //!   unlinks the name on drop unless it calls [`persist`](MessageQueue::persist).
-//!   [`unlink`] removes a queue by name.
+//!   [`unlink`] removes a queue by name. `TryFrom<OwnedFd>` adopts an inherited or received
+//!   queue descriptor (checked to be one), and `TryFrom<MessageQueue> for OwnedFd` hands one
+//!   over.
 //! - [`send`](MessageQueue::send) / [`receive`](MessageQueue::receive) (or
 //!   [`receive_vec`](MessageQueue::receive_vec), sized from the queue's attributes); `try_`
 //!   forms that return [`Error::Full`] / [`Error::Empty`]; timeout and [`Deadline`] forms.
@@ -92,11 +94,14 @@
 //!
 //! # Safety model
 //!
-//! Two `unsafe` blocks, in `src/sys.rs` (`mq_timedsend` and `mq_notify`, which `nix` does
-//! not wrap), with their invariants; everything else goes through `nix`'s safe wrappers. The queue descriptor
-//! (`nix`'s `MqdT`, which does not close itself) is owned by [`MessageQueue`] and closed
-//! exactly once, on drop. Every descriptor is opened `O_CLOEXEC`, so child processes do not
-//! inherit it unless handed one explicitly (see `TryFrom<MessageQueue> for OwnedFd`).
+//! Three `unsafe` blocks, all in `src/sys.rs`, with their invariants: `mq_timedsend` and
+//! `mq_notify`, which `nix` does not wrap, and the adoption of a descriptor as `nix`'s
+//! `MqdT` (`TryFrom<OwnedFd>`), only after `fstatfs` says it is on the mqueue file system.
+//! Everything else goes through `nix`'s safe wrappers. The queue descriptor (`nix`'s `MqdT`,
+//! which does not close itself) is owned by [`MessageQueue`] and closed exactly once, on
+//! drop. Every descriptor is opened `O_CLOEXEC`, so child processes do not inherit it unless
+//! handed one explicitly (see `TryFrom<MessageQueue> for OwnedFd`). `send` and `receive` take
+//! `&self`: one handle may be shared by several threads (the kernel orders their calls).
 //!
 //! # Platform support
 //!

@@ -4,7 +4,7 @@
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::sys;
-use ipcraft_core::{Deadline, Interest, PosixName, wait_fd};
+use ipcraft_core::{Deadline, Interest, PosixName, SysError, wait_fd};
 use nix::errno::Errno;
 use nix::mqueue::{
     MQ_OFlag, MqAttr, MqdT, mq_attr_member_t, mq_getattr, mq_open, mq_receive, mq_send,
@@ -257,7 +257,7 @@ impl QueueOptions {
         // The queue is ours from here on: dropping `q` unlinks it if the mode cannot be set.
         let q = MessageQueue {
             mqd,
-            name: name.clone(),
+            name: Some(name.clone()),
             attrs,
             access: self.access,
             owns_name: true,
@@ -280,7 +280,7 @@ impl QueueOptions {
         Ok(match mq_getattr(&mqd) {
             Ok(a) => Ok(MessageQueue {
                 mqd,
-                name: name.clone(),
+                name: Some(name.clone()),
                 attrs: Attributes::from_mq_attr(&a),
                 access: self.access,
                 owns_name: false,
@@ -330,7 +330,8 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 #[doc(alias = "mqd_t")]
 pub struct MessageQueue {
     mqd: MqdT,
-    name: PosixName,
+    /// `None` for a queue adopted from a descriptor (`TryFrom<OwnedFd>`).
+    name: Option<PosixName>,
     attrs: Attributes,
     access: Access,
     owns_name: bool,
@@ -380,9 +381,10 @@ impl MessageQueue {
             .open_or_create(name, attrs)
     }
 
-    /// The queue's name.
-    pub fn name(&self) -> &str {
-        self.name.as_str()
+    /// The queue's name; `None` for a queue adopted from a descriptor
+    /// ([`TryFrom<OwnedFd>`](#impl-TryFrom%3COwnedFd%3E-for-MessageQueue)), which knows none.
+    pub fn name(&self) -> Option<&str> {
+        self.name.as_ref().map(PosixName::as_str)
     }
 
     /// The queue's attributes (fixed at creation, so read once when the handle was made).
@@ -619,9 +621,7 @@ impl MessageQueue {
     fn notify(&self, signal: Option<Signal>) -> Result<()> {
         match sys::notify(&self.mqd, signal) {
             Ok(()) => Ok(()),
-            Err(Errno::EBUSY) => Err(Error::NotifyBusy {
-                name: self.name.as_str().to_owned(),
-            }),
+            Err(Errno::EBUSY) => Err(Error::NotifyBusy { name: self.label() }),
             Err(e) => Err(self.sys("mq_notify", e)),
         }
     }
@@ -690,7 +690,15 @@ impl MessageQueue {
     }
 
     fn sys(&self, op: &'static str, errno: Errno) -> Error {
-        Error::sys(op, &self.name, errno)
+        Error::sys(op, &self.label(), errno)
+    }
+
+    /// The name, or `fd N` for a queue without one, for messages.
+    fn label(&self) -> String {
+        match &self.name {
+            Some(name) => name.as_str().to_owned(),
+            None => format!("fd {}", self.mqd.as_raw_fd()),
+        }
     }
 }
 
@@ -730,8 +738,8 @@ pub fn unlink(name: &str) -> Result<()> {
 
 impl Drop for MessageQueue {
     fn drop(&mut self) {
-        if self.owns_name {
-            let _ = mq_unlink(self.name.as_c_str());
+        if let (true, Some(name)) = (self.owns_name, &self.name) {
+            let _ = mq_unlink(name.as_c_str());
         }
         // `MqdT` has no `Drop`; this handle owns the descriptor and closes it exactly once.
         let _ = nix::unistd::close(self.mqd.as_raw_fd());
@@ -741,7 +749,7 @@ impl Drop for MessageQueue {
 impl fmt::Debug for MessageQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageQueue")
-            .field("name", &self.name.as_str())
+            .field("name", &self.name())
             .field("fd", &self.mqd.as_raw_fd())
             .field("attributes", &self.attrs)
             .field("access", &self.access)
@@ -768,9 +776,6 @@ impl AsRawFd for MessageQueue {
 /// usual: if it owns the name, the name is unlinked (call
 /// [`persist`](MessageQueue::persist) first to keep it); the returned descriptor keeps the
 /// queue alive either way.
-///
-/// There is no conversion the other way: an arbitrary `OwnedFd` cannot be made into `nix`'s
-/// queue descriptor without `unsafe`; open the queue by name instead.
 impl TryFrom<MessageQueue> for OwnedFd {
     type Error = Error;
 
@@ -778,6 +783,51 @@ impl TryFrom<MessageQueue> for OwnedFd {
         q.as_fd().try_clone_to_owned().map_err(|e| {
             let errno = Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32));
             q.sys("fcntl(F_DUPFD_CLOEXEC)", errno)
+        })
+    }
+}
+
+/// Adopt a message queue descriptor (inherited from a parent, received over a Unix socket, or
+/// from [`TryFrom<MessageQueue> for OwnedFd`](#impl-TryFrom%3CMessageQueue%3E-for-OwnedFd)).
+/// The descriptor is checked to be a queue (its file system is the mqueue file system) before
+/// it is used; the handle has no name ([`MessageQueue::name`] is `None`) and never unlinks
+/// one. Its access is read from the descriptor's flags.
+///
+/// # Errors
+///
+/// [`Error::NotAQueue`] (with the descriptor handed back) when `fd` is not a message queue
+/// descriptor; [`Error::Sys`] when `fstatfs`, `fcntl` or `mq_getattr` fails.
+impl TryFrom<OwnedFd> for MessageQueue {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let access = match nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFL) {
+            Ok(flags) => {
+                match nix::fcntl::OFlag::from_bits_truncate(flags) & nix::fcntl::OFlag::O_ACCMODE {
+                    nix::fcntl::OFlag::O_RDONLY => Access::ReadOnly,
+                    nix::fcntl::OFlag::O_WRONLY => Access::WriteOnly,
+                    _ => Access::ReadWrite,
+                }
+            }
+            Err(e) => return Err(Error::Sys(SysError::new("fcntl(F_GETFL)", e))),
+        };
+        let mqd = sys::adopt(fd).map_err(|r| match r {
+            Ok(fd) => Error::NotAQueue { fd },
+            Err(e) => Error::Sys(SysError::new("fstatfs", e)),
+        })?;
+        let attrs = match mq_getattr(&mqd) {
+            Ok(a) => Attributes::from_mq_attr(&a),
+            Err(e) => {
+                let _ = nix::unistd::close(mqd);
+                return Err(Error::Sys(SysError::new("mq_getattr", e)));
+            }
+        };
+        Ok(Self {
+            mqd,
+            name: None,
+            attrs,
+            access,
+            owns_name: false,
         })
     }
 }

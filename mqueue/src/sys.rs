@@ -1,10 +1,12 @@
-//! The two calls of this crate that `nix` does not wrap:
+//! The two calls of this crate that `nix` does not wrap, and the adoption of a descriptor:
 //!
 //! - `mq_timedsend(3)`, used with a timeout that has always passed, as the non-blocking send
 //!   behind [`MessageQueue::try_send`](crate::MessageQueue::try_send);
 //! - `mq_notify(3)`, behind [`MessageQueue::notify_signal`](crate::MessageQueue::notify_signal)
 //!   and [`MessageQueue::cancel_notify`](crate::MessageQueue::cancel_notify), only ever with
-//!   `SIGEV_SIGNAL` or a null pointer.
+//!   `SIGEV_SIGNAL` or a null pointer;
+//! - [`adopt`]: an [`OwnedFd`] made into `nix`'s [`MqdT`] (which only `unsafe` can make from
+//!   a descriptor), after checking that it is a message queue descriptor.
 //!
 //! Why not `O_NONBLOCK`: the flag belongs to the open file description, so switching it for
 //! one `try_send` would make a blocking `send` on the same handle in another thread fail (or
@@ -16,8 +18,9 @@
 //! # Invariants this file upholds
 //!
 //! - The descriptor passed to libc is borrowed from a live [`MqdT`] for the whole call, and
-//!   an `MqdT` is only ever made by `mq_open` (so it is an open message queue descriptor,
-//!   which on Linux is the `mqd_t` itself).
+//!   an `MqdT` is only ever made by `mq_open` or by [`adopt`] from an open descriptor whose
+//!   file system is the mqueue file system (so it is an open message queue descriptor, which
+//!   on Linux is the `mqd_t` itself).
 //! - The pointer/length pair passed to libc comes from one Rust slice.
 //! - The timeout points to a local, initialized `timespec` that outlives the call.
 //! - The `sigevent` passed to `mq_notify` is null or a local, initialized copy made by
@@ -29,7 +32,11 @@
 use nix::errno::Errno;
 use nix::mqueue::MqdT;
 use nix::sys::signal::{SigEvent, SigevNotify, Signal};
-use std::os::fd::AsRawFd;
+use nix::sys::statfs::{FsType, fstatfs};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd};
+
+/// `MQUEUE_MAGIC` from `<linux/magic.h>`: the `f_type` of the mqueue file system.
+const MQUEUE_MAGIC: FsType = FsType(0x1980_0202);
 
 /// The epoch: an absolute `CLOCK_REALTIME` timeout that has always passed.
 const ALREADY_PASSED: libc::timespec = libc::timespec {
@@ -84,4 +91,22 @@ pub(crate) fn notify(mqd: &MqdT, signal: Option<Signal>) -> nix::Result<()> {
     //   and reads no function or attribute pointer in it (only `SIGEV_THREAD` does).
     let r = unsafe { libc::mq_notify(mqd.as_raw_fd(), ptr) };
     Errno::result(r).map(drop)
+}
+
+/// `fd` as an [`MqdT`] if it is a message queue descriptor; `Err(Ok(fd))` (the descriptor
+/// handed back) if it is not, `Err(Err(errno))` if `fstatfs(2)` failed (`fd` is closed).
+pub(crate) fn adopt(fd: OwnedFd) -> Result<MqdT, Result<OwnedFd, Errno>> {
+    match fstatfs(&fd) {
+        Ok(st) if st.filesystem_type() == MQUEUE_MAGIC => {}
+        Ok(_) => return Err(Ok(fd)),
+        Err(e) => return Err(Err(e)),
+    }
+    let raw = fd.into_raw_fd();
+    // SAFETY: `MqdT::from_raw_fd` requires a valid, open message queue descriptor:
+    // - open and owned: `raw` comes from `into_raw_fd` of an `OwnedFd`, so nothing else
+    //   owns or closes it; the `MqdT` takes over that ownership (the caller closes it once).
+    // - a message queue: its file lives on the mqueue file system (checked just above, on
+    //   this very descriptor), and on Linux an open file of that file system is a queue
+    //   descriptor (`mq_open` returns exactly such files).
+    Ok(unsafe { MqdT::from_raw_fd(raw) })
 }

@@ -192,6 +192,7 @@ fn child_role() {
         "rlimit" => rlimit_role(&arg),
         "umask" => umask_role(&arg),
         "notify" => notify_role(&arg),
+        "adopt-stdin" => adopt_stdin_role(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -344,6 +345,22 @@ fn notify_role(name: &str) {
             "" => std::thread::sleep(Duration::from_secs(60)), // stdin closed: wait for the signal
             other => panic!("unknown command {other}"),
         }
+    }
+}
+
+/// Adopt stdin as a queue (no name), receive two messages and report them with the access.
+fn adopt_stdin_role() {
+    let fd = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
+    let q = MessageQueue::try_from(fd).unwrap();
+    assert_eq!(q.name(), None);
+    assert!(!q.owns_name());
+    for _ in 0..2 {
+        let (msg, priority) = q.receive_vec().unwrap();
+        say(&format!(
+            "ADOPTED {:?} {} {priority}",
+            q.access(),
+            String::from_utf8(msg).unwrap()
+        ));
     }
 }
 
@@ -869,6 +886,53 @@ fn mq_notify_signals_the_registered_process_once() {
     q.cancel_notify().unwrap();
     child.tell("EXIT");
     child.wait_ok("cancelling child");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn a_queue_descriptor_passed_to_a_child_is_adopted_without_a_name() {
+    use std::os::fd::OwnedFd;
+    let _g = shared();
+    let name = QName::new("adopt");
+    let q = MessageQueue::create(&name, Attributes::new(4, 16)).unwrap();
+    let reader = MessageQueue::open(&name, Access::ReadOnly).unwrap();
+    // Both queued before the child starts, so that it must take them by priority.
+    q.send(b"low", 1).unwrap();
+    q.send(b"high", 2).unwrap();
+    let mut child = Reaper(
+        Command::new(std::env::current_exe().unwrap())
+            .args([
+                "--exact",
+                "child_role",
+                "--nocapture",
+                "--test-threads=1",
+                "-q",
+            ])
+            .env(ROLE_ENV, "adopt-stdin")
+            .stdin(Stdio::from(OwnedFd::try_from(reader).unwrap()))
+            .stdout(Stdio::piped())
+            .spawn()
+            .unwrap(),
+    );
+    let mut out = child.stdout();
+    assert_eq!(
+        next_marked(&mut out, "ADOPTED ").as_deref(),
+        Some("ReadOnly high 2")
+    );
+    assert_eq!(
+        next_marked(&mut out, "ADOPTED ").as_deref(),
+        Some("ReadOnly low 1")
+    );
+    child.wait_ok("adopting child");
+
+    // Anything else is refused and handed back untouched.
+    let (r, _w) = std::io::pipe().unwrap();
+    match MessageQueue::try_from(OwnedFd::from(r)) {
+        Err(Error::NotAQueue { fd }) => {
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        }
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]
