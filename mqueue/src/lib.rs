@@ -74,6 +74,11 @@
 //! [`receive`](MessageQueue::receive) are the plain blocking `mq_send`/`mq_receive`, at the
 //! cost of the raw calls.
 //!
+//! For the same reason there is no non-blocking mode to switch: the `try_` forms never block,
+//! whatever the descriptor's mode, and report [`Error::Full`] / [`Error::Empty`]
+//! ([`std::io::ErrorKind::WouldBlock`]), so an async runtime can drive a handle with the
+//! descriptor's readiness (tokio's `AsyncFd`) and the `try_` forms.
+//!
 //! # Limits
 //!
 //! A queue's memory is charged to its creator's `RLIMIT_MSGQUEUE` (819200 bytes by default)

@@ -327,7 +327,7 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 /// assert!(matches!(q.try_receive(&mut [0; 64]), Err(ipcraft_mqueue::Error::Empty)));
 /// # Ok::<(), ipcraft_mqueue::Error>(())
 /// ```
-#[doc(alias = "mqd_t")]
+#[doc(alias = "mqd_t", alias = "mq_close")]
 pub struct MessageQueue {
     mqd: MqdT,
     /// `None` for a queue adopted from a descriptor (`TryFrom<OwnedFd>`).
