@@ -27,8 +27,9 @@ const NAME_LOG_ENV: &str = "IPCRAFT_MQ_TEST_NAME_LOG";
 /// Generous: the machine is shared and has 2 cores.
 const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 
-/// Tests that fill a system-wide limit (`queues_max`) or run the whole suite take this
-/// exclusively; every other test holds it shared, so they never see each other's effects.
+/// `zz_suite_leaves_no_queue_behind` takes this exclusively while the suite it starts runs;
+/// every other test holds it shared. So the two runs never overlap, and the timing tests of
+/// one never compete with the other for the 2 CPUs.
 static EXCLUSIVE: RwLock<()> = RwLock::new(());
 
 fn shared() -> RwLockReadGuard<'static, ()> {
@@ -193,6 +194,7 @@ fn child_role() {
         "umask" => umask_role(&arg),
         "notify" => notify_role(&arg),
         "adopt-stdin" => adopt_stdin_role(),
+        "queues-max" => queues_max_role(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -346,6 +348,60 @@ fn notify_role(name: &str) {
             other => panic!("unknown command {other}"),
         }
     }
+}
+
+/// In a new IPC namespace (a private queue table, gone when this process exits): create tiny
+/// queues until the kernel refuses, and report the error's limit and value.
+fn queues_max_role() {
+    if let Err(e) = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWIPC) {
+        say(&format!(
+            "QUEUES-MAX SKIPPED unshare(CLONE_NEWIPC) failed ({e}); filling the system's \
+             queue table would starve every other user of message queues"
+        ));
+        return;
+    }
+    // /proc/sys/fs/mqueue now shows this namespace's limits.
+    let limits = Limits::read().unwrap();
+    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
+        .unwrap()
+        .0;
+    if limits.queues_max + 64 > nofile {
+        say(&format!(
+            "QUEUES-MAX SKIPPED queues_max ({}) is too close to RLIMIT_NOFILE ({nofile})",
+            limits.queues_max
+        ));
+        return;
+    }
+    let mut held = Vec::new();
+    for i in 0..=limits.queues_max {
+        match MessageQueue::create(&format!("/ipcraft-test-many-{i}"), Attributes::new(1, 1)) {
+            Ok(q) => held.push(q),
+            Err(Error::LimitExceeded {
+                limit,
+                value,
+                requested,
+                ..
+            }) => {
+                assert_eq!(
+                    (limit, value, requested),
+                    (Limit::QueuesMax, limits.queues_max, None)
+                );
+                assert_eq!(
+                    held.len() as u64,
+                    limits.queues_max,
+                    "a fresh namespace is empty"
+                );
+                say(&format!("QUEUES-MAX {} {value}", limit.name()));
+                return;
+            }
+            Err(e) => panic!("after {} queues: {e:?}", held.len()),
+        }
+    }
+    say(&format!(
+        "QUEUES-MAX NOTE created more than queues_max ({}) queues (CAP_SYS_RESOURCE); not \
+         checked",
+        limits.queues_max
+    ));
 }
 
 /// Adopt stdin as a queue (no name), receive two messages and report them with the access.
@@ -750,48 +806,27 @@ fn each_limit_and_bad_input_has_its_typed_error() {
 }
 
 #[test]
-#[cfg_attr(miri, ignore = "syscalls")]
+#[cfg_attr(miri, ignore = "processes")]
 fn too_many_queues_names_queues_max() {
-    // Fills the system's queue table: no other test of this process may run meanwhile.
-    let _g = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
-    let limits = Limits::read().unwrap();
-    let nofile = nix::sys::resource::getrlimit(nix::sys::resource::Resource::RLIMIT_NOFILE)
-        .unwrap()
-        .0;
-    if limits.queues_max + 64 > nofile {
-        println!(
-            "SKIPPED: queues_max ({}) is too close to RLIMIT_NOFILE ({nofile})",
-            limits.queues_max
-        );
-        return;
-    }
-    let tiny = Attributes::new(1, 1);
-    let mut held = Vec::new();
-    let mut names = Vec::new();
-    for _ in 0..=limits.queues_max {
-        let name = QName::new("many");
-        match MessageQueue::create(&name, tiny) {
-            Ok(q) => held.push(q),
-            Err(Error::LimitExceeded {
-                limit,
-                value,
-                requested,
-                ..
-            }) => {
-                assert_eq!(
-                    (limit, value, requested),
-                    (Limit::QueuesMax, limits.queues_max, None)
-                );
-                return;
-            }
-            Err(e) => panic!("after {} queues: {e:?}", held.len()),
+    // The queue table is system-wide: it is filled in a child with an IPC namespace of its
+    // own, so that no other test, and no other program on the machine, runs short of queues.
+    let _g = shared();
+    let mut child = Reaper::spawn("queues-max", "");
+    let mut out = child.stdout();
+    let report = next_marked(&mut out, "QUEUES-MAX ").expect("no report");
+    child.wait_ok("queues-max child");
+    match report.split_once(' ') {
+        Some(("SKIPPED", why)) => {
+            println!("SKIPPED: queues_max not checked: {why}");
+            eprintln!("SKIPPED: queues_max not checked: {why}");
         }
-        names.push(name);
+        Some(("NOTE", why)) => println!("NOTE: {why}"),
+        _ => {
+            let (limit, value) = report.split_once(' ').unwrap();
+            assert_eq!(limit, "fs.mqueue.queues_max");
+            assert!(value.parse::<u64>().unwrap() >= 1, "{report}");
+        }
     }
-    println!(
-        "NOTE: created more than queues_max ({}) queues (CAP_SYS_RESOURCE); not checked",
-        limits.queues_max
-    );
 }
 
 #[test]
@@ -1079,7 +1114,7 @@ fn zz_suite_leaves_no_queue_behind() {
     if std::env::var_os(NAME_LOG_ENV).is_some() || std::env::var_os(ROLE_ENV).is_some() {
         return; // Inside the suite this test runs: no recursion.
     }
-    // The suite runs alone, so that its queues_max test cannot starve ours.
+    // The suite runs while no other test of this process does (see EXCLUSIVE).
     let _g = EXCLUSIVE.write().unwrap_or_else(|e| e.into_inner());
     let log = std::env::temp_dir().join(format!("ipcraft-mq-names-{}", std::process::id()));
     let _ = std::fs::remove_file(&log);
