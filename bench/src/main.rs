@@ -15,7 +15,7 @@
 //! - [`harness`]: the [`harness::Case`] trait, spawning a pinned child under a timeout.
 //! - [`proto`]: the ping-pong and stream protocols, generic over a sender and a receiver.
 //! - [`cases`]: the registry; [`cases::limit`] (cache line, memcpy), [`cases::pipe`],
-//!   [`cases::mqueue`].
+//!   [`cases::mqueue`], [`cases::shm`].
 //! - [`raw`]: the raw libc baselines (the crate's unsafe code, with [`shm`]).
 //! - [`stats`], [`report`]: percentiles, medians, and the three output formats.
 
@@ -316,6 +316,14 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          sched_yield between checks, i.e. two context switches per round trip, the floor of \
          any same-core round trip; `memcpy` copies within one process on the parent's CPU, \
          in cache (placement `same` = one core)."
+            .into(),
+        "Shared memory: one 64 KiB slot per direction, a sequence-number flag per message \
+         (payload copied in, flag published with Release; receiver copies out and publishes \
+         `consumed`). `shm-spin` spins on the flag (same: sched_yield between checks, as \
+         `cacheline-yield`); `shm-futex` spins 100 checks (none on same), then FUTEX_WAIT; the \
+         publisher calls FUTEX_WAKE only when the waiter announced itself. Cross-core \
+         `shm-futex` throughput is bistable (a receiver that falls asleep pays the VM wake-up \
+         per message): read its spread, not its ratio."
             .into(),
         "The project's machine is a 2-vCPU VM whose idle vCPU halts at once, so any blocking \
          wake-up across cores costs about 25 us one way: cross-core rows of blocking \

@@ -13,11 +13,21 @@
 //! - A return value is trusted only as far as the kernel's contract: `n >= 0` is at most the
 //!   length asked for; any negative value is an error read from `errno` at once.
 //!
-//! The unsafe code is limited to the three system calls at the top; the loops are safe.
+//! - `futex(2)` ([`futex_wait`], [`futex_wake`]) is only called on a word borrowed as
+//!   `&AtomicU32` for the duration of the call, so its address is live, aligned and only ever
+//!   accessed atomically; the kernel reads it atomically and never writes it.
+//!
+//! The unsafe code is limited to the system calls (three at the top, the futex pair at the
+//! bottom); the loops are safe.
 #![allow(unsafe_code)]
+// The futex words live in shared memory and are checked across real processes, not by loom.
+#![allow(clippy::disallowed_types)]
 
 use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
+use std::ptr;
+use std::sync::atomic::AtomicU32;
+use std::time::Duration;
 
 use crate::proto::{Receiver, Sender};
 
@@ -260,6 +270,78 @@ impl Receiver for RawFrameIn {
         }
         crate::proto::check_len(&self.buf[frame], len)
     }
+}
+
+/// `FUTEX_WAIT` on `word` while it holds `expected`, for at most `timeout`.
+///
+/// A shared futex (no `FUTEX_PRIVATE_FLAG`): the kernel keys it by the backing file and
+/// offset, so it works between processes that map the same memory file at any address.
+/// Returns `Ok` when woken, when the word did not hold `expected` (`EAGAIN`), on timeout
+/// and on `EINTR`: the caller re-checks the word (and its deadline) in every case.
+///
+/// # Errors
+///
+/// Any other `futex(2)` error (`EFAULT`, `EINVAL`, `ENOSYS`).
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> io::Result<()> {
+    let ts = libc::timespec {
+        tv_sec: libc::time_t::try_from(timeout.as_secs()).unwrap_or(libc::time_t::MAX),
+        // Below 10^9: fits every c_long.
+        tv_nsec: timeout.subsec_nanos() as libc::c_long,
+    };
+    // SAFETY:
+    // - `uaddr` = `word.as_ptr()` is a live, 4-byte aligned u32 for the whole call: it comes
+    //   from the `&AtomicU32` borrowed for the call; the kernel only reads it, atomically.
+    // - `timeout` points to `ts`, an initialized `timespec` on our stack that outlives the call
+    //   (a relative timeout, as FUTEX_WAIT takes it).
+    // - `uaddr2` (null) and `val3` (0) are ignored by FUTEX_WAIT; the argument count and
+    //   types are those of the raw syscall (`long syscall(SYS_futex, u32*, int, u32,
+    //   const timespec*, u32*, u32)`).
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAIT,
+            expected,
+            &raw const ts,
+            ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    if r == 0 {
+        return Ok(());
+    }
+    let e = io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EAGAIN | libc::ETIMEDOUT | libc::EINTR) => Ok(()),
+        _ => Err(e),
+    }
+}
+
+/// `FUTEX_WAKE` of one waiter on `word` (shared futex, see [`futex_wait`]); returns how many
+/// were woken.
+///
+/// # Errors
+///
+/// `futex(2)` failed (`EFAULT`, `EINVAL`, `ENOSYS`).
+pub fn futex_wake(word: &AtomicU32) -> io::Result<usize> {
+    // SAFETY:
+    // - `uaddr` = `word.as_ptr()` is a live, 4-byte aligned u32 for the whole call (the
+    //   `&AtomicU32` is borrowed for it); FUTEX_WAKE only uses the address as a key, it
+    //   neither reads nor writes the word.
+    // - `val` = 1 wakes at most one waiter; `timeout`/`val2` (null), `uaddr2` (null) and
+    //   `val3` (0) are ignored by FUTEX_WAKE.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            word.as_ptr(),
+            libc::FUTEX_WAKE,
+            1u32,
+            ptr::null::<libc::timespec>(),
+            ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    usize::try_from(r).map_err(|_| io::Error::last_os_error())
 }
 
 #[cfg(test)]

@@ -39,6 +39,13 @@ impl SysError {
         }
     }
 
+    /// `op` failed with the OS error inside `e` (`EIO` if `e` carries none), for calls made
+    /// through `std` (file reads, memmap2) rather than `nix`.
+    pub fn from_io(op: &'static str, e: &io::Error) -> Self {
+        let raw = e.raw_os_error().unwrap_or(Errno::EIO as i32);
+        Self::new(op, Errno::from_raw(raw))
+    }
+
     /// The same error, naming what the call was applied to (a path, a queue name).
     #[must_use]
     pub fn on(mut self, subject: impl fmt::Display) -> Self {

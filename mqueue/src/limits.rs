@@ -165,10 +165,8 @@ impl Limits {
 
 fn read_proc(file: &'static str) -> Result<u64> {
     let path = format!("{PROC_DIR}/{file}");
-    let text = std::fs::read_to_string(&path).map_err(|e| {
-        let errno = Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32));
-        Error::Sys(SysError::new("read", errno).on(&path))
-    })?;
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Error::Sys(SysError::from_io("read", &e).on(&path)))?;
     text.trim()
         .parse()
         .map_err(|_| Error::Sys(SysError::new("parse", Errno::EINVAL).on(&path)))

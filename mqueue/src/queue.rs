@@ -683,10 +683,8 @@ impl MessageQueue {
 
     /// `poll(2)` the descriptor until ready or `deadline`; `Ok(false)` once it has passed.
     fn wait(&self, interest: Interest, deadline: Deadline) -> Result<bool> {
-        wait_fd(&self.mqd, interest, deadline).map_err(|e| {
-            let errno = Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32));
-            self.sys("poll", errno)
-        })
+        wait_fd(&self.mqd, interest, deadline)
+            .map_err(|e| Error::Sys(SysError::from_io("poll", &e).on(self.label())))
     }
 
     fn sys(&self, op: &'static str, errno: Errno) -> Error {
@@ -780,10 +778,9 @@ impl TryFrom<MessageQueue> for OwnedFd {
     type Error = Error;
 
     fn try_from(q: MessageQueue) -> Result<Self> {
-        q.as_fd().try_clone_to_owned().map_err(|e| {
-            let errno = Errno::from_raw(e.raw_os_error().unwrap_or(Errno::EIO as i32));
-            q.sys("fcntl(F_DUPFD_CLOEXEC)", errno)
-        })
+        q.as_fd()
+            .try_clone_to_owned()
+            .map_err(|e| Error::Sys(SysError::from_io("fcntl(F_DUPFD_CLOEXEC)", &e).on(q.label())))
     }
 }
 

@@ -119,8 +119,7 @@ impl Error {
 
     /// A std I/O error from a file or `/proc` read, kept with its errno.
     pub(crate) fn from_io(op: &'static str, e: &io::Error) -> Self {
-        let raw = e.raw_os_error().unwrap_or(nix::errno::Errno::EIO as i32);
-        Self::Sys(SysError::new(op, nix::errno::Errno::from_raw(raw)))
+        Self::Sys(SysError::from_io(op, e))
     }
 }
 

@@ -1,5 +1,7 @@
 //! Timeouts, limits, FIFO lifecycle and every bad input, within one process.
 
+mod common;
+use common::TempPath;
 use ipcraft_pipe::{
     Error, Fifo, FifoOptions, FrameError, FrameReader, FrameWriter, PIPE_BUF, PipeOptions,
     SpliceFlags, max_capacity, pipe, splice, tee,
@@ -7,29 +9,7 @@ use ipcraft_pipe::{
 use std::io::{ErrorKind, Read, Write};
 use std::os::unix::fs::{FileTypeExt, PermissionsExt};
 use std::path::PathBuf;
-use std::sync::Mutex;
 use std::time::{Duration, Instant};
-
-/// A unique path in the temporary directory, removed on drop whatever is there.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> Self {
-        static N: Mutex<usize> = Mutex::new(0);
-        let n = {
-            let mut n = N.lock().unwrap();
-            *n += 1;
-            *n
-        };
-        Self(std::env::temp_dir().join(format!("ipcraft-pipe-b-{}-{n}-{tag}", std::process::id())))
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
-}
 
 const SHORT: Duration = Duration::from_millis(50);
 

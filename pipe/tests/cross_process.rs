@@ -6,15 +6,15 @@
 //! lines on stdout, which a child uses only for line-based markers.
 #![allow(unsafe_code)] // One call, in `sigpipe_default_role`, with its SAFETY note.
 
+mod common;
+use common::TempPath;
 use ipcraft_pipe::{
     Error, Fifo, FrameError, FrameReader, FrameWriter, PIPE_BUF, PipeReader, PipeWriter, pipe,
 };
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
-use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::time::Duration;
 
 const ROLE_ENV: &str = "IPCRAFT_PIPE_TEST_ROLE";
@@ -38,27 +38,6 @@ fn spawn_role(role: &str, arg: &str, stdin: Stdio, stdout: Stdio, stderr: Stdio)
         .stderr(stderr)
         .spawn()
         .unwrap()
-}
-
-/// A unique path in the temporary directory, removed on drop whatever is there.
-struct TempPath(PathBuf);
-
-impl TempPath {
-    fn new(tag: &str) -> Self {
-        static N: Mutex<usize> = Mutex::new(0);
-        let n = {
-            let mut n = N.lock().unwrap();
-            *n += 1;
-            *n
-        };
-        Self(std::env::temp_dir().join(format!("ipcraft-pipe-{}-{n}-{tag}", std::process::id())))
-    }
-}
-
-impl Drop for TempPath {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_file(&self.0);
-    }
 }
 
 /// The entry point of every child process; a no-op in the parent's own test run.

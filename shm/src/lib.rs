@@ -1,11 +1,83 @@
-#![forbid(unsafe_code)]
+#![deny(unsafe_code)]
 //! # ipcraft-shm
 //!
-//! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
-//! tracked by issue 5. What will live here:
+//! POSIX shared memory (`shm_open`) and anonymous, sealed memfd segments for Linux, sound by
+//! construction: memory another process can write is never exposed as `&[u8]`.
 //!
-//! - `Segment`: named (`shm_open`) and anonymous (sealed `memfd_create`) shared memory, with
-//!   bounds-checked copies and typed placement of plain data, never a `&[u8]` over memory a
-//!   peer can write;
-//! - a race-free open-or-create, an ipcraft header (magic, layout version, creator), and
-//!   detection and removal of segments whose creator died.
+//! - [`Segment::create`] / [`Segment::open`] / [`Segment::open_or_create`]: named segments,
+//!   mode 0600 by default whatever the umask, `O_EXCL`, a race-free initialization protocol
+//!   (exactly one process initializes; the others wait, and a creator that dies mid-way is
+//!   reported, not waited for forever), removed by their creator on drop.
+//! - [`Segment::anonymous`] / [`Segment::from_fd`]: memfd segments sealed against shrinking and
+//!   growing, so no peer can SIGBUS us; checked seals and size when received.
+//! - Access by copy ([`Segment::read_at`], [`Segment::write_at`], [`Segment::read`],
+//!   [`Segment::write`], bounds-checked) and by shared reference only to atomics
+//!   ([`Segment::get`], alignment- and bounds-checked).
+//! - A 64-byte header on every ipcraft segment (magic, layout version, size, creator pid and
+//!   start time, a user tag) so an opener refuses a foreign or incompatible segment.
+//! - [`list`] and [`remove_stale`]: segments whose creator provably died (an OFD lock the
+//!   kernel releases at death, not a pid that can be recycled).
+//!
+//! # Example: a counter shared with a child process
+//!
+//! ```
+//! use ipcraft_shm::Segment;
+//! use std::sync::atomic::{AtomicU64, Ordering};
+//! use std::process::Command;
+//!
+//! let name = format!("/ipcraft-doc-{}", std::process::id());
+//! let seg = Segment::create(&name, 4096)?;
+//! let counter: &AtomicU64 = seg.get(0)?;
+//! counter.store(41, Ordering::Release);
+//! // Another process (here: Python's standard library) maps the same object and
+//! // increments the counter that follows the 64-byte ipcraft header.
+//! let script = "from multiprocessing import shared_memory as s, resource_tracker as r\n\
+//!     import sys, struct\n\
+//!     m = s.SharedMemory(name=sys.argv[1]); r.unregister(m._name, 'shared_memory')\n\
+//!     v, = struct.unpack_from('<Q', m.buf, 64); struct.pack_into('<Q', m.buf, 64, v + 1)\n\
+//!     m.close()";
+//! let status = Command::new("python3").args(["-c", script, &name]).status();
+//! if status.is_ok_and(|s| s.success()) {
+//!     assert_eq!(counter.load(Ordering::Acquire), 42);
+//! }
+//! # Ok::<(), ipcraft_shm::Error>(())
+//! ```
+//!
+//! # Safety model
+//!
+//! Another process may write a segment at any moment, and a hostile or crashed one may
+//! leave any bytes in it. So:
+//! - no `&[u8]`/`&mut [u8]`/`&mut T` is ever formed over segment memory; bytes move by
+//!   `copy_nonoverlapping` into or out of memory this process owns (concurrent writes by a
+//!   peer may tear a copy, never corrupt ours);
+//! - typed reads return `T: zerocopy::FromBytes` (valid for any bit pattern); typed writes
+//!   take `T: IntoBytes + Immutable` (no padding, no interior mutability);
+//! - shared references go only to [`AtomicData`] types (every byte inside an atomic);
+//! - every offset and length, including those read from a header, is bounds-checked; a
+//!   header that lies is an error.
+//!
+//! All `unsafe` lives in one file, `src/sys.rs`, which opts in with `#![allow(unsafe_code)]`
+//! and states these invariants at its top; everywhere else the crate denies it.
+//!
+//! **Truncation.** A named segment cannot be sealed, so any process allowed to write it can
+//! shrink it with `ftruncate`, and touching the lost pages then kills us with SIGBUS. Share
+//! named segments only with processes you trust (strict mode,
+//! [`SegmentOptions::strict`], refuses segments others could write); give untrusted peers a
+//! sealed [`Segment::anonymous`] segment instead.
+//!
+//! # Platform support
+//!
+//! Linux: memfd sealing, open-file-description locks for creator liveness, `/dev/shm` for
+//! listing.
+
+mod error;
+mod header;
+mod segment;
+mod stale;
+mod sys;
+
+pub use error::{Error, Result};
+pub use header::{HEADER_SIZE, HeaderInfo, LAYOUT_VERSION, MAGIC};
+pub use segment::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, Segment, SegmentOptions, unlink};
+pub use stale::{IpcraftState, SegmentInfo, list, remove_stale};
+pub use sys::AtomicData;

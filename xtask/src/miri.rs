@@ -11,7 +11,11 @@ use std::time::{Duration, Instant};
 ///
 /// A crate adds itself here once the tests it selects touch only memory: tests that make
 /// system calls are `#[cfg_attr(miri, ignore)]`, and proptests use few cases under `cfg(miri)`.
-pub const SUITES: &[(&str, &[&str])] = &[("ipcraft-core", &["--lib"])];
+pub const SUITES: &[(&str, &[&str])] = &[
+    ("ipcraft-core", &["--lib"]),
+    // Bounds checks, typed copies, atomics and header validation, on heap memory.
+    ("ipcraft-shm", &["--lib"]),
+];
 
 /// The default bound on the whole Miri run (setup and every suite): the pure-memory suites
 /// should take a few minutes; this keeps a runaway one inside CI's 20-minute budget.
