@@ -15,7 +15,7 @@
 //! - [`harness`]: the [`harness::Case`] trait, spawning a pinned child under a timeout.
 //! - [`proto`]: the ping-pong and stream protocols, generic over a sender and a receiver.
 //! - [`cases`]: the registry; [`cases::limit`] (cache line, memcpy), [`cases::pipe`],
-//!   [`cases::shm`].
+//!   [`cases::mqueue`], [`cases::shm`].
 //! - [`raw`]: the raw libc baselines (the crate's unsafe code, with [`shm`]).
 //! - [`stats`], [`report`]: percentiles, medians, and the three output formats.
 

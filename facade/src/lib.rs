@@ -8,7 +8,7 @@
 //! |---|---|---|---|
 //! | [`pipe`] | `ipcraft-pipe` | anonymous pipes and FIFOs | available |
 //! | [`socket`] | `ipcraft-socket` | Unix domain sockets, fd passing, TCP framing | planned |
-//! | [`mqueue`] | `ipcraft-mqueue` | POSIX message queues | planned |
+//! | [`mqueue`] | `ipcraft-mqueue` | POSIX message queues | available |
 //! | [`shm`] | `ipcraft-shm` | POSIX shared memory and sealed memfd segments | available |
 //! | [`sync`] | `ipcraft-sync` | robust process-shared mutex, condvar, semaphores | planned |
 //! | [`core`] | `ipcraft-core` | frame codec, deadlines, POSIX names | available |

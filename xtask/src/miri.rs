@@ -15,6 +15,8 @@ pub const SUITES: &[(&str, &[&str])] = &[
     ("ipcraft-core", &["--lib"]),
     // Bounds checks, typed copies, atomics and header validation, on heap memory.
     ("ipcraft-shm", &["--lib"]),
+    // Error texts and the RLIMIT_MSGQUEUE arithmetic (the /proc read is ignored under Miri).
+    ("ipcraft-mqueue", &["--lib"]),
 ];
 
 /// The default bound on the whole Miri run (setup and every suite): the pure-memory suites

@@ -6,6 +6,7 @@
 use crate::harness::{Case, Impl};
 
 pub mod limit;
+pub mod mqueue;
 pub mod pipe;
 pub mod shm;
 
@@ -19,6 +20,8 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(pipe::PipeCase::new(false, Impl::Ipcraft)),
         Box::new(pipe::PipeCase::new(true, Impl::Raw)),
         Box::new(pipe::PipeCase::new(true, Impl::Ipcraft)),
+        Box::new(mqueue::MqueueCase::new(Impl::Raw)),
+        Box::new(mqueue::MqueueCase::new(Impl::Ipcraft)),
         Box::new(shm::ShmCase::new(false, Impl::Raw)),
         Box::new(shm::ShmCase::new(false, Impl::Ipcraft)),
         Box::new(shm::ShmCase::new(true, Impl::Raw)),
