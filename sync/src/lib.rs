@@ -48,9 +48,11 @@
 //!
 //! Linux with glibc 2.30 or later (`pthread_mutex_clocklock`).
 
+mod condvar;
 mod error;
 mod mutex;
 mod sys;
 
+pub use condvar::{CONDVAR_FOOTPRINT, Condvar};
 pub use error::{Error, Result};
 pub use mutex::{DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, Plain, Recovery, footprint};

@@ -436,6 +436,35 @@ impl<T: Plain> MutexGuard<'_, T> {
     }
 }
 
+impl<'a, T: Plain> MutexGuard<'a, T> {
+    /// Unlock, run `wait`, lock again: what a condition variable does. Owner death while
+    /// unlocked is reported as on any lock.
+    pub(crate) fn unlocked<R>(
+        self,
+        wait: impl FnOnce() -> R,
+    ) -> (std::result::Result<MutexGuard<'a, T>, LockError<'a, T>>, R) {
+        let (raw, seg, data) = (self.raw, self.seg, self.data);
+        drop(self); // unlocks
+        let r = wait();
+        let relocked = match raw.lock() {
+            Ok(how) => {
+                let guard = MutexGuard {
+                    raw,
+                    seg,
+                    data,
+                    _data: PhantomData,
+                };
+                match how {
+                    Acquired::Clean => Ok(guard),
+                    Acquired::OwnerDied => Err(LockError::OwnerDied(Recovery { guard })),
+                }
+            }
+            Err(e) => Err(LockError::from_errno("pthread_mutex_lock", e)),
+        };
+        (relocked, r)
+    }
+}
+
 impl<T: Plain> Drop for MutexGuard<'_, T> {
     fn drop(&mut self) {
         let _ = self.raw.unlock();
