@@ -50,7 +50,9 @@
 
 mod condvar;
 mod error;
+mod loom;
 mod mutex;
+mod once;
 mod sys;
 
 pub use condvar::{CONDVAR_FOOTPRINT, Condvar};

@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_types)] // The state word lives in shared memory, where loom's atomics cannot.
 
 use crate::error::{Error, Result};
+use crate::once::{OnceError, Outcome, init_once, wait_ready};
 use crate::sys::{Acquired, MUTEX_ALIGN, MUTEX_SIZE, RawMutex};
 use ipcraft_core::{Deadline, SysError};
 use ipcraft_shm::{Segment, SegmentOptions};
@@ -25,15 +26,22 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 pub trait Plain: FromBytes + IntoBytes + Immutable + Copy {}
 impl<T: FromBytes + IntoBytes + Immutable + Copy> Plain for T {}
 
-const STATE_FRESH: u32 = 0;
-const STATE_INITIALIZING: u32 = 1;
-const STATE_READY: u32 = 2;
 /// Offsets inside a placement: state word, layout word, the pthread mutex, then the data.
 const LAYOUT_OFFSET: usize = 4;
 const MUTEX_OFFSET: usize = 8;
 const PLACEMENT_ALIGN: usize = 64;
 /// How long an in-place open waits for another process's initialization, by default.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sleep a little (doubling up to 10 ms) unless `deadline` has passed; `false` to give up.
+fn backoff(pause: &mut Duration, deadline: Deadline) -> bool {
+    if deadline.has_passed() {
+        return false;
+    }
+    std::thread::sleep(*pause);
+    *pause = (*pause * 2).min(Duration::from_millis(10));
+    true
+}
 
 /// Where the data of a `Mutex<T>` starts in its placement.
 const fn data_offset<T>() -> usize {
@@ -147,60 +155,68 @@ impl<'a, T: Plain> Mutex<T, &'a Segment> {
 }
 
 impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
-    /// Initialize at `offset` if nobody has, else attach.
+    /// Initialize at `offset` if nobody has, else attach (the protocol is in `once.rs`,
+    /// checked by loom).
     fn place(seg: S, offset: usize, value: T, pi: bool, deadline: Deadline) -> Result<Self> {
         let m = Self::locate(seg, offset)?;
-        let state: &AtomicU32 = m.seg.borrow().get(offset)?;
-        match state.compare_exchange(
-            STATE_FRESH,
-            STATE_INITIALIZING,
-            Ordering::AcqRel,
-            Ordering::Acquire,
-        ) {
-            Ok(_) => {
-                m.raw
-                    .init(pi)
-                    .map_err(|e| Error::Sys(SysError::new("pthread_mutex_init", e)))?;
-                m.seg.borrow().write(offset + data_offset::<T>(), &value)?;
-                m.seg
-                    .borrow()
-                    .get::<AtomicU32>(offset + LAYOUT_OFFSET)?
-                    .store(layout_word::<T>(), Ordering::Relaxed);
-                state.store(STATE_READY, Ordering::Release);
-                Ok(m)
-            }
-            Err(_) => {
-                let seg = m.seg;
-                Self::attach(seg, offset, deadline)
-            }
+        let result = {
+            let s = m.seg.borrow();
+            let state: &AtomicU32 = s.get(offset)?;
+            let layout: &AtomicU32 = s.get(offset + LAYOUT_OFFSET)?;
+            let mut pause = Duration::from_micros(100);
+            init_once(
+                state,
+                || {
+                    m.raw
+                        .init(pi)
+                        .map_err(|e| Error::Sys(SysError::new("pthread_mutex_init", e)))?;
+                    s.write(offset + data_offset::<T>(), &value)?;
+                    layout.store(layout_word::<T>(), Ordering::Relaxed);
+                    Ok(())
+                },
+                || backoff(&mut pause, deadline),
+            )
+        };
+        match result {
+            Ok(Outcome::Initialized) => Ok(m),
+            Ok(Outcome::Attached) => m.check_layout(),
+            Err(e) => Err(Self::once_error(e)),
         }
     }
 
     /// Attach to a mutex another process placed (waiting for its initialization).
     fn attach(seg: S, offset: usize, deadline: Deadline) -> Result<Self> {
         let m = Self::locate(seg, offset)?;
-        let state: &AtomicU32 = m.seg.borrow().get(offset)?;
         let mut pause = Duration::from_micros(100);
-        loop {
-            match state.load(Ordering::Acquire) {
-                STATE_READY => break,
-                STATE_FRESH | STATE_INITIALIZING if !deadline.has_passed() => {
-                    std::thread::sleep(pause);
-                    pause = (pause * 2).min(Duration::from_millis(10));
-                }
-                STATE_FRESH | STATE_INITIALIZING => return Err(Error::NotReady),
-                other => {
-                    return Err(Error::WrongLayout {
-                        found: other,
-                        expected: layout_word::<T>(),
-                    });
-                }
-            }
+        let ready = wait_ready(m.seg.borrow().get::<AtomicU32>(offset)?, || {
+            backoff(&mut pause, deadline)
+        });
+        match ready {
+            Ok(()) => m.check_layout(),
+            Err(OnceError::Foreign(found)) => Err(Error::WrongLayout {
+                found,
+                expected: layout_word::<T>(),
+            }),
+            Err(_) => Err(Error::NotReady),
         }
-        let found = m
+    }
+
+    fn once_error(e: OnceError<Error>) -> Error {
+        match e {
+            OnceError::Init(e) => e,
+            OnceError::NotReady => Error::NotReady,
+            OnceError::Foreign(found) => Error::WrongLayout {
+                found,
+                expected: layout_word::<T>(),
+            },
+        }
+    }
+
+    fn check_layout(self) -> Result<Self> {
+        let found = self
             .seg
             .borrow()
-            .get::<AtomicU32>(offset + LAYOUT_OFFSET)?
+            .get::<AtomicU32>(self.offset + LAYOUT_OFFSET)?
             .load(Ordering::Relaxed);
         if found != layout_word::<T>() {
             return Err(Error::WrongLayout {
@@ -208,7 +224,7 @@ impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
                 expected: layout_word::<T>(),
             });
         }
-        Ok(m)
+        Ok(self)
     }
 
     /// Check that the placement fits and is aligned; make the raw mutex handle.
