@@ -1,6 +1,6 @@
 //! The error types of `ipcraft-sync`.
 
-use ipcraft_core::SysError;
+use ipcraft_core::{NameError, SysError};
 use std::fmt;
 use std::io;
 
@@ -28,6 +28,31 @@ pub enum Error {
         /// The offset asked for.
         offset: usize,
     },
+    /// A named semaphore's name breaks the POSIX IPC name rules (at most 251 bytes after the
+    /// `/`: glibc prefixes `sem.` to the file it creates); the error says which.
+    Name(NameError),
+    /// A named object of that name already exists.
+    AlreadyExists {
+        /// The name.
+        name: String,
+    },
+    /// No named object of that name exists.
+    NotFound {
+        /// The name.
+        name: String,
+    },
+    /// A semaphore value over the system's limit, `SEM_VALUE_MAX`: an initial value, or the
+    /// value a `post` would reach (`EOVERFLOW`).
+    ValueTooLarge {
+        /// The value asked for, or the one the post would have made.
+        value: u64,
+        /// The largest value a semaphore can hold (`SEM_VALUE_MAX`).
+        max: u32,
+    },
+    /// A `try_` call found that it would have to wait (a semaphore at zero).
+    WouldBlock,
+    /// The timeout passed before the wait succeeded.
+    TimedOut,
 }
 
 /// `Result` with this crate's [`Error`].
@@ -51,6 +76,15 @@ impl fmt::Display for Error {
                 f,
                 "offset {offset} is not a multiple of 64: place objects on cache-line boundaries"
             ),
+            Self::Name(e) => e.fmt(f),
+            Self::AlreadyExists { name } => write!(f, "{name:?} already exists"),
+            Self::NotFound { name } => write!(f, "{name:?} does not exist"),
+            Self::ValueTooLarge { value, max } => write!(
+                f,
+                "semaphore value {value} is over the limit SEM_VALUE_MAX = {max}"
+            ),
+            Self::WouldBlock => f.write_str("the operation would block (the semaphore is zero)"),
+            Self::TimedOut => f.write_str("timed out"),
         }
     }
 }
@@ -60,6 +94,7 @@ impl std::error::Error for Error {
         match self {
             Self::Shm(e) => Some(e),
             Self::Sys(e) => Some(e),
+            Self::Name(e) => Some(e),
             _ => None,
         }
     }
@@ -76,6 +111,12 @@ impl From<Error> for io::Error {
         match e {
             Error::Shm(e) => e.into(),
             Error::Sys(e) => e.into(),
+            Error::Name(e) => e.into(),
+            e @ Error::AlreadyExists { .. } => io::Error::new(io::ErrorKind::AlreadyExists, e),
+            e @ Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
+            e @ Error::ValueTooLarge { .. } => io::Error::new(io::ErrorKind::InvalidInput, e),
+            e @ Error::WouldBlock => io::Error::new(io::ErrorKind::WouldBlock, e),
+            e @ Error::TimedOut => io::Error::new(io::ErrorKind::TimedOut, e),
             other => io::Error::new(io::ErrorKind::InvalidData, other),
         }
     }

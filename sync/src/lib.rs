@@ -53,8 +53,10 @@ mod error;
 mod loom;
 mod mutex;
 mod once;
+mod semaphore;
 mod sys;
 
 pub use condvar::{CONDVAR_FOOTPRINT, Condvar};
 pub use error::{Error, Result};
 pub use mutex::{DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, Plain, Recovery, footprint};
+pub use semaphore::{SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, unlink_semaphore};
