@@ -12,8 +12,14 @@
 //! checked through the segment's header) or inside your segment ([`Mutex::in_segment`],
 //! initialized exactly once even when processes race).
 //!
-//! Status: the mutex is done; the condvar (on a futex sequence word of its own, since
-//! glibc's process-shared condvar is not robust) and semaphores are to come (issue 6).
+//! [`Condvar`]: a process-shared condition variable on a futex sequence word of its own,
+//! because glibc's process-shared `pthread_cond_t` is not robust (a waiter killed at the
+//! wrong moment can block every other user: glibc bug 21422). It keeps no per-waiter state,
+//! so the death of any waiter or notifier never blocks the others.
+//!
+//! [`Semaphore`]: named (`sem_open`, interoperable with any program using the name, unlinked
+//! by its creator on drop) or unnamed in a segment (`sem_init`), with `try_wait` and
+//! monotonic-clock timeouts (`sem_clockwait`).
 //!
 //! # Example
 //!
@@ -58,5 +64,7 @@ mod sys;
 
 pub use condvar::{CONDVAR_FOOTPRINT, Condvar};
 pub use error::{Error, Result};
-pub use mutex::{DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, Plain, Recovery, footprint};
+pub use mutex::{
+    DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, MutexOptions, Plain, Recovery, footprint,
+};
 pub use semaphore::{SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, unlink_semaphore};

@@ -108,6 +108,82 @@ where
     _data: PhantomData<fn() -> T>,
 }
 
+/// Options for creating or placing a [`Mutex`]: priority inheritance, and how long to wait
+/// for another process's initialization.
+///
+/// # Examples
+///
+/// ```
+/// use ipcraft_shm::Segment;
+/// use ipcraft_sync::MutexOptions;
+///
+/// let seg = Segment::anonymous(4096)?;
+/// let m = MutexOptions::new().priority_inheritance(true).in_segment(&seg, 0, 0u32)?;
+/// m.lock().unwrap().set(&1);
+/// # Ok::<(), ipcraft_sync::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MutexOptions {
+    priority_inheritance: bool,
+    init_timeout: Duration,
+}
+
+impl Default for MutexOptions {
+    fn default() -> Self {
+        Self {
+            priority_inheritance: false,
+            init_timeout: DEFAULT_INIT_TIMEOUT,
+        }
+    }
+}
+
+impl MutexOptions {
+    /// No priority inheritance; a [`DEFAULT_INIT_TIMEOUT`] wait for initialization.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Priority inheritance (`PTHREAD_PRIO_INHERIT`): a low-priority owner is boosted while a
+    /// higher-priority process waits, bounding priority inversion for real-time users.
+    pub fn priority_inheritance(mut self, yes: bool) -> Self {
+        self.priority_inheritance = yes;
+        self
+    }
+
+    /// How long placing or opening waits for another process still initializing it.
+    pub fn init_timeout(mut self, timeout: Duration) -> Self {
+        self.init_timeout = timeout;
+        self
+    }
+
+    /// [`Mutex::create`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::create`].
+    pub fn create<T: Plain>(&self, name: &str, value: T) -> Result<Mutex<T>> {
+        let seg = SegmentOptions::new()
+            .tag(segment_tag::<T>())
+            .create(name, footprint::<T>())?;
+        Mutex::place(seg, 0, value, self.priority_inheritance, Deadline::never())
+    }
+
+    /// [`Mutex::in_segment`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::in_segment`].
+    pub fn in_segment<'a, T: Plain>(
+        &self,
+        seg: &'a Segment,
+        offset: usize,
+        value: T,
+    ) -> Result<Mutex<T, &'a Segment>> {
+        let deadline = Deadline::after(self.init_timeout);
+        Mutex::place(seg, offset, value, self.priority_inheritance, deadline)
+    }
+}
+
 impl<T: Plain> Mutex<T> {
     /// Create a named segment holding a new mutex protecting `value` (mode 0600).
     ///
@@ -115,10 +191,7 @@ impl<T: Plain> Mutex<T> {
     ///
     /// [`Error::Shm`] (bad name, already exists, ...); [`Error::Sys`] from `pthread_mutex_init`.
     pub fn create(name: &str, value: T) -> Result<Self> {
-        let seg = SegmentOptions::new()
-            .tag(segment_tag::<T>())
-            .create(name, footprint::<T>())?;
-        Self::place(seg, 0, value, false, Deadline::never())
+        MutexOptions::new().create(name, value)
     }
 
     /// Open the named mutex another process created.
@@ -144,13 +217,7 @@ impl<'a, T: Plain> Mutex<T, &'a Segment> {
     /// [`Error::Misaligned`]; [`Error::Shm`] (`OutOfBounds`, `ReadOnly`);
     /// [`Error::WrongLayout`] when another type is there; [`Error::NotReady`].
     pub fn in_segment(seg: &'a Segment, offset: usize, value: T) -> Result<Self> {
-        Self::place(
-            seg,
-            offset,
-            value,
-            false,
-            Deadline::after(DEFAULT_INIT_TIMEOUT),
-        )
+        MutexOptions::new().in_segment(seg, offset, value)
     }
 }
 

@@ -177,7 +177,7 @@ fn a_waiter_whose_partner_died_returns_by_its_timeout_not_before() {
 }
 
 #[test]
-fn eight_processes_killed_at_random_a_thousand_times_never_block_the_survivors() {
+fn eight_processes_killed_at_random_two_thousand_times_never_block_the_survivors() {
     let name = Name::new("churn");
     let seg = Segment::create(&name.0, 4096).unwrap();
     let m = Mutex::in_segment(&seg, 0, 0u64).unwrap();
@@ -191,7 +191,7 @@ fn eight_processes_killed_at_random_a_thousand_times_never_block_the_survivors()
     };
     let mut children: Vec<Child> = (0..8).map(|_| start_child()).collect();
     let mut state = 0x2545_f491_u32;
-    for _ in 0..1000 {
+    for _ in 0..2000 {
         state ^= state << 13;
         state ^= state >> 17;
         state ^= state << 5;

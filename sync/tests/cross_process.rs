@@ -271,3 +271,24 @@ fn bad_input_gets_typed_errors() {
         other => panic!("{other:?}"),
     }
 }
+
+#[test]
+fn a_priority_inheriting_mutex_works_across_processes() {
+    let seg = Segment::anonymous(4096).unwrap();
+    let m = ipcraft_sync::MutexOptions::new()
+        .priority_inheritance(true)
+        .in_segment(&seg, 0, 0u64)
+        .unwrap();
+    let again = Mutex::in_segment(&seg, 0, 0u64).unwrap();
+    m.lock().unwrap().update(|n| *n += 1);
+    assert!(m.try_lock().is_ok());
+    let held = m.lock().unwrap();
+    let start = Instant::now();
+    assert!(matches!(
+        again.lock_timeout(Duration::from_millis(50)),
+        Err(LockError::TimedOut)
+    ));
+    assert!(start.elapsed() >= Duration::from_millis(50));
+    drop(held);
+    assert_eq!(again.lock().unwrap().get(), 1);
+}
