@@ -10,7 +10,7 @@
 //! | [`socket`] | `ipcraft-socket` | Unix domain sockets, fd passing, TCP framing | planned |
 //! | [`mqueue`] | `ipcraft-mqueue` | POSIX message queues | available |
 //! | [`shm`] | `ipcraft-shm` | POSIX shared memory and sealed memfd segments | available |
-//! | [`sync`] | `ipcraft-sync` | robust process-shared mutex (condvar, semaphores to come) | mutex available |
+//! | [`sync`] | `ipcraft-sync` | robust process-shared mutex, futex condvar, semaphores | available |
 //! | [`core`] | `ipcraft-core` | frame codec, deadlines, POSIX names | available |
 //!
 //! Each module is behind a default-on cargo feature of the same name, so a user who needs
