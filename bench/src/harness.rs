@@ -55,7 +55,7 @@ impl Kind {
 pub struct Test {
     /// Latency or throughput.
     pub kind: Kind,
-    /// Message size in bytes.
+    /// Message size in bytes (0: no message, as in the sync rows).
     pub size: usize,
     /// Timed iterations: round trips (latency), messages (throughput), copies (memcpy).
     pub count: usize,
@@ -201,10 +201,13 @@ impl Sample {
         }
     }
 
-    /// Megabytes (10^6 bytes) per second, for throughput samples.
+    /// Megabytes (10^6 bytes) per second, for throughput samples that moved bytes (not for
+    /// the sync rows, whose operations move no message: size 0).
     pub fn mb_per_s(&self) -> Option<f64> {
         match *self {
-            Self::Throughput { bytes, secs, .. } if secs > 0.0 => Some(bytes as f64 / secs / 1e6),
+            Self::Throughput { bytes, secs, .. } if secs > 0.0 && bytes > 0 => {
+                Some(bytes as f64 / secs / 1e6)
+            }
             _ => None,
         }
     }

@@ -15,7 +15,7 @@
 //! - [`harness`]: the [`harness::Case`] trait, spawning a pinned child under a timeout.
 //! - [`proto`]: the ping-pong and stream protocols, generic over a sender and a receiver.
 //! - [`cases`]: the registry; [`cases::limit`] (cache line, memcpy), [`cases::pipe`],
-//!   [`cases::mqueue`], [`cases::shm`].
+//!   [`cases::mqueue`], [`cases::shm`], [`cases::sync`] (mutex and condvar rows).
 //! - [`raw`]: the raw libc baselines (the crate's unsafe code, with [`shm`]).
 //! - [`stats`], [`report`]: percentiles, medians, and the three output formats.
 
@@ -277,11 +277,10 @@ fn parent_main(opts: &Options, args: &[String]) -> io::Result<bool> {
 fn describe(s: &Sample) -> String {
     match *s {
         Sample::Latency { p50_ns, p99_ns } => format!("p50 {p50_ns} ns, p99 {p99_ns} ns"),
-        Sample::Throughput { .. } => format!(
-            "{:.0} MB/s, {:.0} msgs/s",
-            s.mb_per_s().unwrap_or(0.0),
-            s.msgs_per_s().unwrap_or(0.0)
-        ),
+        Sample::Throughput { .. } => match s.mb_per_s() {
+            Some(mb) => format!("{mb:.0} MB/s, {:.0} msgs/s", s.msgs_per_s().unwrap_or(0.0)),
+            None => format!("{:.0} msgs/s", s.msgs_per_s().unwrap_or(0.0)),
+        },
     }
 }
 
@@ -324,6 +323,19 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          publisher calls FUTEX_WAKE only when the waiter announced itself. Cross-core \
          `shm-futex` throughput is bistable (a receiver that falls asleep pays the VM wake-up \
          per message): read its spread, not its ratio."
+            .into(),
+        "Sync rows (size `-`: no message, a u64 turn under the mutex; the raw baseline is a \
+         robust process-shared pthread_mutex_t with the attributes ipcraft-sync uses, called \
+         directly, and for the condvar the same futex sequence-word algorithm as \
+         ipcraft-sync's, not glibc's pthread_cond_t, which ipcraft does not use): \
+         `mutex-uncontended` is one process locking and unlocking back to back, reported as \
+         lock+unlock pairs per second in msgs/s (ns per pair = 10^9 / msgs/s; ratio below 1 = \
+         ipcraft slower). `mutex-handoff`: two processes take strict turns on a counter by \
+         lock/check/unlock polling (cross: spin_loop between polls; same: sched_yield); its \
+         p50/p99 are of the mean round trip of batches of 100 (one handoff across cores is \
+         shorter than the clock reads around it). `condvar-pingpong`: the same turns, each \
+         side in wait_while until its turn, then set, unlock, notify_all; every round trip \
+         timed. A round trip = both sides took a turn."
             .into(),
         "The project's machine is a 2-vCPU VM whose idle vCPU halts at once, so any blocking \
          wake-up across cores costs about 25 us one way: cross-core rows of blocking \
@@ -401,7 +413,13 @@ mod tests {
         for c in cases::all() {
             let tests = c.tests(&plan);
             assert!(!tests.is_empty(), "{}", c.id());
-            if c.implementation() != Impl::Limit {
+            let sync = ["mutex-", "condvar-"]
+                .iter()
+                .any(|p| c.mechanism().starts_with(p));
+            if sync {
+                // No message moves: the protected u64 only.
+                assert!(tests.iter().all(|t| t.size == 0), "{}", c.id());
+            } else if c.implementation() != Impl::Limit {
                 assert_eq!(tests[0].kind, Kind::Latency);
                 assert_eq!(tests[0].size, 64);
             }

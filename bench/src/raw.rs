@@ -13,23 +13,34 @@
 //! - A return value is trusted only as far as the kernel's contract: `n >= 0` is at most the
 //!   length asked for; any negative value is an error read from `errno` at once.
 //!
-//! - `futex(2)` ([`futex_wait`], [`futex_wake`]) is only called on a word borrowed as
-//!   `&AtomicU32` for the duration of the call, so its address is live, aligned and only ever
-//!   accessed atomically; the kernel reads it atomically and never writes it.
+//! - `futex(2)` ([`futex_wait`], [`futex_wake`], [`futex_wake_all`]) is only called on a
+//!   word borrowed as `&AtomicU32` for the duration of the call, so its address is live,
+//!   aligned and only ever accessed atomically; the kernel reads it atomically and never
+//!   writes it.
+//! - A [`PthreadMutex`] points to `size_of::<pthread_mutex_t>()` bytes, bounds- and
+//!   alignment-checked by [`SharedMap::bytes_at`], in a mapping it borrows (so it cannot
+//!   outlive it). Those bytes are initialized once by [`create_mutex_map`] before the memory
+//!   file is handed to anyone, and are then touched only by `pthread_mutex_*` calls, here and
+//!   in the peer (the sync rows' layout keeps every other word off them). As with
+//!   `ipcraft-sync`, glibc keeps robust-list pointers in the mutex: the peer is our own child,
+//!   trusted not to scribble over it.
 //!
-//! The unsafe code is limited to the system calls (three at the top, the futex pair at the
-//! bottom); the loops are safe.
+//! The unsafe code is limited to the system and library calls (three at the top, the futex
+//! pair and the pthread mutex calls at the bottom); the loops are safe.
 #![allow(unsafe_code)]
 // The futex words live in shared memory and are checked across real processes, not by loom.
 #![allow(clippy::disallowed_types)]
 
 use std::io;
+use std::marker::PhantomData;
+use std::mem::MaybeUninit;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
-use std::ptr;
+use std::ptr::{self, NonNull};
 use std::sync::atomic::AtomicU32;
 use std::time::Duration;
 
 use crate::proto::{Receiver, Sender};
+use crate::shm::SharedMap;
 
 /// `read(2)`: at most `buf.len()` bytes into `buf`.
 fn sys_read(fd: BorrowedFd<'_>, buf: &mut [u8]) -> io::Result<usize> {
@@ -324,24 +335,171 @@ pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Duration) -> io::Res
 ///
 /// `futex(2)` failed (`EFAULT`, `EINVAL`, `ENOSYS`).
 pub fn futex_wake(word: &AtomicU32) -> io::Result<usize> {
+    futex_wake_n(word, 1)
+}
+
+/// `FUTEX_WAKE` of every waiter on `word` (`INT_MAX` of them, as `ipcraft-sync`'s
+/// `Condvar::notify_all` asks for); returns how many were woken.
+///
+/// # Errors
+///
+/// As [`futex_wake`].
+pub fn futex_wake_all(word: &AtomicU32) -> io::Result<usize> {
+    futex_wake_n(word, i32::MAX.unsigned_abs())
+}
+
+/// `FUTEX_WAKE` of at most `n` waiters on `word`.
+fn futex_wake_n(word: &AtomicU32, n: u32) -> io::Result<usize> {
     // SAFETY:
     // - `uaddr` = `word.as_ptr()` is a live, 4-byte aligned u32 for the whole call (the
     //   `&AtomicU32` is borrowed for it); FUTEX_WAKE only uses the address as a key, it
     //   neither reads nor writes the word.
-    // - `val` = 1 wakes at most one waiter; `timeout`/`val2` (null), `uaddr2` (null) and
-    //   `val3` (0) are ignored by FUTEX_WAKE.
+    // - `val` = `n` wakes at most that many waiters (the kernel reads it as an int; callers
+    //   pass 1 or INT_MAX); `timeout`/`val2` (null), `uaddr2` (null) and `val3` (0) are
+    //   ignored by FUTEX_WAKE.
     let r = unsafe {
         libc::syscall(
             libc::SYS_futex,
             word.as_ptr(),
             libc::FUTEX_WAKE,
-            1u32,
+            n,
             ptr::null::<libc::timespec>(),
             ptr::null::<u32>(),
             0u32,
         )
     };
     usize::try_from(r).map_err(|_| io::Error::last_os_error())
+}
+
+/// `0` as `Ok`, any other return of a pthread function (an errno value) as the error.
+fn pthread_result(what: &str, rc: libc::c_int) -> io::Result<()> {
+    if rc == 0 {
+        Ok(())
+    } else {
+        let e = io::Error::from_raw_os_error(rc);
+        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+    }
+}
+
+/// A `pthread_mutex_t` inside a [`SharedMap`], locked and unlocked with direct
+/// `pthread_mutex_lock(3)` / `pthread_mutex_unlock(3)` calls: the raw baseline of
+/// `ipcraft_sync::Mutex` (the `mutex-*` and `condvar-*` rows).
+///
+/// Made process-shared and robust by [`create_mutex_map`], the attributes `ipcraft-sync`
+/// gives its own (no priority inheritance). It borrows the map, so the mapping outlives it.
+#[derive(Debug)]
+pub struct PthreadMutex<'a> {
+    ptr: NonNull<libc::pthread_mutex_t>,
+    _map: PhantomData<&'a SharedMap>,
+}
+
+/// A new memory file of `len` zeroed bytes, mapped, with a process-shared, robust
+/// `pthread_mutex_t` initialized at `offset` (checked against the mapping): the raw sync
+/// rows' memory. Nobody else can know the file yet (it was just made here), so the
+/// initialization races with nothing; hand the descriptor to the child afterwards.
+///
+/// # Errors
+///
+/// The memory file could not be made or mapped, the mutex does not fit at `offset`, or a
+/// `pthread_mutexattr_*`/`pthread_mutex_init` call failed.
+pub fn create_mutex_map(name: &str, len: usize, offset: usize) -> io::Result<(OwnedFd, SharedMap)> {
+    let fd = crate::shm::create_len(name, len)?;
+    let map = SharedMap::map(&fd, len)?;
+    // `mutex` borrows `map`: done with it before `map` is returned.
+    {
+        let mutex = PthreadMutex::at(&map, offset)?;
+        let mut attr = MaybeUninit::<libc::pthread_mutexattr_t>::uninit();
+        // SAFETY:
+        // - `attr.as_mut_ptr()` points to a local, writable, suitably aligned
+        //   `pthread_mutexattr_t`, which `pthread_mutexattr_init` initializes whole.
+        pthread_result("pthread_mutexattr_init", unsafe {
+            libc::pthread_mutexattr_init(attr.as_mut_ptr())
+        })?;
+        let attr = attr.as_mut_ptr();
+        let init = (|| {
+            // SAFETY:
+            // - `attr` was initialized by `pthread_mutexattr_init` above and is not destroyed yet.
+            pthread_result("pthread_mutexattr_setpshared", unsafe {
+                libc::pthread_mutexattr_setpshared(attr, libc::PTHREAD_PROCESS_SHARED)
+            })?;
+            // SAFETY:
+            // - As above: `attr` is initialized and alive.
+            pthread_result("pthread_mutexattr_setrobust", unsafe {
+                libc::pthread_mutexattr_setrobust(attr, libc::PTHREAD_MUTEX_ROBUST)
+            })?;
+            // SAFETY:
+            // - `mutex.ptr` points to `size_of::<pthread_mutex_t>()` writable bytes, aligned for
+            //   it, inside the live mapping `map` (checked by `PthreadMutex::at`; `mutex` borrows
+            //   `map`).
+            // - Nothing else uses those bytes yet: the memory file was created above and its
+            //   descriptor has not been handed to anyone; `mutex` is the only handle on them.
+            // - `attr` is initialized and alive.
+            pthread_result("pthread_mutex_init", unsafe {
+                libc::pthread_mutex_init(mutex.ptr.as_ptr(), attr)
+            })
+        })();
+        // SAFETY:
+        // - `attr` is initialized and is not used after this call (`pthread_mutex_init` copied
+        //   what it needed into the mutex).
+        unsafe { libc::pthread_mutexattr_destroy(attr) };
+        init?;
+    }
+    Ok((fd, map))
+}
+
+impl<'a> PthreadMutex<'a> {
+    /// The mutex at `offset` of `map`, which [`create_mutex_map`] initialized (in this
+    /// process, or in the parent that handed the memory file over).
+    ///
+    /// # Errors
+    ///
+    /// `size_of::<pthread_mutex_t>()` bytes at `offset` are out of bounds or misaligned.
+    pub fn at(map: &'a SharedMap, offset: usize) -> io::Result<Self> {
+        let ptr = map.bytes_at(
+            offset,
+            size_of::<libc::pthread_mutex_t>(),
+            align_of::<libc::pthread_mutex_t>(),
+        )?;
+        Ok(Self {
+            ptr: ptr.cast(),
+            _map: PhantomData,
+        })
+    }
+
+    /// `pthread_mutex_lock(3)`.
+    ///
+    /// # Errors
+    ///
+    /// Any non-zero return, `EOWNERDEAD` included (no process dies in a benchmark).
+    #[inline]
+    pub fn lock(&self) -> io::Result<()> {
+        // SAFETY:
+        // - `self.ptr` points to a `pthread_mutex_t` inside a mapping that stays mapped while
+        //   `self` lives (`self` borrows the `SharedMap` that owns it; bounds and alignment
+        //   checked in `at`).
+        // - It was initialized (process-shared, robust) by `create_mutex_map` before any
+        //   process could reach it, and its bytes are only ever touched by pthread calls, here
+        //   and in the peer (the layout in `cases::sync` keeps every other word off them).
+        pthread_result("pthread_mutex_lock", unsafe {
+            libc::pthread_mutex_lock(self.ptr.as_ptr())
+        })
+    }
+
+    /// `pthread_mutex_unlock(3)`, of a mutex this thread locked.
+    ///
+    /// # Errors
+    ///
+    /// Any non-zero return (`EPERM`: not locked by this thread).
+    #[inline]
+    pub fn unlock(&self) -> io::Result<()> {
+        // SAFETY:
+        // - As in `lock`: an initialized process-shared mutex in a live mapping, touched only
+        //   by pthread calls. Unlocking a mutex we do not own is reported (`EPERM`, the mutex
+        //   is robust, hence error-checking), not undefined.
+        pthread_result("pthread_mutex_unlock", unsafe {
+            libc::pthread_mutex_unlock(self.ptr.as_ptr())
+        })
+    }
 }
 
 #[cfg(test)]

@@ -108,9 +108,11 @@ pub fn sort(rows: &mut [Row], order: &[&str]) {
     rows.sort_by_key(|r| (pos(r.mechanism), r.kind, r.placement, r.size, r.imp));
 }
 
-/// `64 B`, `4 KiB`, `64 KiB`, ...
+/// `64 B`, `4 KiB`, `64 KiB`, ...; `-` for 0 (no message: the sync rows).
 pub fn fmt_size(n: usize) -> String {
-    if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
+    if n == 0 {
+        "-".into()
+    } else if n >= 1 << 20 && n.is_multiple_of(1 << 20) {
         format!("{} MiB", n >> 20)
     } else if n >= 1 << 10 && n.is_multiple_of(1 << 10) {
         format!("{} KiB", n >> 10)

@@ -1,6 +1,6 @@
 //! Memory shared between the parent and the child by hand (mmap of a memfd): one cache line
 //! for the `cacheline` limit rows ([`SharedLine`]), and the whole segment of the raw
-//! `shm-spin`/`shm-futex` baselines ([`SharedMap`]).
+//! `shm-spin`/`shm-futex` baselines and of the raw sync rows ([`SharedMap`]).
 //!
 //! The parent creates an anonymous memory file (`memfd_create(2)`, close-on-exec), sizes it,
 //! maps it, and hands the descriptor to the child as its stdin; the child maps it too.
@@ -13,6 +13,9 @@
 //!   unmaps it, and nothing else unmaps it. The file is at least `len` bytes long when mapped
 //!   (checked by [`SharedMap::map`]); it is not sealed, so only our own child, which never
 //!   truncates it, may hold it (a shrunk file would SIGBUS us, not corrupt memory).
+//! - [`SharedMap::bytes_at`] hands out checked addresses, never references: the raw sync rows'
+//!   `pthread_mutex_t` is reached only by pthread calls in `crate::raw`, under that file's
+//!   invariants.
 //! - The only references ever formed into a mapping are `&AtomicU64` (a line's first 8 bytes)
 //!   and `&AtomicU32` (a map's words, bounds- and alignment-checked), borrowed from `&self`, so
 //!   they cannot outlive the mapping. The peer writes those bytes concurrently, which is sound
@@ -176,6 +179,23 @@ impl SharedMap {
     /// The address `offset` bytes in (for an `offset` already checked).
     fn at(&self, offset: usize) -> *mut u8 {
         self.base.as_ptr().cast::<u8>().wrapping_add(offset)
+    }
+
+    /// The address of `len` bytes at `offset`, checked to lie inside the mapping and to be
+    /// aligned to `align` (a power of two), for an object that only library calls touch (the
+    /// raw sync rows' `pthread_mutex_t`, [`crate::raw::PthreadMutex`]). Getting it is safe;
+    /// using it is the caller's business, while it borrows `self`.
+    ///
+    /// # Errors
+    ///
+    /// Out of bounds or misaligned.
+    pub fn bytes_at(&self, offset: usize, len: usize, align: usize) -> io::Result<NonNull<u8>> {
+        self.check(offset, len)?;
+        let at = self.at(offset);
+        if !(at as usize).is_multiple_of(align) {
+            return Err(io::Error::other(format!("misaligned object at {offset}")));
+        }
+        NonNull::new(at).ok_or_else(|| io::Error::other("null mapping"))
     }
 
     /// The 32-bit atomic word at `offset` (a multiple of 4).

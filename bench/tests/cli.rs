@@ -88,6 +88,41 @@ fn quick_table_lists_the_limit_rows_and_notes() {
 
 #[test]
 #[cfg_attr(miri, ignore)]
+fn quick_sync_rows_pair_raw_with_ipcraft() {
+    let out = Command::new(EXE)
+        .args(["--quick", "--runs", "1", "--json", "--filter", "mutex-"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<&str> = stdout.lines().collect();
+    let placements = if std::thread::available_parallelism().map_or(1, usize::from) > 1 {
+        2
+    } else {
+        1
+    };
+    // Uncontended: one process, `same` only; handoff: every placement; raw and ipcraft each.
+    assert_eq!(lines.len(), 2 * (1 + placements), "{stdout}");
+    for line in &lines {
+        assert_eq!(field(line, "size"), Some("0"), "{line}");
+        assert_eq!(field(line, "throughput_mb_s"), Some("null"), "{line}");
+        let uncontended = field(line, "mechanism") == Some("mutex-uncontended");
+        assert_eq!(
+            field(line, "msgs_per_s") != Some("null"),
+            uncontended,
+            "{line}"
+        );
+        assert_eq!(
+            field(line, "latency_p50_ns") != Some("null"),
+            !uncontended,
+            "{line}"
+        );
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore)]
 fn bad_arguments_are_refused() {
     let out = Command::new(EXE).arg("--bogus").output().unwrap();
     assert_eq!(out.status.code(), Some(2));

@@ -9,6 +9,7 @@ pub mod limit;
 pub mod mqueue;
 pub mod pipe;
 pub mod shm;
+pub mod sync;
 
 /// All cases.
 pub fn all() -> Vec<Box<dyn Case>> {
@@ -26,6 +27,12 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(shm::ShmCase::new(false, Impl::Ipcraft)),
         Box::new(shm::ShmCase::new(true, Impl::Raw)),
         Box::new(shm::ShmCase::new(true, Impl::Ipcraft)),
+        Box::new(sync::SyncCase::new(sync::Row::Uncontended, Impl::Raw)),
+        Box::new(sync::SyncCase::new(sync::Row::Uncontended, Impl::Ipcraft)),
+        Box::new(sync::SyncCase::new(sync::Row::Handoff, Impl::Raw)),
+        Box::new(sync::SyncCase::new(sync::Row::Handoff, Impl::Ipcraft)),
+        Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Raw)),
+        Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Ipcraft)),
     ]
 }
 
