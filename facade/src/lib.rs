@@ -17,7 +17,8 @@
 //! one mechanism can depend on its crate alone, or on this crate with
 //! `default-features = false, features = ["pipe"]`.
 //!
-//! The shared-memory channel (a loom-checked lock-free ring) will live here too.
+//! [`ring`] holds the lock-free ring (checked by loom) that the shared-memory channel will
+//! be built on.
 
 pub use ipcraft_core as core;
 #[cfg(feature = "mqueue")]
@@ -35,3 +36,6 @@ pub use ipcraft_socket as socket;
 #[cfg(feature = "sync")]
 #[doc(inline)]
 pub use ipcraft_sync as sync;
+
+mod loom;
+pub mod ring;

@@ -15,6 +15,8 @@ pub const SUITES: &[(&str, &[&str])] = &[
     ("ipcraft-core", &["--lib"]),
     // Bounds checks, typed copies, atomics and header validation, on heap memory.
     ("ipcraft-shm", &["--lib"]),
+    // The ring, its proptest against a VecDeque model and hostile-peer tests, on heap memory.
+    ("ipcraft", &["--lib"]),
     // Error texts and the RLIMIT_MSGQUEUE arithmetic (the /proc read is ignored under Miri).
     ("ipcraft-mqueue", &["--lib"]),
 ];
