@@ -371,14 +371,22 @@ fn futex_wake_n(word: &AtomicU32, n: u32) -> io::Result<usize> {
     usize::try_from(r).map_err(|_| io::Error::last_os_error())
 }
 
-/// `0` as `Ok`, any other return of a pthread function (an errno value) as the error.
-fn pthread_result(what: &str, rc: libc::c_int) -> io::Result<()> {
+/// `0` as `Ok`, any other return of a pthread function (an errno value) as the error: the
+/// `if (rc != 0)` of C, inlined, with the error built out of line.
+#[inline]
+fn pthread_result(what: &'static str, rc: libc::c_int) -> io::Result<()> {
     if rc == 0 {
         Ok(())
     } else {
-        let e = io::Error::from_raw_os_error(rc);
-        Err(io::Error::new(e.kind(), format!("{what}: {e}")))
+        Err(pthread_error(what, rc))
     }
+}
+
+#[cold]
+#[inline(never)]
+fn pthread_error(what: &'static str, rc: libc::c_int) -> io::Error {
+    let e = io::Error::from_raw_os_error(rc);
+    io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
 /// A `pthread_mutex_t` inside a [`SharedMap`], locked and unlocked with direct
