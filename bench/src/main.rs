@@ -335,7 +335,10 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          p50/p99 are of the mean round trip of batches of 100 (one handoff across cores is \
          shorter than the clock reads around it). `condvar-pingpong`: the same turns, each \
          side in wait_while until its turn, then set, unlock, notify_all; every round trip \
-         timed. A round trip = both sides took a turn."
+         timed. A round trip = both sides took a turn. Cross-core `mutex-handoff` is \
+         sensitive to the time spent under the lock: glibc's robust mutex does not spin, so a \
+         poll that finds it held sleeps in FUTEX_WAIT and the unlock pays a FUTEX_WAKE; a few \
+         ns more per lock show as tens of percent there. Read its spread with its ratio."
             .into(),
         "The project's machine is a 2-vCPU VM whose idle vCPU halts at once, so any blocking \
          wake-up across cores costs about 25 us one way: cross-core rows of blocking \
