@@ -63,6 +63,7 @@ pub(crate) const MUTEX_SIZE: usize = std::mem::size_of::<libc::pthread_mutex_t>(
 /// Alignment a mutex needs.
 pub(crate) const MUTEX_ALIGN: usize = std::mem::align_of::<libc::pthread_mutex_t>();
 
+#[inline]
 fn check(rc: libc::c_int) -> Result<(), Errno> {
     if rc == 0 {
         Ok(())
@@ -71,6 +72,7 @@ fn check(rc: libc::c_int) -> Result<(), Errno> {
     }
 }
 
+#[inline]
 fn acquired(rc: libc::c_int) -> Result<Acquired, Errno> {
     match rc {
         0 => Ok(Acquired::Clean),
@@ -126,6 +128,7 @@ impl RawMutex {
     }
 
     /// Block until acquired.
+    #[inline]
     pub(crate) fn lock(&self) -> Result<Acquired, Errno> {
         // SAFETY:
         // - `self.ptr` is an initialized process-shared mutex in a live mapping (contracts
@@ -134,6 +137,7 @@ impl RawMutex {
     }
 
     /// Block until acquired or `deadline` passes (`ETIMEDOUT`), on `CLOCK_MONOTONIC`.
+    #[inline]
     pub(crate) fn lock_until(&self, deadline: Instant) -> Result<Acquired, Errno> {
         let left = deadline.saturating_duration_since(Instant::now());
         let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
@@ -162,6 +166,7 @@ impl RawMutex {
     }
 
     /// Release a mutex this thread owns.
+    #[inline]
     pub(crate) fn unlock(&self) -> Result<(), Errno> {
         // SAFETY:
         // - As in `lock`; the calling thread owns the mutex (called from a guard's drop).
@@ -174,6 +179,7 @@ impl RawMutex {
 /// `CLOCK_MONOTONIC`). Returns on a wake-up, a changed word, a signal, or the timeout; the
 /// caller re-checks its condition either way.
 #[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+#[inline]
 pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
@@ -204,6 +210,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 
 /// Wake up to `count` waiters sleeping on `word` (shared futex).
 #[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+#[inline]
 pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
     // SAFETY:
     // - `word` is a live, aligned AtomicU32 (a reference); FUTEX_WAKE does not access it,
