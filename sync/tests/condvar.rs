@@ -1,73 +1,19 @@
 //! The futex condvar across real processes, with waiters and notifiers killed at random.
 #![allow(clippy::disallowed_types)] // Std atomics in shared memory, for the test's own flags.
 
-use ipcraft_shm::{Segment, unlink};
+mod common;
+use common::{ARG_ENV, Name, ROLE_ENV, spawn_role, wait_for};
+use ipcraft_shm::Segment;
 use ipcraft_sync::{Condvar, LockError, Mutex, MutexGuard};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex as StdMutex;
+use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
-const ROLE_ENV: &str = "IPCRAFT_CONDVAR_TEST_ROLE";
-const ARG_ENV: &str = "IPCRAFT_CONDVAR_TEST_ARG";
 const ROUNDS: u64 = 1000;
 /// Every wait in the churn test uses this timeout; a wait that takes longer than it plus
 /// this slack counts as a hang.
 const WAIT: Duration = Duration::from_millis(20);
 const SLACK: Duration = Duration::from_secs(2);
-
-fn spawn_role(role: &str, arg: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-struct Name(String);
-
-impl Name {
-    fn new(tag: &str) -> Self {
-        static N: StdMutex<usize> = StdMutex::new(0);
-        let n = {
-            let mut n = N.lock().unwrap();
-            *n += 1;
-            *n
-        };
-        Self(format!("/ipcraft-cv-test-{}-{n}-{tag}", std::process::id()))
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = unlink(&self.0);
-    }
-}
-
-fn wait_for(child: &mut Child, marker: &str) {
-    let mut reader = BufReader::new(child.stdout.as_mut().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "child ended before {marker}"
-        );
-        if line.trim_end() == marker {
-            return;
-        }
-    }
-}
 
 /// Lock, recovering from a dead owner (the counter stays meaningful: each update is whole).
 fn lock<'a>(m: &'a Mutex<u64, &'a Segment>) -> MutexGuard<'a, u64> {

@@ -3,73 +3,14 @@
 //! Children are this test binary re-run with `--exact child_role` and a role in the
 //! environment; they report on stdout with marker lines.
 
-use ipcraft_shm::{Segment, unlink};
+mod common;
+use common::{ARG_ENV, Name, ROLE_ENV, spawn_role, wait_for};
+use ipcraft_shm::Segment;
 use ipcraft_sync::{Error, LockError, Mutex};
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
-use std::sync::Mutex as StdMutex;
+use std::process::Child;
 use std::time::{Duration, Instant};
 
-const ROLE_ENV: &str = "IPCRAFT_SYNC_TEST_ROLE";
-const ARG_ENV: &str = "IPCRAFT_SYNC_TEST_ARG";
 const PER_PROCESS: u64 = 500_000;
-
-fn spawn_role(role: &str, arg: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-/// A unique segment name, unlinked on drop.
-struct Name(String);
-
-impl Name {
-    fn new(tag: &str) -> Self {
-        static N: StdMutex<usize> = StdMutex::new(0);
-        let n = {
-            let mut n = N.lock().unwrap();
-            *n += 1;
-            *n
-        };
-        Self(format!(
-            "/ipcraft-sync-test-{}-{n}-{tag}",
-            std::process::id()
-        ))
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = unlink(&self.0);
-    }
-}
-
-fn wait_for(child: &mut Child, marker: &str) {
-    let out = child.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(out);
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "child ended before {marker}"
-        );
-        if line.trim_end() == marker {
-            return;
-        }
-    }
-}
 
 fn finish(mut child: Child) {
     let status = child.wait().unwrap();

@@ -5,107 +5,20 @@
 //! environment; they report on stdout with marker lines. Every name is unique (pid plus a
 //! counter) and removed by a guard, so a failing test leaves nothing in `/dev/shm`.
 
+mod common;
+use common::{ARG_ENV, Name, ROLE_ENV, spawn_role, wait_for};
 use ipcraft_core::Deadline;
 use ipcraft_core::name::NameErrorKind;
 use ipcraft_shm::Segment;
 use ipcraft_sync::{Error, Mutex, SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, unlink_semaphore};
-use std::io::{BufRead, BufReader, Read};
+use std::io::Read;
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex as StdMutex;
 use std::time::{Duration, Instant};
 
-const ROLE_ENV: &str = "IPCRAFT_SEM_TEST_ROLE";
-const ARG_ENV: &str = "IPCRAFT_SEM_TEST_ARG";
 const ROUNDS: u32 = 2000;
 /// Generous: the machine is shared and has 2 cores. Only "never hangs" rides on it.
 const LONG: Duration = Duration::from_secs(30);
-
-fn spawn_role(role: &str, arg: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
-fn next_id() -> usize {
-    static N: StdMutex<usize> = StdMutex::new(0);
-    let mut n = N.lock().unwrap_or_else(|e| e.into_inner());
-    *n += 1;
-    *n
-}
-
-fn unique(tag: &str) -> String {
-    format!(
-        "/ipcraft-sem-test-{}-{}-{tag}",
-        std::process::id(),
-        next_id()
-    )
-}
-
-/// A unique name, removed on drop (as a semaphore and as a segment), even when a test
-/// fails half-way.
-struct Name(String);
-
-impl Name {
-    fn new(tag: &str) -> Self {
-        Self(unique(tag))
-    }
-
-    /// A unique name exactly `len` bytes after the '/'.
-    fn with_len(len: usize) -> Self {
-        let mut s = unique("long");
-        assert!(s.len() <= len + 1);
-        while s.len() < len + 1 {
-            s.push('x');
-        }
-        Self(s)
-    }
-
-    fn file(&self) -> String {
-        format!("/dev/shm/sem.{}", &self.0[1..])
-    }
-}
-
-impl std::ops::Deref for Name {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = unlink_semaphore(&self.0);
-        let _ = ipcraft_shm::unlink(&self.0);
-    }
-}
-
-fn wait_for(child: &mut Child, marker: &str) {
-    let out = child.stdout.as_mut().unwrap();
-    let mut reader = BufReader::new(out);
-    loop {
-        let mut line = String::new();
-        assert!(
-            reader.read_line(&mut line).unwrap() > 0,
-            "child ended before {marker}"
-        );
-        if line.trim_end() == marker {
-            return;
-        }
-    }
-}
 
 fn finish(mut child: Child) -> String {
     let mut out = String::new();
