@@ -41,6 +41,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Across processes: `examples/owner_died.rs` runs a child that dies holding the mutex and
+//! a parent that recovers (`cargo run -p ipcraft-sync --example owner_died`), and
+//! `examples/condvar_turns.rs` two processes taking turns through a mutex and condvar in a
+//! memfd handed over at spawn. A doctest cannot start a peer of its own, so the example above
+//! plays both sides in one process.
+//!
 //! # Safety model
 //!
 //! The protected value is read and written by copy under the lock ([`MutexGuard::get`],
