@@ -752,6 +752,34 @@ impl Segment {
         self.data().get(offset)
     }
 
+    /// Atomically load the `u64` at `offset` (8-aligned), also on a read-only mapping: how
+    /// a reader follows a flag or sequence number the writers update with atomics. (Rust
+    /// allows atomic loads of at most 8 bytes from read-only memory.)
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Misaligned`]; [`Error::OutOfBounds`].
+    #[allow(clippy::disallowed_types)] // Std atomics in shared memory: what this crate serves.
+    pub fn load_u64(&self, offset: usize, order: std::sync::atomic::Ordering) -> Result<u64> {
+        Ok(self
+            .data()
+            .get::<std::sync::atomic::AtomicU64>(offset)?
+            .load(order))
+    }
+
+    /// Atomically load the `u32` at `offset` (4-aligned), also on a read-only mapping.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Misaligned`]; [`Error::OutOfBounds`].
+    #[allow(clippy::disallowed_types)] // Std atomics in shared memory: what this crate serves.
+    pub fn load_u32(&self, offset: usize, order: std::sync::atomic::Ordering) -> Result<u32> {
+        Ok(self
+            .data()
+            .get::<std::sync::atomic::AtomicU32>(offset)?
+            .load(order))
+    }
+
     /// The first byte of the data area, for those who go `unsafe` themselves: the memory is
     /// shared with other processes, so never form `&[u8]`/`&mut [u8]` over it unless the
     /// protocol guarantees no one else writes it meanwhile. Valid while `self` lives (and is

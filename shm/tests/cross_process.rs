@@ -213,6 +213,16 @@ fn writer_and_reader_processes_share_bytes() {
     assert_eq!(&buf, b"from the creator");
     assert!(matches!(reader.write_at(0, b"x"), Err(Error::ReadOnly)));
     assert!(matches!(reader.get::<AtomicU64>(0), Err(Error::ReadOnly)));
+    // Readers still follow atomics the writer updates.
+    seg.get::<AtomicU64>(64)
+        .unwrap()
+        .store(7, Ordering::Release);
+    assert_eq!(reader.load_u64(64, Ordering::Acquire).unwrap(), 7);
+    assert_eq!(reader.load_u32(64, Ordering::Acquire).unwrap(), 7);
+    assert!(matches!(
+        reader.load_u64(60, Ordering::Relaxed),
+        Err(Error::Misaligned { .. })
+    ));
 }
 
 #[test]
