@@ -37,5 +37,7 @@ pub use ipcraft_socket as socket;
 #[doc(inline)]
 pub use ipcraft_sync as sync;
 
+#[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
+pub mod channel;
 mod loom;
 pub mod ring;

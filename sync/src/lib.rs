@@ -69,6 +69,13 @@ mod semaphore;
 mod sys;
 
 pub use condvar::{CONDVAR_FOOTPRINT, Condvar};
+
+/// Shared futex wait and wake on a 32-bit atomic that may live in memory other processes
+/// map (`futex(2)` without `FUTEX_PRIVATE_FLAG`): the building block under [`Condvar`],
+/// for lock-free protocols of your own (the `ipcraft` channel's sleep and wake-up).
+pub mod futex {
+    pub use crate::sys::{futex_wait as wait, futex_wake as wake};
+}
 pub use error::{Error, Result};
 pub use mutex::{
     DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, MutexOptions, Plain, Recovery, footprint,

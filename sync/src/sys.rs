@@ -180,7 +180,7 @@ impl RawMutex {
 /// caller re-checks its condition either way.
 #[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
 #[inline]
-pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
     let ts = timeout.map(|t| libc::timespec {
         tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
         tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
@@ -211,7 +211,7 @@ pub(crate) fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Durati
 /// Wake up to `count` waiters sleeping on `word` (shared futex).
 #[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
 #[inline]
-pub(crate) fn futex_wake(word: &AtomicU32, count: i32) {
+pub fn futex_wake(word: &AtomicU32, count: i32) {
     // SAFETY:
     // - `word` is a live, aligned AtomicU32 (a reference); FUTEX_WAKE does not access it,
     //   it only uses its address as the key. Errors (none expected) change nothing.

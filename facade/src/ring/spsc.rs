@@ -71,29 +71,33 @@ pub const fn max_message_len(capacity: usize) -> usize {
     capacity.saturating_sub(RECORD_HEADER)
 }
 
-/// The two ends of a ring that starts empty (both positions 0).
-pub fn split<M: RingMemory>(memory: &M) -> (Producer<'_, M>, Consumer<'_, M>) {
-    let cap = memory.capacity();
-    (
-        Producer {
-            mem: memory,
-            cap,
-            pos: 0,
-            cached_consumer: 0,
-        },
-        Consumer {
-            mem: memory,
-            cap,
-            pos: 0,
-            cached_producer: 0,
-        },
-    )
+impl<M: RingMemory + ?Sized> RingMemory for &M {
+    fn capacity(&self) -> usize {
+        (**self).capacity()
+    }
+    fn load_position(&self, producer: bool) -> u64 {
+        (**self).load_position(producer)
+    }
+    fn store_position(&self, producer: bool, value: u64) {
+        (**self).store_position(producer, value);
+    }
+    fn write_word(&self, offset: usize, value: u64) {
+        (**self).write_word(offset, value);
+    }
+    fn read_word(&self, offset: usize) -> u64 {
+        (**self).read_word(offset)
+    }
+}
+
+/// The two ends of a ring, in one process (for tests and threads).
+pub fn split<M: RingMemory>(memory: &M) -> (Producer<&M>, Consumer<&M>) {
+    (Producer::attach(memory), Consumer::attach(memory))
 }
 
 /// The writing end. Only one may exist per ring.
 #[derive(Debug)]
-pub struct Producer<'a, M: RingMemory> {
-    mem: &'a M,
+pub struct Producer<M: RingMemory> {
+    mem: M,
     cap: usize,
     /// Bytes written and published so far.
     pos: u64,
@@ -101,7 +105,25 @@ pub struct Producer<'a, M: RingMemory> {
     cached_consumer: u64,
 }
 
-impl<M: RingMemory> Producer<'_, M> {
+impl<M: RingMemory> Producer<M> {
+    /// The writing end of the ring in `mem`, carrying on from its current positions.
+    pub fn attach(mem: M) -> Self {
+        let cap = mem.capacity();
+        let pos = mem.load_position(true);
+        let cached_consumer = mem.load_position(false);
+        Self {
+            mem,
+            cap,
+            pos,
+            cached_consumer,
+        }
+    }
+
+    /// The ring memory.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
     /// Append one message and publish it.
     ///
     /// A message that would wrap needs the consumer to pass the end of the lap first, so
@@ -147,6 +169,9 @@ impl<M: RingMemory> Producer<'_, M> {
             });
         }
         let need = record_size(msg.len());
+        if !self.pos.is_multiple_of(8) {
+            return Err(RingError::Corrupted("producer position not 8-aligned"));
+        }
         let mut off = self.offset();
         let to_end = self.cap - off;
         if need > to_end {
@@ -198,8 +223,8 @@ impl<M: RingMemory> Producer<'_, M> {
 
 /// The reading end. Only one may exist per ring.
 #[derive(Debug)]
-pub struct Consumer<'a, M: RingMemory> {
-    mem: &'a M,
+pub struct Consumer<M: RingMemory> {
+    mem: M,
     cap: usize,
     /// Bytes consumed and released so far.
     pos: u64,
@@ -207,7 +232,25 @@ pub struct Consumer<'a, M: RingMemory> {
     cached_producer: u64,
 }
 
-impl<M: RingMemory> Consumer<'_, M> {
+impl<M: RingMemory> Consumer<M> {
+    /// The reading end of the ring in `mem`, carrying on from its current positions.
+    pub fn attach(mem: M) -> Self {
+        let cap = mem.capacity();
+        let pos = mem.load_position(false);
+        let cached_producer = pos;
+        Self {
+            mem,
+            cap,
+            pos,
+            cached_producer,
+        }
+    }
+
+    /// The ring memory.
+    pub fn memory(&self) -> &M {
+        &self.mem
+    }
+
     /// Copy the next message into `buf` and release it; returns its length.
     ///
     /// # Errors

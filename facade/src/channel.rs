@@ -1,0 +1,510 @@
+//! A cross-process channel on the lock-free ring in shared memory: one [`Sender`] process,
+//! one [`Receiver`] process.
+//!
+//! **Status:** anonymous channels (a sealed memfd handed to the peer, at spawn or over a
+//! Unix socket) with blocking, timeouts and disconnection; the named form, MPSC and the
+//! zero-copy API are still to come (issue 7).
+//!
+//! # Waiting without losing speed
+//!
+//! A side that finds the ring full (or empty) spins briefly, then announces that it sleeps
+//! (a flag word), re-checks, and sleeps on a shared futex word; the other side, after
+//! publishing, wakes it only if the flag is set, so the fast path makes no system call.
+//! Sleeps are sliced (100 ms) to notice a peer that died without closing: each side holds an
+//! open-file-description lock on the memfd, which the kernel releases when the process dies.
+#![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
+
+use crate::ring::{Consumer, Producer, RingError, RingMemory, max_message_len};
+use ipcraft_core::{Deadline, SysError};
+use ipcraft_shm::{Segment, SegmentOptions};
+use ipcraft_sync::futex;
+use nix::fcntl::{FcntlArg, OFlag, fcntl};
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::time::Duration;
+
+/// `b"IPCRING1"` little-endian, at the start of the channel's segment data.
+const MAGIC: u64 = u64::from_le_bytes(*b"IPCRING1");
+const VERSION: u32 = 1;
+const PRODUCER_POS: usize = 64;
+const PRODUCER_SLEEPING: usize = 72;
+const SPACE_SEQ: usize = 76;
+const CONSUMER_POS: usize = 128;
+const CONSUMER_SLEEPING: usize = 136;
+const DATA_SEQ: usize = 140;
+const SENDER_CLOSED: usize = 192;
+const RECEIVER_CLOSED: usize = 196;
+/// Set by each side once it holds its liveness lock: a peer that has not attached yet is
+/// not dead.
+const SENDER_ATTACHED: usize = 200;
+const RECEIVER_ATTACHED: usize = 204;
+const DATA: usize = 256;
+/// Lock bytes for liveness (open-file-description locks on the memfd).
+const SENDER_LOCK: i64 = 1;
+const RECEIVER_LOCK: i64 = 2;
+const SPINS: u32 = 200;
+const SLICE: Duration = Duration::from_millis(100);
+
+/// Why a channel operation failed.
+#[derive(Debug)]
+#[non_exhaustive]
+pub enum ChannelError {
+    /// The other side closed or died; everything it committed was received first.
+    Disconnected,
+    /// The timeout passed.
+    TimedOut,
+    /// A message larger than the ring can ever hold.
+    TooLarge {
+        /// Its length.
+        len: usize,
+        /// The largest message this channel takes.
+        max: usize,
+    },
+    /// The capacity is not a power of two of at least 16 bytes (and at most 2^31).
+    BadCapacity(usize),
+    /// The shared ring breaks the protocol (a buggy or hostile peer).
+    Corrupted(&'static str),
+    /// The shared memory failed or is not a channel.
+    Shm(ipcraft_shm::Error),
+    /// A system call failed.
+    Sys(SysError),
+}
+
+impl fmt::Display for ChannelError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Disconnected => f.write_str("the other side of the channel is gone"),
+            Self::TimedOut => f.write_str("timed out"),
+            Self::TooLarge { len, max } => {
+                write!(f, "a message of {len} bytes can never fit: at most {max}")
+            }
+            Self::BadCapacity(c) => write!(
+                f,
+                "capacity {c} is not a power of two between 16 bytes and 2 GiB"
+            ),
+            Self::Corrupted(w) => write!(f, "the channel is corrupted: {w}"),
+            Self::Shm(e) => e.fmt(f),
+            Self::Sys(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for ChannelError {}
+
+impl From<ipcraft_shm::Error> for ChannelError {
+    fn from(e: ipcraft_shm::Error) -> Self {
+        Self::Shm(e)
+    }
+}
+
+impl From<RingError> for ChannelError {
+    fn from(e: RingError) -> Self {
+        match e {
+            RingError::TooLarge { len, max } => Self::TooLarge { len, max },
+            RingError::Corrupted(w) => Self::Corrupted(w),
+            // Full, Empty and BufferTooSmall are handled by the caller.
+            _ => Self::Corrupted("unexpected ring state"),
+        }
+    }
+}
+
+/// The ring in a shared segment.
+#[derive(Debug)]
+pub struct ShmRing {
+    seg: Segment,
+    cap: usize,
+}
+
+impl ShmRing {
+    fn word64(&self, off: usize) -> Option<&AtomicU64> {
+        self.seg.get::<AtomicU64>(off).ok()
+    }
+
+    fn word32(&self, off: usize) -> Option<&AtomicU32> {
+        self.seg.get::<AtomicU32>(off).ok()
+    }
+
+    fn flag(&self, off: usize) -> bool {
+        self.word32(off)
+            .is_some_and(|w| w.load(Ordering::Acquire) != 0)
+    }
+
+    fn set_flag(&self, off: usize, v: u32) {
+        if let Some(w) = self.word32(off) {
+            w.store(v, Ordering::SeqCst);
+        }
+    }
+
+    /// Wake the other side if it announced that it sleeps on `seq`.
+    fn wake(&self, sleeping: usize, seq: usize) {
+        fence(Ordering::SeqCst);
+        if self.flag(sleeping) {
+            if let Some(w) = self.word32(seq) {
+                w.fetch_add(1, Ordering::Release);
+                futex::wake(w, i32::MAX);
+            }
+        }
+    }
+
+    /// Announce, sleep on `seq` (one slice at most), withdraw.
+    fn sleep(&self, sleeping: usize, seq: usize, seen: u32, deadline: Deadline) {
+        if let Some(w) = self.word32(seq) {
+            let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
+            futex::wait(w, seen, Some(slice));
+        }
+        self.set_flag(sleeping, 0);
+    }
+
+    fn seq(&self, seq: usize) -> u32 {
+        self.word32(seq).map_or(0, |w| w.load(Ordering::Acquire))
+    }
+}
+
+impl RingMemory for ShmRing {
+    fn capacity(&self) -> usize {
+        self.cap
+    }
+    fn load_position(&self, producer: bool) -> u64 {
+        let off = if producer { PRODUCER_POS } else { CONSUMER_POS };
+        self.word64(off)
+            .map_or(u64::MAX, |w| w.load(Ordering::Acquire))
+    }
+    fn store_position(&self, producer: bool, value: u64) {
+        let off = if producer { PRODUCER_POS } else { CONSUMER_POS };
+        if let Some(w) = self.word64(off) {
+            w.store(value, Ordering::Release);
+        }
+    }
+    fn write_word(&self, offset: usize, value: u64) {
+        if let Some(w) = self.word64(DATA + offset) {
+            w.store(value, Ordering::Relaxed);
+        }
+    }
+    fn read_word(&self, offset: usize) -> u64 {
+        self.word64(DATA + offset)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+}
+
+/// Make a channel segment of `capacity` data bytes.
+fn new_ring(capacity: usize) -> Result<(ShmRing, OwnedFd), ChannelError> {
+    if !capacity.is_power_of_two() || !(16..=1 << 31).contains(&capacity) {
+        return Err(ChannelError::BadCapacity(capacity));
+    }
+    let seg = SegmentOptions::new().anonymous(DATA + capacity)?;
+    seg.write(0, &MAGIC)?;
+    seg.write(8, &VERSION)?;
+    seg.write(12, &(capacity as u32))?;
+    let fd = seg
+        .as_fd()
+        .try_clone_to_owned()
+        .map_err(|e| ChannelError::Sys(SysError::from_io("dup", &e)))?;
+    Ok((ShmRing { seg, cap: capacity }, fd))
+}
+
+/// Map and validate a received channel segment.
+fn attach_ring(fd: OwnedFd) -> Result<ShmRing, ChannelError> {
+    let seg = Segment::from_fd(fd, DATA + 16)?;
+    let magic: u64 = seg.read(0)?;
+    let version: u32 = seg.read(8)?;
+    let cap = seg.read::<u32>(12)? as usize;
+    if magic != MAGIC {
+        return Err(ChannelError::Corrupted("not a channel segment"));
+    }
+    if version != VERSION {
+        return Err(ChannelError::Corrupted("another channel layout version"));
+    }
+    if !cap.is_power_of_two() || cap < 16 || DATA + cap > seg.len() {
+        return Err(ChannelError::Corrupted(
+            "capacity does not match the segment",
+        ));
+    }
+    Ok(ShmRing { seg, cap })
+}
+
+/// Lock `byte` of the segment through a fresh open file description (an inherited or
+/// duplicated descriptor shares its description with the peer's, so it cannot tell them
+/// apart); the kernel drops the lock when this process dies.
+fn liveness_lock(seg: &Segment, byte: i64) -> Result<OwnedFd, ChannelError> {
+    let path = format!("/proc/self/fd/{}", seg.as_raw_fd());
+    let fd = nix::fcntl::open(
+        path.as_str(),
+        OFlag::O_RDWR | OFlag::O_CLOEXEC,
+        nix::sys::stat::Mode::empty(),
+    )
+    .map_err(|e| ChannelError::Sys(SysError::new("open", e).on(path)))?;
+    let lock = flock(nix::libc::F_RDLCK as i16, byte);
+    fcntl(&fd, FcntlArg::F_OFD_SETLK(&lock))
+        .map_err(|e| ChannelError::Sys(SysError::new("fcntl(F_OFD_SETLK)", e)))?;
+    Ok(fd)
+}
+
+fn peer_alive(own: &OwnedFd, byte: i64) -> bool {
+    let mut probe = flock(nix::libc::F_WRLCK as i16, byte);
+    match fcntl(own, FcntlArg::F_OFD_GETLK(&mut probe)) {
+        Ok(_) => probe.l_type != nix::libc::F_UNLCK as i16,
+        Err(_) => true,
+    }
+}
+
+fn flock(kind: i16, byte: i64) -> nix::libc::flock {
+    nix::libc::flock {
+        l_type: kind,
+        l_whence: nix::libc::SEEK_SET as i16,
+        l_start: byte,
+        l_len: 1,
+        l_pid: 0,
+    }
+}
+
+/// The sending end of a cross-process channel.
+#[derive(Debug)]
+pub struct Sender {
+    tx: Producer<ShmRing>,
+    lock: OwnedFd,
+}
+
+/// The receiving end of a cross-process channel.
+#[derive(Debug)]
+pub struct Receiver {
+    rx: Consumer<ShmRing>,
+    lock: OwnedFd,
+}
+
+impl Sender {
+    /// A new anonymous channel of `capacity` bytes (a power of two): the sender, and the
+    /// memfd to hand to the receiving process ([`Receiver::from_fd`]) at spawn or over a
+    /// Unix socket.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::BadCapacity`]; [`ChannelError::Shm`]; [`ChannelError::Sys`].
+    pub fn anonymous(capacity: usize) -> Result<(Self, OwnedFd), ChannelError> {
+        let (ring, fd) = new_ring(capacity)?;
+        Ok((Self::with(ring)?, fd))
+    }
+
+    /// The sending end of a channel whose memfd was received.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Shm`] or [`ChannelError::Corrupted`] for a descriptor that is not a
+    /// sealed channel segment.
+    pub fn from_fd(fd: OwnedFd) -> Result<Self, ChannelError> {
+        Self::with(attach_ring(fd)?)
+    }
+
+    fn with(ring: ShmRing) -> Result<Self, ChannelError> {
+        let lock = liveness_lock(&ring.seg, SENDER_LOCK)?;
+        ring.set_flag(SENDER_ATTACHED, 1);
+        Ok(Self {
+            tx: Producer::attach(ring),
+            lock,
+        })
+    }
+
+    /// The largest message this channel takes.
+    pub fn max_message_len(&self) -> usize {
+        max_message_len(self.tx.memory().capacity())
+    }
+
+    /// Send `msg`, waiting while the channel is full.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Disconnected`] when the receiver closed or died;
+    /// [`ChannelError::TooLarge`]; [`ChannelError::Corrupted`].
+    pub fn send(&mut self, msg: &[u8]) -> Result<(), ChannelError> {
+        self.send_deadline(msg, Deadline::never())
+    }
+
+    /// [`send`](Self::send), waiting at most `timeout` (monotonic clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send), and [`ChannelError::TimedOut`].
+    pub fn send_timeout(&mut self, msg: &[u8], timeout: Duration) -> Result<(), ChannelError> {
+        self.send_deadline(msg, Deadline::after(timeout))
+    }
+
+    /// [`send`](Self::send), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), ChannelError> {
+        let mut spins = 0;
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => {
+                    self.tx.memory().wake(CONSUMER_SLEEPING, DATA_SEQ);
+                    return Ok(());
+                }
+                Err(RingError::Full) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let ring = self.tx.memory();
+            // A padding record may have been published: let a sleeping receiver skip it.
+            ring.wake(CONSUMER_SLEEPING, DATA_SEQ);
+            let died = spins >= SPINS
+                && ring.flag(RECEIVER_ATTACHED)
+                && !peer_alive(&self.lock, RECEIVER_LOCK);
+            if ring.flag(RECEIVER_CLOSED) || died {
+                return Err(ChannelError::Disconnected);
+            }
+            if deadline.has_passed() {
+                return Err(ChannelError::TimedOut);
+            }
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let seen = ring.seq(SPACE_SEQ);
+            ring.set_flag(PRODUCER_SLEEPING, 1);
+            match self.tx.try_send(msg) {
+                Ok(()) => {
+                    let ring = self.tx.memory();
+                    ring.set_flag(PRODUCER_SLEEPING, 0);
+                    ring.wake(CONSUMER_SLEEPING, DATA_SEQ);
+                    return Ok(());
+                }
+                Err(RingError::Full) => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.tx
+                .memory()
+                .sleep(PRODUCER_SLEEPING, SPACE_SEQ, seen, deadline);
+        }
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let ring = self.tx.memory();
+        ring.set_flag(SENDER_CLOSED, 1);
+        if let Some(w) = ring.word32(DATA_SEQ) {
+            w.fetch_add(1, Ordering::Release);
+            futex::wake(w, i32::MAX);
+        }
+    }
+}
+
+impl Receiver {
+    /// A new anonymous channel of `capacity` bytes: the receiver, and the memfd to hand to
+    /// the sending process ([`Sender::from_fd`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::anonymous`].
+    pub fn anonymous(capacity: usize) -> Result<(Self, OwnedFd), ChannelError> {
+        let (ring, fd) = new_ring(capacity)?;
+        Ok((Self::with(ring)?, fd))
+    }
+
+    /// The receiving end of a channel whose memfd was received.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::from_fd`].
+    pub fn from_fd(fd: OwnedFd) -> Result<Self, ChannelError> {
+        Self::with(attach_ring(fd)?)
+    }
+
+    fn with(ring: ShmRing) -> Result<Self, ChannelError> {
+        let lock = liveness_lock(&ring.seg, RECEIVER_LOCK)?;
+        ring.set_flag(RECEIVER_ATTACHED, 1);
+        Ok(Self {
+            rx: Consumer::attach(ring),
+            lock,
+        })
+    }
+
+    /// Receive the next message, waiting while the channel is empty.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Disconnected`] once the sender closed or died and every message it
+    /// committed has been received; [`ChannelError::Corrupted`].
+    pub fn recv(&mut self) -> Result<Vec<u8>, ChannelError> {
+        self.recv_deadline(Deadline::never())
+    }
+
+    /// [`recv`](Self::recv), waiting at most `timeout` (monotonic clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), and [`ChannelError::TimedOut`].
+    pub fn recv_timeout(&mut self, timeout: Duration) -> Result<Vec<u8>, ChannelError> {
+        self.recv_deadline(Deadline::after(timeout))
+    }
+
+    /// [`recv`](Self::recv), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<Vec<u8>, ChannelError> {
+        let mut spins = 0;
+        loop {
+            match self.rx.try_recv_vec() {
+                Ok(v) => {
+                    self.rx.memory().wake(PRODUCER_SLEEPING, SPACE_SEQ);
+                    return Ok(v);
+                }
+                Err(RingError::Empty) => {}
+                Err(e) => return Err(e.into()),
+            }
+            let ring = self.rx.memory();
+            // Padding may have been released: let a sleeping sender use the room.
+            ring.wake(PRODUCER_SLEEPING, SPACE_SEQ);
+            let died = spins >= SPINS
+                && ring.flag(SENDER_ATTACHED)
+                && !peer_alive(&self.lock, SENDER_LOCK);
+            let gone = ring.flag(SENDER_CLOSED) || died;
+            if gone {
+                // Committed messages first: look once more now that the flag is seen.
+                return match self.rx.try_recv_vec() {
+                    Ok(v) => Ok(v),
+                    Err(RingError::Empty) => Err(ChannelError::Disconnected),
+                    Err(e) => Err(e.into()),
+                };
+            }
+            if deadline.has_passed() {
+                return Err(ChannelError::TimedOut);
+            }
+            if spins < SPINS {
+                spins += 1;
+                std::hint::spin_loop();
+                continue;
+            }
+            let seen = ring.seq(DATA_SEQ);
+            ring.set_flag(CONSUMER_SLEEPING, 1);
+            match self.rx.try_recv_vec() {
+                Ok(v) => {
+                    let ring = self.rx.memory();
+                    ring.set_flag(CONSUMER_SLEEPING, 0);
+                    ring.wake(PRODUCER_SLEEPING, SPACE_SEQ);
+                    return Ok(v);
+                }
+                Err(RingError::Empty) => {}
+                Err(e) => return Err(e.into()),
+            }
+            self.rx
+                .memory()
+                .sleep(CONSUMER_SLEEPING, DATA_SEQ, seen, deadline);
+        }
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let ring = self.rx.memory();
+        ring.set_flag(RECEIVER_CLOSED, 1);
+        if let Some(w) = ring.word32(SPACE_SEQ) {
+            w.fetch_add(1, Ordering::Release);
+            futex::wake(w, i32::MAX);
+        }
+    }
+}

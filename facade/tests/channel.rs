@@ -1,0 +1,197 @@
+//! The shared-memory channel between real processes.
+#![cfg(all(feature = "shm", feature = "sync"))]
+
+use ipcraft::channel::{ChannelError, Receiver, Sender};
+use std::io::{BufRead, BufReader};
+use std::os::fd::AsFd;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ROLE_ENV: &str = "IPCRAFT_CHANNEL_TEST_ROLE";
+const MESSAGES: u64 = 200_000;
+const CAPACITY: usize = 1 << 16;
+
+fn spawn_role(role: &str, stdin: Stdio) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_role",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_ENV, role)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// Message `seq`: its number, then bytes derived from it, of a length derived from it
+/// (0 to ~3 KiB, and now and then the largest the ring takes).
+fn message(seq: u64, max: usize) -> Vec<u8> {
+    let mut x = seq.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ (seq >> 7);
+    x ^= x >> 29;
+    let len = if seq % 1000 == 999 {
+        max
+    } else {
+        8 + (x as usize % 3000)
+    };
+    let mut m = Vec::with_capacity(len);
+    m.extend_from_slice(&seq.to_le_bytes());
+    m.extend((8..len).map(|i| (x as usize).wrapping_add(i * 31) as u8));
+    m
+}
+
+fn wait_for(child: &mut Child, marker: &str) {
+    let mut out = BufReader::new(child.stdout.as_mut().unwrap());
+    loop {
+        let mut line = String::new();
+        assert!(
+            out.read_line(&mut line).unwrap() > 0,
+            "child ended before {marker}"
+        );
+        if line.trim_end() == marker {
+            return;
+        }
+    }
+}
+
+fn stdin_fd() -> std::os::fd::OwnedFd {
+    std::io::stdin().as_fd().try_clone_to_owned().unwrap()
+}
+
+#[test]
+fn child_role() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    match role.as_str() {
+        "receive-all" => {
+            let mut rx = Receiver::from_fd(stdin_fd()).unwrap();
+            let mut n = 0;
+            loop {
+                match rx.recv_timeout(Duration::from_secs(30)) {
+                    Ok(m) => {
+                        assert_eq!(
+                            m,
+                            message(n, CAPACITY - 8),
+                            "message {n} intact and in order"
+                        );
+                        n += 1;
+                    }
+                    Err(ChannelError::Disconnected) => break,
+                    Err(e) => panic!("{e}"),
+                }
+            }
+            println!("RECEIVED {n}");
+        }
+        "send-forever" => {
+            let mut tx = Sender::from_fd(stdin_fd()).unwrap();
+            println!("STARTED");
+            for seq in 0.. {
+                tx.send(&message(seq, CAPACITY - 8)).unwrap();
+            }
+        }
+        "receive-then-hang" => {
+            let mut rx = Receiver::from_fd(stdin_fd()).unwrap();
+            rx.recv().unwrap();
+            println!("GOT-ONE");
+            std::thread::sleep(Duration::from_secs(120));
+        }
+        other => panic!("unknown role {other}"),
+    }
+}
+
+#[test]
+fn every_message_arrives_once_in_order_intact() {
+    let (mut tx, fd) = Sender::anonymous(CAPACITY).unwrap();
+    let mut child = spawn_role("receive-all", Stdio::from(fd));
+    let max = tx.max_message_len();
+    assert_eq!(max, CAPACITY - 8);
+    for seq in 0..MESSAGES {
+        tx.send_timeout(&message(seq, max), Duration::from_secs(30))
+            .unwrap();
+    }
+    drop(tx);
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(lines.contains(&format!("RECEIVED {MESSAGES}")), "{lines:?}");
+}
+
+#[test]
+fn a_producer_killed_mid_stream_leaves_every_committed_message_then_disconnected() {
+    let (mut rx, fd) = Receiver::anonymous(CAPACITY).unwrap();
+    let mut child = spawn_role("send-forever", Stdio::from(fd));
+    wait_for(&mut child, "STARTED");
+    let mut n = 0u64;
+    while n < 5000 {
+        assert_eq!(rx.recv().unwrap(), message(n, CAPACITY - 8));
+        n += 1;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(m) => {
+                assert_eq!(
+                    m,
+                    message(n, CAPACITY - 8),
+                    "committed messages, whole, in order"
+                );
+                n += 1;
+            }
+            Err(ChannelError::Disconnected) => break,
+            Err(e) => panic!("after {n}: {e}"),
+        }
+    }
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "dead producer detected in bounded time"
+    );
+}
+
+#[test]
+fn a_consumer_killed_gives_the_producer_disconnected_not_a_hang() {
+    let (mut tx, fd) = Sender::anonymous(CAPACITY).unwrap();
+    let mut child = spawn_role("receive-then-hang", Stdio::from(fd));
+    tx.send(b"first").unwrap();
+    wait_for(&mut child, "GOT-ONE");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let start = Instant::now();
+    let mut seq = 0;
+    let err = loop {
+        match tx.send_timeout(&message(seq, CAPACITY - 8), Duration::from_secs(30)) {
+            Ok(()) => seq += 1,
+            Err(e) => break e,
+        }
+    };
+    assert!(matches!(err, ChannelError::Disconnected), "{err}");
+    assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn bad_capacity_and_oversized_messages_are_typed_errors() {
+    assert!(matches!(
+        Sender::anonymous(0),
+        Err(ChannelError::BadCapacity(0))
+    ));
+    assert!(matches!(
+        Sender::anonymous(1000),
+        Err(ChannelError::BadCapacity(1000))
+    ));
+    let (mut tx, _fd) = Sender::anonymous(64).unwrap();
+    assert!(matches!(
+        tx.send(&[0; 57]),
+        Err(ChannelError::TooLarge { len: 57, max: 56 })
+    ));
+    let file = std::fs::File::open("/proc/self/stat").unwrap();
+    assert!(matches!(
+        Receiver::from_fd(file.into()),
+        Err(ChannelError::Shm(_))
+    ));
+}
