@@ -1,12 +1,94 @@
-#![forbid(unsafe_code)]
 //! # ipcraft-socket
 //!
-//! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
-//! tracked by issue 3. What will live here:
+//! Unix domain stream sockets done right, for Linux: addresses checked before any system
+//! call, a listener that owns its socket file (exact mode, removed on drop), timeouts on the
+//! monotonic clock, descriptor passing that never leaks, peer credentials and a peer policy,
+//! and no `SIGPIPE`.
 //!
-//! - `UnixListener`/`UnixStream`, `UnixDatagram`, `SeqpacketListener`/`SeqpacketConn`, with
-//!   filesystem and abstract addresses, a bind that owns (and removes) its socket file;
-//! - fd passing on every socket type (`OwnedFd`s, always close-on-exec, never leaked);
-//! - peer credentials (`SO_PEERCRED`, `SO_PEERPIDFD`) and a listener-side uid/gid policy;
-//! - timeouts on the monotonic clock, `MSG_NOSIGNAL` on every send;
-//! - the frame codec of `ipcraft-core` over Unix and TCP streams.
+//! - [`SocketAddr`]: a filesystem path (at most [`MAX_PATH_LEN`] = 107 bytes, no NUL) or a
+//!   Linux abstract name (at most [`MAX_ABSTRACT_LEN`] bytes; **no permission check at
+//!   all**, see below).
+//! - [`UnixListener`] / [`ListenerOptions`]: bind with the file's mode set exactly (0600 by
+//!   default, whatever the umask) before anyone can connect; the binder removes the file on
+//!   drop; accept with a deadline, non-blocking or `try_`, and an optional [`PeerPolicy`].
+//! - [`UnixStream`]: connect (with a deadline), [`UnixStream::pair`], [`Read`](std::io::Read)
+//!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
+//!   conversions to and from `OwnedFd` and `std::os::unix::net`.
+//! - Descriptor passing: [`UnixStream::send_with_fds`] takes `&[BorrowedFd]` (at most
+//!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec.
+//! - Peer identity: [`UnixStream::peer_credentials`] (`SO_PEERCRED`).
+//! - Framing: [`FrameWriter`] and [`FrameReader`] (the one codec of `ipcraft-core`, the same
+//!   as over pipes) work over a `UnixStream` or `&UnixStream`.
+//!
+//! Every descriptor this crate creates is close-on-exec (`SOCK_CLOEXEC`,
+//! `MSG_CMSG_CLOEXEC`, `F_DUPFD_CLOEXEC`); every send uses `MSG_NOSIGNAL`, so a closed peer is
+//! [`Error::PeerClosed`] and never a signal.
+//!
+//! # Example: framed messages with a child process
+//!
+//! The parent makes a connected pair and hands one end to `sh` as its stdin and stdout;
+//! the shell echoes the bytes back with `cat`, and the frames survive the round trip whole.
+//!
+//! ```
+//! use ipcraft_socket::{FrameReader, FrameWriter, UnixStream};
+//! use std::os::fd::OwnedFd;
+//! use std::process::Command;
+//!
+//! let (ours, theirs) = UnixStream::pair()?;
+//! let theirs = OwnedFd::from(theirs);
+//! let mut child = Command::new("cat")
+//!     .stdin(theirs.try_clone()?)
+//!     .stdout(theirs)
+//!     .spawn()?;
+//! let mut tx = FrameWriter::new(&ours);
+//! let mut rx = FrameReader::new(&ours);
+//! for msg in [&b"hello"[..], b"", b"over a socket"] {
+//!     tx.send(msg)?;
+//!     assert_eq!(rx.next_frame()?, Some(msg));
+//! }
+//! ours.shutdown(std::net::Shutdown::Write)?; // end of stream for cat
+//! assert_eq!(rx.next_frame()?, None);
+//! child.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Abstract names have no permission check
+//!
+//! A filesystem socket is guarded by its file's mode and its directories; an abstract name
+//! (Linux) has no file, so **any process of any user** in the same network namespace can
+//! connect to it. Guard an abstract listener with [`UnixListener::set_peer_policy`] or check
+//! [`UnixStream::peer_credentials`] yourself.
+//!
+//! # The socket file's mode
+//!
+//! `bind(2)` creates the socket file with the process umask applied, and `fchmod` on the
+//! socket descriptor does not change that file. [`ListenerOptions::bind_addr`] therefore binds, `chmod`s the file to the
+//! exact mode, and only then calls `listen(2)`: until `listen`, a connection attempt is
+//! refused, so nobody connects while the mode is not final.
+//!
+//! # Safety model
+//!
+//! `nix`'s safe wrappers do everything but two things, which live in one file, `src/sys.rs`
+//! (`#![allow(unsafe_code)]`, with its invariants and a `SAFETY` note on every block):
+//! adopting the descriptor `accept4` returns, and `recvmsg` with `SCM_RIGHTS`, which is
+//! written against libc because `nix` will not walk a truncated (`MSG_CTRUNC`) control
+//! message and would leak the descriptors that did arrive.
+//!
+//! # Platform support
+//!
+//! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
+
+mod addr;
+mod cred;
+mod error;
+mod stream;
+mod sys;
+
+pub use addr::{MAX_ABSTRACT_LEN, MAX_PATH_LEN, SocketAddr};
+pub use cred::{PeerCredentials, PeerPolicy};
+pub use error::{Error, Result};
+pub use ipcraft_core::Deadline;
+pub use ipcraft_core::frame::{self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter};
+pub use stream::{
+    DEFAULT_BACKLOG, DEFAULT_MODE, ListenerOptions, SCM_MAX_FD, UnixListener, UnixStream,
+};
