@@ -1,0 +1,479 @@
+//! Unix sockets between real processes.
+//!
+//! Children are this test binary re-run with `--exact child_role` and the role in the
+//! environment (see [`spawn_role`]), never a bare `fork()` of the multi-threaded harness.
+//! A child prints line markers on stdout (the harness prints its own lines there too).
+#![allow(unsafe_code)] // One call, in `sigpipe_default_role`, with its SAFETY note.
+
+mod common;
+use common::{TempPath, open_fd_count};
+use ipcraft_socket::{
+    Deadline, Error, FrameError, FrameReader, FrameWriter, ListenerOptions, PeerPolicy,
+    UnixListener, UnixStream,
+};
+use std::io::{BufRead, BufReader, Read, Seek, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::os::unix::fs::PermissionsExt;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+const ROLE_ENV: &str = "IPCRAFT_SOCKET_TEST_ROLE";
+const ARG_ENV: &str = "IPCRAFT_SOCKET_TEST_ARG";
+/// Generous: the machine is shared and has 2 cores.
+const LONG: Duration = Duration::from_secs(20);
+
+fn spawn_role(role: &str, arg: &str, stdin: Stdio) -> Child {
+    Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_role",
+            "--nocapture",
+            "--test-threads=1",
+            "-q",
+        ])
+        .env(ROLE_ENV, role)
+        .env(ARG_ENV, arg)
+        .stdin(stdin)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap()
+}
+
+/// The entry point of every child process; a no-op in the parent's own test run.
+#[test]
+fn child_role() {
+    let Ok(role) = std::env::var(ROLE_ENV) else {
+        return;
+    };
+    let arg = std::env::var(ARG_ENV).unwrap_or_default();
+    match role.as_str() {
+        "framed-client" => framed_client_role(&arg),
+        "partial-client" => partial_client_role(&arg),
+        "connect-and-wait" => connect_and_wait_role(&arg),
+        "fd-receiver" => fd_receiver_role(),
+        "truncation" => truncation_role(),
+        "umask-bind" => umask_bind_role(&arg),
+        "sigpipe-default" => sigpipe_default_role(),
+        other => panic!("unknown role {other}"),
+    }
+}
+
+fn marker(line: &str) {
+    println!("{line}");
+    std::io::stdout().flush().unwrap();
+}
+
+/// Wait for a line starting with `prefix` on the child's stdout; returns it.
+fn wait_marker(child: &mut Child, prefix: &str) -> String {
+    let out = child.stdout.as_mut().unwrap();
+    let mut r = BufReader::new(out);
+    let mut line = String::new();
+    loop {
+        line.clear();
+        assert!(
+            r.read_line(&mut line).unwrap() > 0,
+            "child ended before printing {prefix}"
+        );
+        if line.starts_with(prefix) {
+            return line.trim_end().to_string();
+        }
+    }
+}
+
+fn wait_ok(mut child: Child, what: &str) {
+    // Drain stdout: a child whose stdout is closed fails in the harness's own printing.
+    if let Some(mut out) = child.stdout.take() {
+        let _ = std::io::copy(&mut out, &mut std::io::sink());
+    }
+    let status = child.wait().unwrap();
+    assert!(status.success(), "{what} failed: {status:?}");
+}
+
+fn payload(id: u32, i: u32) -> Vec<u8> {
+    let len = ((id * 7919 + i * 104_729) % 20_000) as usize;
+    (0..len).map(|k| (k as u32 ^ id ^ i) as u8).collect()
+}
+
+fn framed_client_role(arg: &str) {
+    let mut parts = arg.split('|');
+    let path = parts.next().unwrap();
+    let id: u32 = parts.next().unwrap().parse().unwrap();
+    let frames: u32 = parts.next().unwrap().parse().unwrap();
+    let mut s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(LONG));
+    let mut tx = FrameWriter::new(&s);
+    let mut rx = FrameReader::new(&s);
+    tx.send(&id.to_le_bytes()).unwrap();
+    for i in 0..frames {
+        let msg = payload(id, i);
+        tx.send(&msg).unwrap();
+        let reply = rx.next_frame().unwrap().expect("server closed early");
+        let expect: Vec<u8> = msg.iter().rev().copied().collect();
+        assert_eq!(reply, &expect[..]);
+    }
+}
+
+fn partial_client_role(arg: &str) {
+    let mut parts = arg.split('|');
+    let path = parts.next().unwrap();
+    let id: u32 = parts.next().unwrap().parse().unwrap();
+    let s = UnixStream::connect(path).unwrap();
+    let mut tx = FrameWriter::new(&s);
+    let mut rx = FrameReader::new(&s);
+    tx.send(&id.to_le_bytes()).unwrap();
+    tx.send(b"one whole frame").unwrap();
+    assert!(rx.next_frame().unwrap().is_some());
+    // A frame that announces 100 bytes, of which 10 are sent before we are killed.
+    (&s).write_all(&100u32.to_le_bytes()).unwrap();
+    (&s).write_all(&[9u8; 10]).unwrap();
+    marker("PARTIAL-WRITTEN");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+fn connect_and_wait_role(path: &str) {
+    let s = UnixStream::connect(path).unwrap();
+    marker("CONNECTED");
+    let mut buf = [0u8; 16];
+    let n = s.recv_deadline(&mut buf, Deadline::after(LONG)).unwrap();
+    marker(&format!("READ {n}"));
+}
+
+/// Our stdin is one end of a socket pair: receive a pipe end and a file, use both.
+fn fd_receiver_role() {
+    let s = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned().unwrap());
+    let mut buf = [0u8; 64];
+    let (n, fds) = s
+        .recv_with_fds_deadline(&mut buf, 4, Deadline::after(LONG))
+        .unwrap();
+    assert_eq!(&buf[..n], b"pipe+file");
+    assert_eq!(fds.len(), 2);
+    let mut fds = fds.into_iter();
+    let pipe_w = fds.next().unwrap();
+    let file = fds.next().unwrap();
+    // Close-on-exec, proven by exec: a shell does not see either descriptor.
+    for fd in [&pipe_w, &file] {
+        use std::os::fd::AsRawFd;
+        let n = fd.as_raw_fd();
+        let status = Command::new("sh")
+            .arg("-c")
+            .arg(format!("test -e /proc/self/fd/{n}"))
+            .status()
+            .unwrap();
+        assert!(!status.success(), "fd {n} leaked into an exec'd child");
+    }
+    let mut w = std::io::PipeWriter::from(pipe_w);
+    writeln!(w, "hello from child {}", std::process::id()).unwrap();
+    drop(w);
+    let mut f = std::fs::File::from(file);
+    f.seek(std::io::SeekFrom::End(0)).unwrap();
+    f.write_all(b" and the file").unwrap();
+    drop(f);
+    s.send(b"done").unwrap();
+}
+
+/// Single-threaded, so the descriptor count is ours alone.
+fn truncation_role() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let pipes: Vec<_> = (0..5).map(|_| std::io::pipe().unwrap()).collect();
+    let fds: Vec<_> = pipes.iter().map(|(r, _)| r.as_fd()).collect();
+    let mut buf = [0u8; 16];
+    for max_fds in [0usize, 1, 2, 4] {
+        a.send_with_fds(b"five", &fds).unwrap();
+        let before = open_fd_count();
+        let e = b.recv_with_fds(&mut buf, max_fds).unwrap_err();
+        let after = open_fd_count();
+        match e {
+            Error::FdsTruncated {
+                received: 4,
+                max_fds: m,
+            } if m == max_fds => {}
+            other => panic!("max_fds {max_fds}: expected FdsTruncated, got {other:?}"),
+        }
+        assert_eq!(&buf[..4], b"five");
+        assert_eq!(before, after, "max_fds {max_fds}: a descriptor leaked");
+    }
+    // And the connection still works.
+    a.send_with_fds(b"ok", &fds[..1]).unwrap();
+    let (n, got) = b.recv_with_fds(&mut buf, 1).unwrap();
+    assert_eq!((n, got.len()), (2, 1));
+    marker("NO-LEAK");
+}
+
+fn umask_bind_role(dir: &str) {
+    use nix::sys::stat::{Mode, umask};
+    let mode_of = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    umask(Mode::from_bits_truncate(0o077));
+    let p1 = std::path::Path::new(dir).join("strict-umask.sock");
+    let l1 = ListenerOptions::new().mode(0o660).bind(&p1).unwrap();
+    umask(Mode::empty());
+    let p2 = std::path::Path::new(dir).join("open-umask.sock");
+    let l2 = UnixListener::bind(&p2).unwrap();
+    marker(&format!("MODES {:o} {:o}", mode_of(&p1), mode_of(&p2)));
+    drop((l1, l2));
+}
+
+fn sigpipe_default_role() {
+    // SAFETY:
+    // - SIG_DFL installs no handler, so no code of ours can run in signal context; the
+    //   default action for SIGPIPE terminates the process, which is what this role tests.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .unwrap();
+    let (a, b) = UnixStream::pair().unwrap();
+    drop(b);
+    assert!(matches!(a.send(b"x"), Err(Error::PeerClosed { .. })));
+    let (r, _w) = std::io::pipe().unwrap();
+    assert!(matches!(
+        a.send_with_fds(b"x", &[r.as_fd()]),
+        Err(Error::PeerClosed { .. })
+    ));
+    assert_eq!(
+        (&a).write(b"x").unwrap_err().kind(),
+        std::io::ErrorKind::BrokenPipe
+    );
+    marker("PEER-CLOSED-REPORTED");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn server_with_several_clients_and_one_killed_mid_frame() {
+    let p = TempPath::new("srv");
+    let listener = UnixListener::bind(&p.0).unwrap();
+    let path = p.0.to_str().unwrap().to_string();
+    let clients: Vec<Child> = (1..=4)
+        .map(|id| spawn_role("framed-client", &format!("{path}|{id}|60"), Stdio::null()))
+        .collect();
+    let mut partial = spawn_role("partial-client", &format!("{path}|99"), Stdio::null());
+
+    let (tx, rx) = mpsc::channel();
+    let mut servers = Vec::new();
+    for _ in 0..5 {
+        let conn = listener.accept_timeout(LONG).unwrap();
+        let tx = tx.clone();
+        servers.push(std::thread::spawn(move || {
+            let mut conn = conn;
+            conn.set_read_timeout(Some(LONG * 3));
+            let mut r = FrameReader::new(&conn);
+            let mut w = FrameWriter::new(&conn);
+            let id = u32::from_le_bytes(r.recv().unwrap().unwrap().try_into().unwrap());
+            let mut count = 0u32;
+            let outcome = loop {
+                match r.next_frame() {
+                    Ok(Some(f)) => {
+                        let rev: Vec<u8> = f.iter().rev().copied().collect();
+                        w.send(&rev).unwrap();
+                        count += 1;
+                    }
+                    Ok(None) => break Ok(count),
+                    Err(e) => break Err(e),
+                }
+            };
+            tx.send((id, outcome)).unwrap();
+        }));
+    }
+    drop(tx);
+    wait_marker(&mut partial, "PARTIAL-WRITTEN");
+    partial.kill().unwrap();
+    partial.wait().unwrap();
+    for (i, c) in clients.into_iter().enumerate() {
+        wait_ok(c, &format!("client {}", i + 1));
+    }
+    let mut results: Vec<_> = rx.iter().collect();
+    results.sort_by_key(|(id, _)| *id);
+    assert_eq!(results.len(), 5);
+    for (id, outcome) in &results[..4] {
+        assert!(
+            matches!(outcome, Ok(60)),
+            "client {id}: expected 60 frames and a clean end, got {outcome:?}"
+        );
+    }
+    let (id, outcome) = &results[4];
+    assert_eq!(*id, 99);
+    assert!(
+        matches!(
+            outcome,
+            Err(FrameError::Truncated {
+                expected: 104,
+                received: 14
+            })
+        ),
+        "the killed client's connection: {outcome:?}"
+    );
+    for s in servers {
+        s.join().unwrap();
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn a_child_receives_and_uses_a_pipe_end_and_a_file() {
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let child = spawn_role("fd-receiver", "", Stdio::from(OwnedFd::from(theirs)));
+    let (mut pipe_r, pipe_w) = std::io::pipe().unwrap();
+    let file_path = TempPath::new("file");
+    let file = std::fs::File::create_new(&file_path.0).unwrap();
+    (&file).write_all(b"parent wrote").unwrap();
+    ours.send_with_fds(b"pipe+file", &[pipe_w.as_fd(), file.as_fd()])
+        .unwrap();
+    drop(pipe_w); // the child's duplicate is now the only writer
+    let mut text = String::new();
+    pipe_r.read_to_string(&mut text).unwrap();
+    assert_eq!(text, format!("hello from child {}\n", child.id()));
+    let mut buf = [0u8; 4];
+    let n = ours.recv_deadline(&mut buf, Deadline::after(LONG)).unwrap();
+    assert_eq!(&buf[..n], b"done");
+    wait_ok(child, "fd-receiver");
+    assert_eq!(
+        std::fs::read(&file_path.0).unwrap(),
+        b"parent wrote and the file"
+    );
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn truncated_descriptors_are_all_closed() {
+    let mut child = spawn_role("truncation", "", Stdio::null());
+    wait_marker(&mut child, "NO-LEAK");
+    wait_ok(child, "truncation");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn the_mode_is_exact_whatever_the_umask() {
+    let dir = TempPath::new("umaskdir");
+    std::fs::create_dir(&dir.0).unwrap();
+    let mut child = spawn_role("umask-bind", dir.0.to_str().unwrap(), Stdio::null());
+    let line = wait_marker(&mut child, "MODES");
+    wait_ok(child, "umask-bind");
+    let _ = std::fs::remove_dir(&dir.0);
+    assert_eq!(line, "MODES 660 600");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn no_sigpipe_even_with_the_default_disposition() {
+    let mut child = spawn_role("sigpipe-default", "", Stdio::null());
+    wait_marker(&mut child, "PEER-CLOSED-REPORTED");
+    wait_ok(child, "sigpipe-default");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn peer_credentials_name_the_child_and_the_policy_refuses() {
+    let me = nix::unistd::getuid().as_raw();
+    let p = TempPath::new("cred");
+    let mut listener = UnixListener::bind(&p.0).unwrap();
+    let path = p.0.to_str().unwrap();
+
+    let mut child = spawn_role("connect-and-wait", path, Stdio::null());
+    let conn = listener.accept_timeout(LONG).unwrap();
+    let c = conn.peer_credentials().unwrap();
+    assert_eq!(c.pid, child.id() as i32);
+    assert_eq!(c.uid, me);
+    assert_eq!(c.gid, nix::unistd::getgid().as_raw());
+    wait_marker(&mut child, "CONNECTED");
+    conn.send(b"hi").unwrap();
+    assert_eq!(wait_marker(&mut child, "READ"), "READ 2");
+    wait_ok(child, "connect-and-wait");
+
+    // A policy that admits only another uid refuses the child before handing out the
+    // connection; the child sees end of stream.
+    listener.set_peer_policy(Some(PeerPolicy::allow_uids([me.wrapping_add(1)])));
+    let mut child = spawn_role("connect-and-wait", path, Stdio::null());
+    match listener.accept_timeout(LONG) {
+        Err(Error::PeerRefused { peer }) => assert_eq!(peer.pid, child.id() as i32),
+        other => panic!("expected PeerRefused, got {other:?}"),
+    }
+    assert_eq!(wait_marker(&mut child, "READ"), "READ 0");
+    wait_ok(child, "refused connect-and-wait");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn python_passes_a_descriptor_to_our_receiver() {
+    if Command::new("python3")
+        .args(["-c", "import socket; socket.send_fds"])
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        let why = "SKIPPED: python3 with socket.send_fds (3.9+) not available";
+        println!("{why}");
+        let _ = writeln!(std::io::stderr(), "\n!!! {why}\n");
+        return;
+    }
+    let p = TempPath::new("py");
+    let listener = UnixListener::bind(&p.0).unwrap();
+    let script = r#"
+import os, socket, sys
+s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+s.connect(sys.argv[1])
+r, w = os.pipe()
+os.write(w, b"written by python")
+os.close(w)
+socket.send_fds(s, [b"fd"], [r])
+s.close()
+"#;
+    let mut py = Command::new("python3")
+        .args(["-c", script, p.0.to_str().unwrap()])
+        .spawn()
+        .unwrap();
+    let conn = listener.accept_timeout(LONG).unwrap();
+    let mut buf = [0u8; 8];
+    let (n, fds) = conn
+        .recv_with_fds_deadline(&mut buf, 2, Deadline::after(LONG))
+        .unwrap();
+    assert_eq!(&buf[..n], b"fd");
+    assert_eq!(fds.len(), 1);
+    let mut text = String::new();
+    std::io::PipeReader::from(fds.into_iter().next().unwrap())
+        .read_to_string(&mut text)
+        .unwrap();
+    assert_eq!(text, "written by python");
+    assert!(py.wait().unwrap().success());
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn socat_talks_to_our_listener() {
+    if Command::new("sh")
+        .args(["-c", "command -v socat"])
+        .stdout(Stdio::null())
+        .status()
+        .map(|s| !s.success())
+        .unwrap_or(true)
+    {
+        let why = "SKIPPED: socat not installed (CI: add `apt_install socat` to .ci/run)";
+        println!("{why}");
+        // Straight to fd 2, past the harness's output capture, so the skip is seen.
+        let _ = writeln!(std::io::stderr(), "\n!!! {why}\n");
+        return;
+    }
+    let p = TempPath::new("socat");
+    let listener = UnixListener::bind(&p.0).unwrap();
+    let mut socat = Command::new("socat")
+        .args(["-t", "5", "-", &format!("UNIX-CONNECT:{}", p.0.display())])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let conn = listener.accept_timeout(LONG).unwrap();
+    let mut stdin = socat.stdin.take().unwrap();
+    stdin.write_all(b"hello from socat\n").unwrap();
+    drop(stdin);
+    let mut got = Vec::new();
+    let mut c = conn;
+    c.set_read_timeout(Some(LONG));
+    (&c).read_to_end(&mut got).unwrap();
+    assert_eq!(got, b"hello from socat\n");
+    (&c).write_all(b"and back\n").unwrap();
+    drop(c);
+    let out = socat.wait_with_output().unwrap();
+    assert_eq!(out.stdout, b"and back\n");
+}
