@@ -1,6 +1,6 @@
 //! # ipcraft-socket
 //!
-//! Unix domain stream sockets done right, for Linux: addresses checked before any system
+//! Unix domain stream sockets done right, for Linux, and the same framing over TCP: addresses checked before any system
 //! call, a listener that owns its socket file (exact mode, removed on drop), timeouts on the
 //! monotonic clock, descriptor passing that never leaks, peer credentials and a peer policy,
 //! and no `SIGPIPE`.
@@ -18,7 +18,9 @@
 //!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec.
 //! - Peer identity: [`UnixStream::peer_credentials`] (`SO_PEERCRED`).
 //! - Framing: [`FrameWriter`] and [`FrameReader`] (the one codec of `ipcraft-core`, the same
-//!   as over pipes) work over a `UnixStream` or `&UnixStream`.
+//!   as over pipes) work over a `UnixStream` or `&UnixStream`, and over TCP.
+//! - TCP, to reach another machine: [`TcpListener`] / [`TcpStream`] with the same deadlines,
+//!   `try_` forms, typed errors (`MSG_NOSIGNAL` too) and framing.
 //!
 //! Every descriptor this crate creates is close-on-exec (`SOCK_CLOEXEC`,
 //! `MSG_CMSG_CLOEXEC`, `F_DUPFD_CLOEXEC`); every send uses `MSG_NOSIGNAL`, so a closed peer is
@@ -77,12 +79,18 @@
 //! # Platform support
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
+//!
+//! Not yet: datagram and seqpacket sockets, `bind_reclaiming_stale`, `SO_PEERPIDFD`, and
+//! frames that carry descriptors (send them with [`UnixStream::send_with_fds`] beside the
+//! frames, as the `fd_server` example does).
 
 mod addr;
 mod cred;
 mod error;
 mod stream;
 mod sys;
+mod tcp;
+mod wait;
 
 pub use addr::{MAX_ABSTRACT_LEN, MAX_PATH_LEN, SocketAddr};
 pub use cred::{PeerCredentials, PeerPolicy};
@@ -92,3 +100,4 @@ pub use ipcraft_core::frame::{self, DEFAULT_MAX_FRAME, FrameError, FrameReader, 
 pub use stream::{
     DEFAULT_BACKLOG, DEFAULT_MODE, ListenerOptions, SCM_MAX_FD, UnixListener, UnixStream,
 };
+pub use tcp::{TcpListener, TcpStream};

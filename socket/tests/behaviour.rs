@@ -6,7 +6,7 @@ mod common;
 use common::{TempPath, abstract_name};
 use ipcraft_socket::{
     Deadline, Error, FrameError, FrameReader, FrameWriter, ListenerOptions, PeerPolicy, SCM_MAX_FD,
-    SocketAddr, UnixListener, UnixStream,
+    SocketAddr, TcpListener, TcpStream, UnixListener, UnixStream,
 };
 use nix::errno::Errno;
 use std::io::{Read, Write};
@@ -396,4 +396,64 @@ fn raw_fd_and_owned_fd_round_trip() {
     b.recv(&mut buf).unwrap();
     let c = a.try_clone().unwrap();
     assert_ne!(c.as_raw_fd(), a.as_raw_fd());
+}
+
+#[test]
+fn tcp_loopback_frames_timeouts_and_typed_errors() {
+    let l = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = l.local_addr().unwrap();
+    let t = Duration::from_millis(50);
+    let start = Instant::now();
+    assert!(matches!(
+        l.accept_timeout(t),
+        Err(Error::TimedOut { op: "accept" })
+    ));
+    assert!(start.elapsed() >= t);
+    assert!(matches!(l.try_accept(), Err(Error::WouldBlock { .. })));
+
+    let c = TcpStream::connect_timeout(&addr, LONG).unwrap();
+    let s = l.accept_timeout(LONG).unwrap();
+    assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
+    let mut buf = [0u8; 4];
+    assert!(matches!(
+        s.recv_deadline(&mut buf, Deadline::after(t)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert!(matches!(
+        s.try_recv(&mut buf),
+        Err(Error::WouldBlock { .. })
+    ));
+    let mut tx = FrameWriter::with_max_frame(&c, 100);
+    assert!(matches!(
+        tx.send(&[0u8; 101]),
+        Err(FrameError::Oversized { len: 101, max: 100 })
+    ));
+    tx.send(b"tcp frame").unwrap();
+    assert_eq!(
+        FrameReader::new(&s).next_frame().unwrap(),
+        Some(&b"tcp frame"[..])
+    );
+
+    // A closed peer: the sends that follow fail with a typed error, never SIGPIPE.
+    drop(s);
+    let start = Instant::now();
+    let e = loop {
+        match c.send(b"after close") {
+            Ok(_) => std::thread::sleep(Duration::from_millis(5)),
+            Err(e) => break e,
+        }
+        assert!(start.elapsed() < LONG);
+    };
+    assert!(
+        matches!(e, Error::PeerClosed { .. } | Error::ConnectionReset { .. }),
+        "{e}"
+    );
+
+    // Connect to nothing: a port that was just freed.
+    drop(l);
+    let e = TcpStream::connect_timeout(&addr, LONG).unwrap_err();
+    assert!(
+        matches!(&e, Error::Sys(s) if s.errno() == Errno::ECONNREFUSED),
+        "{e}"
+    );
 }

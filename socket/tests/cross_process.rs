@@ -9,7 +9,7 @@ mod common;
 use common::{TempPath, open_fd_count};
 use ipcraft_socket::{
     Deadline, Error, FrameError, FrameReader, FrameWriter, ListenerOptions, PeerPolicy,
-    UnixListener, UnixStream,
+    TcpListener, TcpStream, UnixListener, UnixStream,
 };
 use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -51,6 +51,8 @@ fn child_role() {
     match role.as_str() {
         "framed-client" => framed_client_role(&arg),
         "partial-client" => partial_client_role(&arg),
+        "tcp-framed-client" => tcp_framed_client_role(&arg),
+        "tcp-partial-client" => tcp_partial_client_role(&arg),
         "connect-and-wait" => connect_and_wait_role(&arg),
         "fd-receiver" => fd_receiver_role(),
         "truncation" => truncation_role(),
@@ -103,8 +105,26 @@ fn framed_client_role(arg: &str) {
     let frames: u32 = parts.next().unwrap().parse().unwrap();
     let mut s = UnixStream::connect(path).unwrap();
     s.set_read_timeout(Some(LONG));
-    let mut tx = FrameWriter::new(&s);
-    let mut rx = FrameReader::new(&s);
+    framed_client(&s, id, frames);
+}
+
+fn tcp_framed_client_role(arg: &str) {
+    let mut parts = arg.split('|');
+    let addr: std::net::SocketAddr = parts.next().unwrap().parse().unwrap();
+    let id: u32 = parts.next().unwrap().parse().unwrap();
+    let frames: u32 = parts.next().unwrap().parse().unwrap();
+    let mut s = TcpStream::connect_timeout(&addr, LONG).unwrap();
+    s.set_nodelay(true).unwrap();
+    s.set_read_timeout(Some(LONG));
+    framed_client(&s, id, frames);
+}
+
+fn framed_client<S>(s: &S, id: u32, frames: u32)
+where
+    for<'a> &'a S: Read + Write,
+{
+    let mut tx = FrameWriter::new(s);
+    let mut rx = FrameReader::new(s);
     tx.send(&id.to_le_bytes()).unwrap();
     for i in 0..frames {
         let msg = payload(id, i);
@@ -119,15 +139,29 @@ fn partial_client_role(arg: &str) {
     let mut parts = arg.split('|');
     let path = parts.next().unwrap();
     let id: u32 = parts.next().unwrap().parse().unwrap();
-    let s = UnixStream::connect(path).unwrap();
-    let mut tx = FrameWriter::new(&s);
-    let mut rx = FrameReader::new(&s);
+    partial_client(&UnixStream::connect(path).unwrap(), id);
+}
+
+fn tcp_partial_client_role(arg: &str) {
+    let mut parts = arg.split('|');
+    let addr: std::net::SocketAddr = parts.next().unwrap().parse().unwrap();
+    let id: u32 = parts.next().unwrap().parse().unwrap();
+    partial_client(&TcpStream::connect_timeout(&addr, LONG).unwrap(), id);
+}
+
+fn partial_client<S>(s: &S, id: u32)
+where
+    for<'a> &'a S: Read + Write,
+{
+    let mut tx = FrameWriter::new(s);
+    let mut rx = FrameReader::new(s);
     tx.send(&id.to_le_bytes()).unwrap();
     tx.send(b"one whole frame").unwrap();
     assert!(rx.next_frame().unwrap().is_some());
     // A frame that announces 100 bytes, of which 10 are sent before we are killed.
-    (&s).write_all(&100u32.to_le_bytes()).unwrap();
-    (&s).write_all(&[9u8; 10]).unwrap();
+    let mut raw = s;
+    raw.write_all(&100u32.to_le_bytes()).unwrap();
+    raw.write_all(&[9u8; 10]).unwrap();
     marker("PARTIAL-WRITTEN");
     std::thread::sleep(Duration::from_secs(120));
 }
@@ -240,25 +274,25 @@ fn sigpipe_default_role() {
     marker("PEER-CLOSED-REPORTED");
 }
 
-#[test]
-#[cfg_attr(miri, ignore = "processes")]
-fn server_with_several_clients_and_one_killed_mid_frame() {
-    let p = TempPath::new("srv");
-    let listener = UnixListener::bind(&p.0).unwrap();
-    let path = p.0.to_str().unwrap().to_string();
-    let clients: Vec<Child> = (1..=4)
-        .map(|id| spawn_role("framed-client", &format!("{path}|{id}|60"), Stdio::null()))
-        .collect();
-    let mut partial = spawn_role("partial-client", &format!("{path}|99"), Stdio::null());
-
+/// Serve four framed clients and one that is SIGKILLed mid-frame, a thread per connection:
+/// the killed one's connection ends in `Truncated`, every other one completes.
+fn serve_clients_one_killed<S: Send + 'static>(
+    accept: impl Fn() -> S,
+    set_timeout: impl Fn(&mut S),
+    spawn_client: impl Fn(u32) -> Child,
+    spawn_partial: impl FnOnce() -> Child,
+) where
+    for<'a> &'a S: Read + Write,
+{
+    let clients: Vec<Child> = (1..=4).map(&spawn_client).collect();
+    let mut partial = spawn_partial();
     let (tx, rx) = mpsc::channel();
     let mut servers = Vec::new();
     for _ in 0..5 {
-        let conn = listener.accept_timeout(LONG).unwrap();
+        let mut conn = accept();
+        set_timeout(&mut conn);
         let tx = tx.clone();
         servers.push(std::thread::spawn(move || {
-            let mut conn = conn;
-            conn.set_read_timeout(Some(LONG * 3));
             let mut r = FrameReader::new(&conn);
             let mut w = FrameWriter::new(&conn);
             let id = u32::from_le_bytes(r.recv().unwrap().unwrap().try_into().unwrap());
@@ -308,6 +342,42 @@ fn server_with_several_clients_and_one_killed_mid_frame() {
     for s in servers {
         s.join().unwrap();
     }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn server_with_several_clients_and_one_killed_mid_frame() {
+    let p = TempPath::new("srv");
+    let listener = UnixListener::bind(&p.0).unwrap();
+    let path = p.0.to_str().unwrap().to_string();
+    serve_clients_one_killed(
+        || listener.accept_timeout(LONG).unwrap(),
+        |c: &mut UnixStream| c.set_read_timeout(Some(LONG * 3)),
+        |id| spawn_role("framed-client", &format!("{path}|{id}|60"), Stdio::null()),
+        || spawn_role("partial-client", &format!("{path}|99"), Stdio::null()),
+    );
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn tcp_loopback_server_with_several_clients_and_one_killed_mid_frame() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    serve_clients_one_killed(
+        || listener.accept_timeout(LONG).unwrap(),
+        |c: &mut TcpStream| {
+            c.set_nodelay(true).unwrap();
+            c.set_read_timeout(Some(LONG * 3));
+        },
+        |id| {
+            spawn_role(
+                "tcp-framed-client",
+                &format!("{addr}|{id}|60"),
+                Stdio::null(),
+            )
+        },
+        || spawn_role("tcp-partial-client", &format!("{addr}|99"), Stdio::null()),
+    );
 }
 
 #[test]
