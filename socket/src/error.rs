@@ -1,7 +1,7 @@
 //! The error type of `ipcraft-socket`.
 
 use crate::cred::PeerCredentials;
-use ipcraft_core::SysError;
+use ipcraft_core::{FrameError, SysError};
 use std::fmt;
 use std::io;
 
@@ -85,6 +85,9 @@ pub enum Error {
         /// The most descriptors this receive accepted.
         max_fds: usize,
     },
+    /// A frame with descriptors could not be sent or received (oversized, truncated); see
+    /// [`UnixStream::recv_frame_with_fds`](crate::UnixStream::recv_frame_with_fds).
+    Frame(FrameError),
     /// The listener's peer policy refused the connecting process; its connection was closed.
     PeerRefused {
         /// Who connected.
@@ -112,6 +115,7 @@ impl Error {
             | Self::FdsWithoutData => io::ErrorKind::InvalidInput,
             Self::FdsTruncated { .. } => io::ErrorKind::InvalidData,
             Self::PeerRefused { .. } => io::ErrorKind::PermissionDenied,
+            Self::Frame(e) => e.kind(),
         }
     }
 
@@ -185,6 +189,7 @@ impl fmt::Display for Error {
                  (MSG_CTRUNC, also what a receiver at its descriptor limit gets): every \
                  descriptor that arrived was closed; {received} data bytes were received"
             ),
+            Self::Frame(e) => e.fmt(f),
             Self::PeerRefused { peer } => write!(
                 f,
                 "the listener's policy refused a peer (pid {}, uid {}, gid {}); its connection \
@@ -199,6 +204,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Sys(e) => Some(e),
+            Self::Frame(e) => Some(e),
             _ => None,
         }
     }

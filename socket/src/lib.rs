@@ -15,7 +15,9 @@
 //!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
 //!   conversions to and from `OwnedFd` and `std::os::unix::net`.
 //! - Descriptor passing: [`UnixStream::send_with_fds`] takes `&[BorrowedFd]` (at most
-//!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec.
+//!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec;
+//!   frames that carry descriptors: [`UnixStream::send_frame_with_fds`] and
+//!   [`UnixStream::recv_frame_with_fds`].
 //! - Peer identity: [`UnixStream::peer_credentials`] (`SO_PEERCRED`).
 //! - Framing: [`FrameWriter`] and [`FrameReader`] (the one codec of `ipcraft-core`, the same
 //!   as over pipes) work over a `UnixStream` or `&UnixStream`, and over TCP.
@@ -80,9 +82,7 @@
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
 //!
-//! Not yet: datagram and seqpacket sockets, `bind_reclaiming_stale`, `SO_PEERPIDFD`, and
-//! frames that carry descriptors (send them with [`UnixStream::send_with_fds`] beside the
-//! frames, as the `fd_server` example does).
+//! Not yet: datagram and seqpacket sockets, `bind_reclaiming_stale`, `SO_PEERPIDFD`.
 
 mod addr;
 mod cred;

@@ -457,3 +457,66 @@ fn tcp_loopback_frames_timeouts_and_typed_errors() {
         "{e}"
     );
 }
+
+#[test]
+fn frames_with_descriptors() {
+    let (a, b) = UnixStream::pair().unwrap();
+    let (r, mut w) = std::io::pipe().unwrap();
+    let big = vec![5u8; 300_000]; // larger than the socket buffer: sent in pieces
+    let sender = std::thread::spawn(move || {
+        a.send_frame_with_fds(&big, &[r.as_fd()]).unwrap();
+        a.send_frame_with_fds(b"small", &[]).unwrap();
+        a.send_frame_with_fds(&[1u8; 2000], &[]).unwrap(); // over the receiver's maximum
+        a
+    });
+    let (msg, fds) = b.recv_frame_with_fds(1 << 20, 4).unwrap().unwrap();
+    assert_eq!(msg.len(), 300_000);
+    assert!(msg.iter().all(|&x| x == 5));
+    assert_eq!(fds.len(), 1);
+    w.write_all(b"via frame").unwrap();
+    drop(w);
+    let mut s = String::new();
+    std::io::PipeReader::from(fds.into_iter().next().unwrap())
+        .read_to_string(&mut s)
+        .unwrap();
+    assert_eq!(s, "via frame");
+    let (msg, fds) = b.recv_frame_with_fds(1000, 4).unwrap().unwrap();
+    assert_eq!((&msg[..], fds.len()), (&b"small"[..], 0));
+    let e = b.recv_frame_with_fds(1000, 4).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Frame(FrameError::IncomingOversized {
+                len: 2000,
+                max: 1000
+            })
+        ),
+        "{e}"
+    );
+    let a = sender.join().unwrap();
+
+    // Too many descriptors: nothing sent. Truncation mid-frame: a typed error.
+    let (r, _w) = std::io::pipe().unwrap();
+    let e = a
+        .send_frame_with_fds(b"x", &vec![r.as_fd(); SCM_MAX_FD + 1])
+        .unwrap_err();
+    assert!(matches!(e, Error::TooManyFds { .. }), "{e}");
+    let (c, d) = UnixStream::pair().unwrap();
+    c.send(&[10u8, 0, 0, 0, 1, 2]).unwrap();
+    drop(c);
+    let e = d.recv_frame_with_fds(1000, 4).unwrap_err();
+    assert!(
+        matches!(
+            e,
+            Error::Frame(FrameError::Truncated {
+                expected: 14,
+                received: 6
+            })
+        ),
+        "{e}"
+    );
+    // A clean end at a frame boundary.
+    let (c, d) = UnixStream::pair().unwrap();
+    drop(c);
+    assert!(d.recv_frame_with_fds(1000, 4).unwrap().is_none());
+}
