@@ -88,6 +88,14 @@ pub enum Error {
     /// A frame with descriptors could not be sent or received (oversized, truncated); see
     /// [`UnixStream::recv_frame_with_fds`](crate::UnixStream::recv_frame_with_fds).
     Frame(FrameError),
+    /// [`ListenerOptions::bind_reclaiming_stale`](crate::ListenerOptions::bind_reclaiming_stale)
+    /// found the path in use: a live listener answers there, or it is not a socket.
+    AddressInUse {
+        /// The address.
+        address: String,
+        /// Why it was not taken over.
+        reason: &'static str,
+    },
     /// The listener's peer policy refused the connecting process; its connection was closed.
     PeerRefused {
         /// Who connected.
@@ -116,6 +124,7 @@ impl Error {
             Self::FdsTruncated { .. } => io::ErrorKind::InvalidData,
             Self::PeerRefused { .. } => io::ErrorKind::PermissionDenied,
             Self::Frame(e) => e.kind(),
+            Self::AddressInUse { .. } => io::ErrorKind::AddrInUse,
         }
     }
 
@@ -190,6 +199,9 @@ impl fmt::Display for Error {
                  descriptor that arrived was closed; {received} data bytes were received"
             ),
             Self::Frame(e) => e.fmt(f),
+            Self::AddressInUse { address, reason } => {
+                write!(f, "socket address {address} is in use: {reason}")
+            }
             Self::PeerRefused { peer } => write!(
                 f,
                 "the listener's policy refused a peer (pid {}, uid {}, gid {}); its connection \

@@ -10,7 +10,9 @@
 //!   all**, see below).
 //! - [`UnixListener`] / [`ListenerOptions`]: bind with the file's mode set exactly (0600 by
 //!   default, whatever the umask) before anyone can connect; the binder removes the file on
-//!   drop; accept with a deadline, non-blocking or `try_`, and an optional [`PeerPolicy`].
+//!   drop; accept with a deadline, non-blocking or `try_`, and an optional [`PeerPolicy`];
+//!   [`ListenerOptions::bind_reclaiming_stale`] takes over a stale socket file, never a live
+//!   one, serialized by a lock file.
 //! - [`UnixStream`]: connect (with a deadline), [`UnixStream::pair`], [`Read`](std::io::Read)
 //!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
 //!   conversions to and from `OwnedFd` and `std::os::unix::net`.
@@ -82,7 +84,7 @@
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
 //!
-//! Not yet: datagram and seqpacket sockets, `bind_reclaiming_stale`, `SO_PEERPIDFD`.
+//! Not yet: datagram and seqpacket sockets, `SO_PEERPIDFD`.
 
 mod addr;
 mod cred;

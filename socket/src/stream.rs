@@ -164,6 +164,114 @@ impl ListenerOptions {
     }
 }
 
+impl ListenerOptions {
+    /// Bind to a filesystem path, taking over a **stale** socket file left there by a
+    /// listener that died (nobody accepts: `connect` is refused), never a live one.
+    ///
+    /// Starters are serialized by an exclusive `flock(2)` on a lock file beside the socket
+    /// (`PATH.lock`, mode 0600, created if missing and left in place), held until the new
+    /// socket listens. So two starters racing for the same stale path cannot both win, and
+    /// neither can unlink the other's live socket: the loser finds it live. Every process that
+    /// binds this path must use this call for the guarantee to hold (a plain
+    /// [`bind`](Self::bind) does not take the lock).
+    ///
+    /// Under the lock: `bind`; on `EADDRINUSE`, the existing file must be a socket (anything
+    /// else is left alone) and a probe `connect` must be refused (`ECONNREFUSED`); only then
+    /// is it unlinked and the bind retried once. A live listener sees the probe as a
+    /// connection that closes at once.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::AddressInUse`] when a live listener answers at the path, or the path is not
+    ///   a socket;
+    /// - [`Error::Sys`] from opening or locking the lock file, and as
+    ///   [`bind_addr`](Self::bind_addr).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft_socket::{Error, ListenerOptions, UnixListener};
+    ///
+    /// let path = std::env::temp_dir().join(format!("ipcraft-doc-stale-{}.sock", std::process::id()));
+    /// let mut dead = UnixListener::bind(&path)?;
+    /// dead.persist();
+    /// drop(dead); // the file stays and nobody listens: stale
+    /// let live = ListenerOptions::new().bind_reclaiming_stale(&path)?;
+    /// // A live listener's path is never taken over.
+    /// assert!(matches!(
+    ///     ListenerOptions::new().bind_reclaiming_stale(&path),
+    ///     Err(Error::AddressInUse { .. })
+    /// ));
+    /// drop(live);
+    /// # let _ = std::fs::remove_file(path.with_extension("sock.lock"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_reclaiming_stale(&self, path: impl AsRef<Path>) -> Result<UnixListener> {
+        use nix::fcntl::{Flock, FlockArg};
+        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        let path = path.as_ref();
+        let addr = SocketAddr::from_path(path)?;
+        let mut lock_path = path.as_os_str().to_owned();
+        lock_path.push(".lock");
+        let lock_file = std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .mode(0o600)
+            .custom_flags(nix::libc::O_CLOEXEC)
+            .open(&lock_path)
+            .map_err(|e| {
+                Error::Sys(SysError::from_io("open", &e).on(Path::new(&lock_path).display()))
+            })?;
+        let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| {
+            Error::Sys(SysError::new("flock", e).on(Path::new(&lock_path).display()))
+        })?;
+        match self.bind_addr(&addr) {
+            Err(Error::Sys(e)) if e.errno() == Errno::EADDRINUSE => {}
+            other => return other,
+        }
+        let is_socket = std::fs::symlink_metadata(path)
+            .map(|m| m.file_type().is_socket())
+            .unwrap_or(false);
+        if !is_socket {
+            return Err(Error::AddressInUse {
+                address: addr.to_string(),
+                reason: "the path exists and is not a socket; it was left untouched",
+            });
+        }
+        let probe = socket(
+            AddressFamily::Unix,
+            SockType::Stream,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(Error::sys("socket"))?;
+        match connect(probe.as_raw_fd(), &addr.to_unix_addr()?) {
+            Err(Errno::ECONNREFUSED) => {}
+            Err(Errno::ENOENT) => {} // removed meanwhile by a plain owner: bind again
+            _ => {
+                return Err(Error::AddressInUse {
+                    address: addr.to_string(),
+                    reason: "a live listener answers there",
+                });
+            }
+        }
+        drop(probe);
+        match std::fs::remove_file(path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => {
+                return Err(Error::Sys(
+                    SysError::from_io("unlink", &e).on(path.display()),
+                ));
+            }
+        }
+        self.bind_addr(&addr)
+        // `_lock` is released here, after the new socket listens.
+    }
+}
+
 /// The socket file a listener created, removed on drop if it is still the same file.
 struct OwnedFile {
     path: PathBuf,

@@ -58,6 +58,8 @@ fn child_role() {
         "truncation" => truncation_role(),
         "umask-bind" => umask_bind_role(&arg),
         "sigpipe-default" => sigpipe_default_role(),
+        "listen-forever" => listen_forever_role(&arg),
+        "reclaim-race" => reclaim_race_role(&arg),
         other => panic!("unknown role {other}"),
     }
 }
@@ -378,6 +380,108 @@ fn tcp_loopback_server_with_several_clients_and_one_killed_mid_frame() {
         },
         || spawn_role("tcp-partial-client", &format!("{addr}|99"), Stdio::null()),
     );
+}
+
+fn listen_forever_role(path: &str) {
+    let _l = UnixListener::bind(path).unwrap();
+    marker("LISTENING");
+    std::thread::sleep(Duration::from_secs(120));
+}
+
+fn reclaim_race_role(path: &str) {
+    match ListenerOptions::new().bind_reclaiming_stale(path) {
+        Ok(l) => {
+            marker("WON");
+            // Keep listening until the parent closes our stdin; accept its probe meanwhile.
+            let mut rest = Vec::new();
+            let _ = std::io::stdin().read_to_end(&mut rest);
+            drop(l);
+        }
+        Err(Error::AddressInUse { reason, .. }) => marker(&format!("LOST {reason}")),
+        Err(e) => panic!("unexpected {e:?}"),
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
+    let p = TempPath::new("stale");
+    let mut lock_path = p.0.as_os_str().to_owned();
+    lock_path.push(".lock");
+    let lock = TempPath(lock_path.into());
+    let path = p.0.to_str().unwrap();
+
+    // A listener SIGKILLed leaves its file behind.
+    let mut dead = spawn_role("listen-forever", path, Stdio::null());
+    wait_marker(&mut dead, "LISTENING");
+    dead.kill().unwrap();
+    dead.wait().unwrap();
+    assert!(p.0.exists());
+    let e = UnixListener::bind(&p.0).unwrap_err();
+    assert!(
+        matches!(&e, Error::Sys(s) if s.errno() == nix::errno::Errno::EADDRINUSE),
+        "{e}"
+    );
+
+    // Three starters race for the stale path: exactly one wins.
+    let mut racers: Vec<Child> = (0..3)
+        .map(|_| spawn_role("reclaim-race", path, Stdio::piped()))
+        .collect();
+    let outcomes: Vec<String> = racers
+        .iter_mut()
+        .map(|c| {
+            let out = c.stdout.as_mut().unwrap();
+            let mut r = BufReader::new(out);
+            let mut line = String::new();
+            loop {
+                line.clear();
+                assert!(r.read_line(&mut line).unwrap() > 0, "racer ended silently");
+                if line.starts_with("WON") || line.starts_with("LOST") {
+                    return line.trim_end().to_string();
+                }
+            }
+        })
+        .collect();
+    let won = outcomes.iter().filter(|o| o.as_str() == "WON").count();
+    assert_eq!(won, 1, "{outcomes:?}");
+    for o in &outcomes {
+        assert!(
+            o == "WON" || o == "LOST a live listener answers there",
+            "{outcomes:?}"
+        );
+    }
+    // The winner's socket is live.
+    let c = UnixStream::connect(&p.0).unwrap();
+    drop(c);
+    for mut r in racers {
+        drop(r.stdin.take());
+        wait_ok(r, "racer");
+    }
+    assert!(!p.0.exists(), "the winner removed its file on exit");
+
+    // A live listener in this process: a starter never takes it over.
+    let ours = ListenerOptions::new().bind_reclaiming_stale(&p.0).unwrap();
+    let mut racer = spawn_role("reclaim-race", path, Stdio::piped());
+    let line = wait_marker(&mut racer, "LOST");
+    assert_eq!(line, "LOST a live listener answers there");
+    wait_ok(racer, "live-path racer");
+    let c = UnixStream::connect(&p.0).unwrap();
+    let probe = ours.accept_timeout(LONG).unwrap(); // the racer's probe
+    drop(probe);
+    let conn = ours.accept_timeout(LONG).unwrap();
+    c.send(b"still ours").unwrap();
+    let mut buf = [0u8; 10];
+    (&conn).read_exact(&mut buf).unwrap();
+    drop(ours);
+
+    // Not a socket: left untouched.
+    std::fs::write(&p.0, b"data").unwrap();
+    let e = ListenerOptions::new()
+        .bind_reclaiming_stale(&p.0)
+        .unwrap_err();
+    assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
+    assert_eq!(std::fs::read(&p.0).unwrap(), b"data");
+    drop(lock);
 }
 
 #[test]
