@@ -20,7 +20,8 @@
 //!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec;
 //!   frames that carry descriptors: [`UnixStream::send_frame_with_fds`] and
 //!   [`UnixStream::recv_frame_with_fds`].
-//! - Peer identity: [`UnixStream::peer_credentials`] (`SO_PEERCRED`).
+//! - Peer identity: [`UnixStream::peer_credentials`] (`SO_PEERCRED`) and
+//!   [`UnixStream::peer_pidfd`] (`SO_PEERPIDFD`).
 //! - Framing: [`FrameWriter`] and [`FrameReader`] (the one codec of `ipcraft-core`, the same
 //!   as over pipes) work over a `UnixStream` or `&UnixStream`, and over TCP.
 //! - TCP, to reach another machine: [`TcpListener`] / [`TcpStream`] with the same deadlines,
@@ -84,7 +85,7 @@
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
 //!
-//! Not yet: datagram and seqpacket sockets, `SO_PEERPIDFD`.
+//! Not yet: datagram and seqpacket sockets.
 
 mod addr;
 mod cred;

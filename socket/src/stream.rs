@@ -721,6 +721,21 @@ impl UnixStream {
         peer_credentials(&self.fd)
     }
 
+    /// A pidfd for the peer process (`SO_PEERPIDFD`, Linux 6.5+), close-on-exec: unlike
+    /// [`PeerCredentials::pid`], it cannot come to mean another process when the peer exits
+    /// and its pid is reused. Like the credentials, it names the process that connected (or
+    /// listened), captured at connect time. Use it with `pidfd_send_signal(2)`, `poll(2)`
+    /// (readable when the process exits) or `/proc/self/fdinfo`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `getsockopt`: `ENOPROTOOPT` on kernels before 6.5.
+    #[doc(alias = "SO_PEERPIDFD")]
+    pub fn peer_pidfd(&self) -> Result<OwnedFd> {
+        nix::sys::socket::getsockopt(&self.fd, nix::sys::socket::sockopt::PeerPidfd)
+            .map_err(Error::sys("getsockopt(SO_PEERPIDFD)"))
+    }
+
     /// This end's address (usually unnamed for a client).
     ///
     /// # Errors

@@ -551,10 +551,25 @@ fn peer_credentials_name_the_child_and_the_policy_refuses() {
     assert_eq!(c.pid, child.id() as i32);
     assert_eq!(c.uid, me);
     assert_eq!(c.gid, nix::unistd::getgid().as_raw());
+    // The pidfd names the child too, and is close-on-exec.
+    let pidfd = conn.peer_pidfd().unwrap();
+    let flags = nix::fcntl::fcntl(&pidfd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+    assert!(nix::fcntl::FdFlag::from_bits_retain(flags).contains(nix::fcntl::FdFlag::FD_CLOEXEC));
+    let fdinfo = |fd: &OwnedFd| {
+        use std::os::fd::AsRawFd;
+        std::fs::read_to_string(format!("/proc/self/fdinfo/{}", fd.as_raw_fd())).unwrap()
+    };
+    assert!(
+        fdinfo(&pidfd).contains(&format!("Pid:\t{}\n", child.id())),
+        "{}",
+        fdinfo(&pidfd)
+    );
     wait_marker(&mut child, "CONNECTED");
     conn.send(b"hi").unwrap();
     assert_eq!(wait_marker(&mut child, "READ"), "READ 2");
     wait_ok(child, "connect-and-wait");
+    // Once the child is reaped, the pidfd says so (Pid: -1) instead of naming a stranger.
+    assert!(fdinfo(&pidfd).contains("Pid:\t-1\n"), "{}", fdinfo(&pidfd));
 
     // A policy that admits only another uid refuses the child before handing out the
     // connection; the child sees end of stream.
