@@ -68,10 +68,12 @@
 //!
 //! # The socket file's mode
 //!
-//! `bind(2)` creates the socket file with the process umask applied, and `fchmod` on the
-//! socket descriptor does not change that file. [`ListenerOptions::bind_addr`] therefore binds, `chmod`s the file to the
-//! exact mode, and only then calls `listen(2)`: until `listen`, a connection attempt is
-//! refused, so nobody connects while the mode is not final.
+//! `bind(2)` creates the socket file with the process umask applied, and `fchmod` of a bound
+//! socket does not change that file. The mode is therefore applied twice, before anyone can
+//! connect: `fchmod` on the socket before `bind` (Linux creates the file with the socket's
+//! mode minus the umask, so it is never more open than asked), then `chmod` of the file
+//! (which can only widen it, to exactly the mode asked), and only then `listen(2)`: until
+//! `listen`, a connection attempt is refused.
 //!
 //! # Safety model
 //!

@@ -108,9 +108,11 @@ impl ListenerOptions {
 
     /// Create the socket, bind it to `addr`, set the file's mode, and listen.
     ///
-    /// The socket file is created by `bind(2)` with the umask applied, then `chmod`ed to the
-    /// exact mode, and only then does the socket `listen(2)`: until then a connection attempt
-    /// is refused (`ECONNREFUSED`), so nobody can connect while the mode is not yet final.
+    /// The mode is set before anyone can connect: `fchmod` on the socket before `bind(2)`
+    /// (Linux creates the file with the socket's mode minus the umask, so it is never more
+    /// open than asked), `chmod` of the file after `bind` (which can only widen it to exactly
+    /// the mode, whatever the umask), and only then `listen(2)`: until then a connection
+    /// attempt is refused (`ECONNREFUSED`).
     /// The listener owns the file and removes it on drop (unless
     /// [`persist`](UnixListener::persist)ed), and only if it is still the file it created
     /// (same device and inode).
@@ -123,36 +125,19 @@ impl ListenerOptions {
     /// # Errors
     ///
     /// - [`Error::InvalidMode`] for a mode outside `0o777`;
-    /// - [`Error::Sys`] from `socket`, `bind` (`EADDRINUSE`: something exists at the path or
-    ///   the abstract name is taken; `ENOENT`: a directory of the path is missing; `EACCES`),
-    ///   `chmod` or `listen`; nothing is left behind.
+    /// - [`Error::Sys`] from `socket`, `fchmod`, `bind` (`EADDRINUSE`: something exists at
+    ///   the path or the abstract name is taken; `ENOENT`: a directory of the path is missing;
+    ///   `EACCES`), `chmod` or `listen`; nothing is left behind.
     #[doc(alias = "bind")]
     #[doc(alias = "listen")]
     pub fn bind_addr(&self, addr: &SocketAddr) -> Result<UnixListener> {
-        if self.mode & !0o777 != 0 {
-            return Err(Error::InvalidMode { mode: self.mode });
-        }
-        let unix_addr = addr.to_unix_addr()?;
+        self.bind_typed(addr, SockType::Stream)
+    }
+
+    pub(crate) fn bind_typed(&self, addr: &SocketAddr, ty: SockType) -> Result<UnixListener> {
         // Always non-blocking underneath: accept waits with poll, so a connection another
         // process takes first never leaves a deadline-bound accept blocked.
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .map_err(Error::sys("socket"))?;
-        bind(fd.as_raw_fd(), &unix_addr).map_err(Error::sys_on("bind", addr))?;
-        let owned = match addr.as_path() {
-            Some(path) => {
-                let created = OwnedFile::after_bind(path);
-                let perms = std::fs::Permissions::from_mode(self.mode);
-                std::fs::set_permissions(path, perms)
-                    .map_err(|e| Error::Sys(SysError::from_io("chmod", &e).on(path.display())))?;
-                Some(created)
-            }
-            None => None,
-        };
+        let (fd, owned) = bind_unix(addr, ty, self.mode, true)?;
         listen(&fd, Backlog::new(self.backlog).unwrap_or(Backlog::MAXCONN))
             .map_err(Error::sys_on("listen", addr))?;
         Ok(UnixListener {
@@ -162,6 +147,45 @@ impl ListenerOptions {
             policy: self.policy.clone(),
         })
     }
+}
+
+/// A new Unix socket of type `ty` (close-on-exec, and non-blocking if asked) bound to `addr`;
+/// for a path, the socket file gets exactly `mode`, and is owned (removed on drop).
+///
+/// The mode is applied twice: `fchmod` on the socket before `bind` (Linux creates the file
+/// with the socket inode's mode minus the umask, so the file is never more open than `mode`),
+/// then `chmod` on the file after `bind`, which can only widen it to exactly `mode`.
+pub(crate) fn bind_unix(
+    addr: &SocketAddr,
+    ty: SockType,
+    mode: u32,
+    nonblocking: bool,
+) -> Result<(OwnedFd, Option<OwnedFile>)> {
+    if mode & !0o777 != 0 {
+        return Err(Error::InvalidMode { mode });
+    }
+    let unix_addr = addr.to_unix_addr()?;
+    let mut flags = SockFlag::SOCK_CLOEXEC;
+    if nonblocking {
+        flags |= SockFlag::SOCK_NONBLOCK;
+    }
+    let fd = socket(AddressFamily::Unix, ty, flags, None).map_err(Error::sys("socket"))?;
+    if addr.as_path().is_some() {
+        nix::sys::stat::fchmod(&fd, nix::sys::stat::Mode::from_bits_truncate(mode))
+            .map_err(Error::sys("fchmod"))?;
+    }
+    bind(fd.as_raw_fd(), &unix_addr).map_err(Error::sys_on("bind", addr))?;
+    let owned = match addr.as_path() {
+        Some(path) => {
+            let created = OwnedFile::after_bind(path);
+            let perms = std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(path, perms)
+                .map_err(|e| Error::Sys(SysError::from_io("chmod", &e).on(path.display())))?;
+            Some(created)
+        }
+        None => None,
+    };
+    Ok((fd, owned))
 }
 
 impl ListenerOptions {
@@ -273,7 +297,7 @@ impl ListenerOptions {
 }
 
 /// The socket file a listener created, removed on drop if it is still the same file.
-struct OwnedFile {
+pub(crate) struct OwnedFile {
     path: PathBuf,
     id: Option<(u64, u64)>,
     keep: bool,
