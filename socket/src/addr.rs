@@ -150,6 +150,19 @@ impl SocketAddr {
         }
     }
 
+    /// The address in the `sun_path` bytes the kernel returned (as many as it said).
+    pub(crate) fn from_sun_path(bytes: &[u8]) -> Self {
+        let kind = match bytes.split_first() {
+            None => Kind::Unnamed,
+            Some((0, name)) => Kind::Abstract(name.to_vec()),
+            Some(_) => {
+                let end = bytes.iter().position(|&b| b == 0).unwrap_or(bytes.len());
+                Kind::Path(PathBuf::from(OsStr::from_bytes(&bytes[..end])))
+            }
+        };
+        Self { kind }
+    }
+
     pub(crate) fn from_unix_addr(addr: &UnixAddr) -> Self {
         let kind = if let Some(p) = addr.path() {
             Kind::Path(p.to_path_buf())
@@ -247,6 +260,19 @@ mod tests {
             SocketAddr::from_path(""),
             Err(Error::InvalidAddress { .. })
         ));
+    }
+
+    #[test]
+    fn sun_path_parsing() {
+        assert!(SocketAddr::from_sun_path(b"").is_unnamed());
+        assert_eq!(
+            SocketAddr::from_sun_path(b"\0name").as_abstract_name(),
+            Some(&b"name"[..])
+        );
+        assert_eq!(
+            SocketAddr::from_sun_path(b"/tmp/s\0\0").as_path(),
+            Some(Path::new("/tmp/s"))
+        );
     }
 
     #[test]

@@ -74,6 +74,14 @@ pub enum Error {
         /// `SCM_MAX_FD`: 253.
         max: usize,
     },
+    /// An empty message on a datagram or seqpacket socket: refused, since a seqpacket
+    /// receiver cannot tell it from end of stream; nothing was sent.
+    EmptyMessage,
+    /// A message larger than the receive buffer: it was consumed, and the rest of it is lost.
+    MessageTruncated {
+        /// The buffer's size in bytes.
+        capacity: usize,
+    },
     /// Descriptors sent with no data byte to carry them: a stream socket drops them.
     FdsWithoutData,
     /// A message arrived with more descriptors than the receiver made room for
@@ -120,7 +128,9 @@ impl Error {
             | Self::InvalidAddress { .. }
             | Self::InvalidMode { .. }
             | Self::TooManyFds { .. }
-            | Self::FdsWithoutData => io::ErrorKind::InvalidInput,
+            | Self::FdsWithoutData
+            | Self::EmptyMessage => io::ErrorKind::InvalidInput,
+            Self::MessageTruncated { .. } => io::ErrorKind::InvalidData,
             Self::FdsTruncated { .. } => io::ErrorKind::InvalidData,
             Self::PeerRefused { .. } => io::ErrorKind::PermissionDenied,
             Self::Frame(e) => e.kind(),
@@ -187,6 +197,15 @@ impl fmt::Display for Error {
                 f,
                 "{count} descriptors in one message: the kernel passes at most {max} \
                  (SCM_MAX_FD); nothing was sent"
+            ),
+            Self::EmptyMessage => f.write_str(
+                "empty message refused: a message needs at least 1 byte (a seqpacket receiver \
+                 cannot tell an empty one from end of stream); nothing was sent",
+            ),
+            Self::MessageTruncated { capacity } => write!(
+                f,
+                "message larger than the receive buffer of {capacity} bytes: it was consumed \
+                 and its tail lost; receive with a larger buffer"
             ),
             Self::FdsWithoutData => f.write_str(
                 "descriptors must travel with at least one data byte on a stream socket; \

@@ -316,6 +316,13 @@ impl OwnedFile {
     }
 }
 
+impl OwnedFile {
+    /// Leave the file in place on drop.
+    pub(crate) fn keep(&mut self) {
+        self.keep = true;
+    }
+}
+
 impl Drop for OwnedFile {
     fn drop(&mut self) {
         if self.keep {

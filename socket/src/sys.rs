@@ -13,9 +13,11 @@
 //! - A raw descriptor becomes an [`OwnedFd`] only when the kernel has just installed it in
 //!   this process for us (returned by `accept4`, or written into our control buffer by
 //!   `recvmsg`), and only once: nothing else in this process knows its number yet.
-//! - The `msghdr` given to `recvmsg` points to one `iovec` built from the caller's `&mut [u8]`
-//!   and to a control buffer owned by this function; both outlive the call, and the kernel
-//!   writes at most their lengths.
+//! - The `msghdr` given to `recvmsg` points to one `iovec` built from the caller's `&mut [u8]`,
+//!   to a control buffer and to a `sockaddr_un` owned by this function; all outlive the call,
+//!   and the kernel writes at most their lengths. (The sender's address is parsed here, in
+//!   safe code, because `nix`'s `UnixAddr` panics on the zero-length address of an unnamed
+//!   or connected sender.)
 //! - Control messages are read only through `CMSG_FIRSTHDR`/`CMSG_NXTHDR` (which stay within
 //!   `msg_controllen`, as set by the kernel and at most the buffer's length), and a
 //!   message's data only up to the smaller of its `cmsg_len` and the end of the buffer, with
@@ -53,6 +55,9 @@ pub(crate) struct Received {
     pub fds: Vec<OwnedFd>,
     /// The kernel set `MSG_CTRUNC`: descriptors (or other control data) did not fit.
     pub truncated: bool,
+    /// The sender's `sun_path` bytes (as long as the kernel said; empty for an unnamed or
+    /// connected sender).
+    pub name: Vec<u8>,
 }
 
 /// Bytes of control buffer for `max_fds` descriptors (`CMSG_SPACE`), 0 for none.
@@ -86,6 +91,12 @@ pub(crate) fn recv_with_fds(
     // - `msghdr` is plain data (pointers and integers, and on some targets private padding
     //   integers): all zeroes is a valid value, the null/empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    let mut name = libc::sockaddr_un {
+        sun_family: 0,
+        sun_path: [0; 108],
+    };
+    msg.msg_name = (&raw mut name).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_un>() as libc::socklen_t;
     msg.msg_iov = &mut iov;
     msg.msg_iovlen = 1;
     if control_len > 0 {
@@ -100,7 +111,8 @@ pub(crate) fn recv_with_fds(
         //   for writes of `buf.len()` bytes, exclusively borrowed for this call);
         //   `msg.msg_control` points to `control`, valid for writes of `control_len` bytes.
         //   `iov`, `buf` and `control` all outlive the call.
-        // - `msg_name` is null: the kernel writes no address.
+        // - `msg.msg_name` points to `name`, a `sockaddr_un` on this stack frame, valid for
+        //   writes of `msg_namelen` (its size) bytes, alive until the call returns.
         let r = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
         match Errno::result(r) {
             Ok(n) => break n as usize,
@@ -109,12 +121,18 @@ pub(crate) fn recv_with_fds(
         }
     };
     let truncated = msg.msg_flags & libc::MSG_CTRUNC != 0;
+    let path_offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    let name_len = (msg.msg_namelen as usize)
+        .saturating_sub(path_offset)
+        .min(name.sun_path.len());
+    let name: Vec<u8> = name.sun_path[..name_len].iter().map(|&c| c as u8).collect();
     let mut fds = Vec::new();
     if control_len == 0 {
         return Ok(Received {
             len: n,
             fds,
             truncated,
+            name,
         });
     }
     let end = control.as_ptr().cast::<u8>().wrapping_add(control_len);
@@ -167,6 +185,7 @@ pub(crate) fn recv_with_fds(
         len: n,
         fds,
         truncated,
+        name,
     })
 }
 

@@ -520,3 +520,102 @@ fn frames_with_descriptors() {
     drop(c);
     assert!(d.recv_frame_with_fds(1000, 4).unwrap().is_none());
 }
+
+#[test]
+fn datagrams_whole_or_typed_errors() {
+    use ipcraft_socket::UnixDatagram;
+    let p = TempPath::new("dgram");
+    let server = UnixDatagram::bind(&p.0).unwrap();
+    assert_eq!(mode_of(&p.0), 0o600);
+    let addr = SocketAddr::from_path(&p.0).unwrap();
+    let client = UnixDatagram::unbound().unwrap();
+    client.send_to(b"first", &addr).unwrap();
+    client.send_to(&[7u8; 100], &addr).unwrap();
+    let mut buf = [0u8; 64];
+    let (n, from) = server.recv_from(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"first");
+    assert!(from.is_unnamed());
+    let e = server.recv(&mut buf).unwrap_err();
+    assert!(matches!(e, Error::MessageTruncated { capacity: 64 }), "{e}");
+    assert!(matches!(
+        client.send_to(b"", &addr),
+        Err(Error::EmptyMessage)
+    ));
+    assert!(matches!(
+        server.try_recv(&mut buf),
+        Err(Error::WouldBlock { .. })
+    ));
+    let t = Duration::from_millis(30);
+    let start = Instant::now();
+    assert!(matches!(
+        server.recv_deadline(&mut buf, Deadline::after(t)),
+        Err(Error::TimedOut { .. })
+    ));
+    assert!(start.elapsed() >= t);
+    // Descriptors on datagrams.
+    let (r, mut w) = std::io::pipe().unwrap();
+    client.send_to_with_fds(b"fd", &[r.as_fd()], &addr).unwrap();
+    let (n, fds) = server.recv_with_fds(&mut buf, 2).unwrap();
+    assert_eq!((&buf[..n], fds.len()), (&b"fd"[..], 1));
+    w.write_all(b"z").unwrap();
+    let mut z = [0u8; 1];
+    std::io::PipeReader::from(fds.into_iter().next().unwrap())
+        .read_exact(&mut z)
+        .unwrap();
+    // Nobody there: typed errors.
+    drop(server);
+    assert!(!p.0.exists(), "the binder removed its file");
+    let e = client.send_to(b"x", &addr).unwrap_err();
+    assert!(
+        matches!(&e, Error::Sys(s) if s.errno() == Errno::ENOENT),
+        "{e}"
+    );
+    // A named sender's address comes back, path or abstract.
+    let q = TempPath::new("dgram-client");
+    let named = UnixDatagram::bind(&q.0).unwrap();
+    let abs = SocketAddr::from_abstract_name(abstract_name("dgram")).unwrap();
+    let abs_server = UnixDatagram::bind_addr_with_mode(&abs, 0o600).unwrap();
+    named.send_to(b"hi", &abs).unwrap();
+    let (_, from) = abs_server.recv_from(&mut buf).unwrap();
+    assert_eq!(from.as_path(), Some(q.0.as_path()));
+    abs_server.send_to(b"back", &from).unwrap();
+    assert_eq!(named.recv(&mut buf).unwrap(), 4);
+    // A connected pair.
+    let (a, b) = ipcraft_socket::UnixDatagram::pair().unwrap();
+    a.send(b"paired").unwrap();
+    assert_eq!(b.recv(&mut buf).unwrap(), 6);
+    assert_eq!(a.peer_credentials().unwrap().pid, std::process::id() as i32);
+}
+
+#[test]
+fn seqpacket_keeps_boundaries_and_reports_end_of_stream() {
+    use ipcraft_socket::{SeqpacketConn, SeqpacketListener};
+    let addr = SocketAddr::from_abstract_name(abstract_name("seq")).unwrap();
+    let l = SeqpacketListener::bind_with(&ListenerOptions::new(), &addr).unwrap();
+    let c = SeqpacketConn::connect(&addr).unwrap();
+    let s = l.accept_timeout(LONG).unwrap();
+    for m in [&b"a"[..], b"bb", &[3u8; 5000]] {
+        c.send(m).unwrap();
+    }
+    let mut buf = vec![0u8; 8192];
+    assert_eq!(s.recv(&mut buf).unwrap(), 1);
+    assert_eq!(s.recv(&mut buf).unwrap(), 2);
+    let mut small = [0u8; 100];
+    assert!(matches!(
+        s.recv(&mut small),
+        Err(Error::MessageTruncated { capacity: 100 })
+    ));
+    assert!(matches!(c.send(b""), Err(Error::EmptyMessage)));
+    let (r, _w) = std::io::pipe().unwrap();
+    c.send_with_fds(b"with fds", &[r.as_fd(), r.as_fd()])
+        .unwrap();
+    let e = s.recv_with_fds(&mut buf, 1).unwrap_err();
+    assert!(matches!(e, Error::FdsTruncated { max_fds: 1, .. }), "{e}");
+    assert_eq!(s.peer_credentials().unwrap().pid, std::process::id() as i32);
+    drop(c);
+    assert_eq!(s.recv(&mut buf).unwrap(), 0, "end of stream");
+    assert!(matches!(
+        s.send(b"x"),
+        Err(Error::PeerClosed { .. } | Error::ConnectionReset { .. })
+    ));
+}
