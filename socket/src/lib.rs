@@ -90,8 +90,8 @@
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
 //!
-//! Not yet: cross-process tests for datagram and seqpacket sockets beyond the in-process
-//! ones, and frames with descriptors on seqpacket (each message is already whole there).
+//! Not yet: `bind_reclaiming_stale` for datagram and seqpacket paths (stream only), and a
+//! connect deadline for seqpacket (`SeqpacketConn::connect` waits while the backlog is full).
 
 mod addr;
 mod cred;

@@ -619,3 +619,17 @@ fn seqpacket_keeps_boundaries_and_reports_end_of_stream() {
         Err(Error::PeerClosed { .. } | Error::ConnectionReset { .. })
     ));
 }
+
+#[test]
+fn unnamed_addresses_do_not_panic() {
+    let (a, _b) = UnixStream::pair().unwrap();
+    assert!(a.local_addr().unwrap().is_unnamed());
+    assert!(a.peer_addr().unwrap().is_unnamed());
+    let p = TempPath::new("unnamed");
+    let l = UnixListener::bind(&p.0).unwrap();
+    let c = UnixStream::connect(&p.0).unwrap();
+    let s = l.accept_timeout(LONG).unwrap();
+    assert!(c.local_addr().unwrap().is_unnamed());
+    assert!(s.peer_addr().unwrap().is_unnamed());
+    assert_eq!(c.peer_addr().unwrap().as_path(), Some(p.0.as_path()));
+}

@@ -9,7 +9,8 @@ mod common;
 use common::{TempPath, open_fd_count};
 use ipcraft_socket::{
     Deadline, Error, FrameError, FrameReader, FrameWriter, ListenerOptions, PeerPolicy,
-    TcpListener, TcpStream, UnixListener, UnixStream,
+    SeqpacketConn, SeqpacketListener, SocketAddr, TcpListener, TcpStream, UnixDatagram,
+    UnixListener, UnixStream,
 };
 use std::io::{BufRead, BufReader, Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
@@ -59,6 +60,8 @@ fn child_role() {
         "umask-bind" => umask_bind_role(&arg),
         "sigpipe-default" => sigpipe_default_role(),
         "listen-forever" => listen_forever_role(&arg),
+        "dgram-client" => dgram_client_role(&arg),
+        "seq-client" => seq_client_role(&arg),
         "reclaim-race" => reclaim_race_role(&arg),
         other => panic!("unknown role {other}"),
     }
@@ -382,6 +385,49 @@ fn tcp_loopback_server_with_several_clients_and_one_killed_mid_frame() {
     );
 }
 
+/// Bind our own datagram socket, send `n` requests to the server, check each echo.
+fn dgram_client_role(arg: &str) {
+    let mut parts = arg.split('|');
+    let server = SocketAddr::from_path(parts.next().unwrap()).unwrap();
+    let own = parts.next().unwrap();
+    let n: u32 = parts.next().unwrap().parse().unwrap();
+    let mut me = UnixDatagram::bind(own).unwrap();
+    me.set_read_timeout(Some(LONG));
+    let mut buf = vec![0u8; 70_000];
+    for i in 0..n {
+        let msg = payload(std::process::id(), i);
+        let msg = if msg.is_empty() { vec![1] } else { msg };
+        me.send_to(&msg, &server).unwrap();
+        let got = me.recv(&mut buf).unwrap();
+        let rev: Vec<u8> = msg.iter().rev().copied().collect();
+        assert_eq!(&buf[..got], &rev[..]);
+    }
+}
+
+/// Connect to the seqpacket server, exchange `n` messages; with "hang", then wait to be
+/// killed.
+fn seq_client_role(arg: &str) {
+    let mut parts = arg.split('|');
+    let server = SocketAddr::from_path(parts.next().unwrap()).unwrap();
+    let n: u32 = parts.next().unwrap().parse().unwrap();
+    let hang = parts.next() == Some("hang");
+    let mut c = SeqpacketConn::connect(&server).unwrap();
+    c.set_read_timeout(Some(LONG));
+    let mut buf = vec![0u8; 70_000];
+    for i in 0..n {
+        let msg = payload(std::process::id(), i);
+        let msg = if msg.is_empty() { vec![1] } else { msg };
+        c.send(&msg).unwrap();
+        let got = c.recv(&mut buf).unwrap();
+        let rev: Vec<u8> = msg.iter().rev().copied().collect();
+        assert_eq!(&buf[..got], &rev[..]);
+    }
+    if hang {
+        marker("HANGING");
+        std::thread::sleep(Duration::from_secs(120));
+    }
+}
+
 fn listen_forever_role(path: &str) {
     let _l = UnixListener::bind(path).unwrap();
     marker("LISTENING");
@@ -482,6 +528,91 @@ fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
     assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
     assert_eq!(std::fs::read(&p.0).unwrap(), b"data");
     drop(lock);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn datagram_server_with_several_client_processes() {
+    let p = TempPath::new("dsrv");
+    let server = UnixDatagram::bind(&p.0).unwrap();
+    let path = p.0.to_str().unwrap().to_string();
+    let own: Vec<TempPath> = (0..3).map(|i| TempPath::new(&format!("dc{i}"))).collect();
+    let clients: Vec<Child> = own
+        .iter()
+        .map(|o| {
+            let arg = format!("{path}|{}|40", o.0.display());
+            spawn_role("dgram-client", &arg, Stdio::null())
+        })
+        .collect();
+    let mut buf = vec![0u8; 70_000];
+    for _ in 0..3 * 40 {
+        let (n, from) = server
+            .recv_from_deadline(&mut buf, Deadline::after(LONG))
+            .unwrap();
+        assert!(from.as_path().is_some(), "clients bind: {from}");
+        let rev: Vec<u8> = buf[..n].iter().rev().copied().collect();
+        server.send_to(&rev, &from).unwrap();
+    }
+    for c in clients {
+        wait_ok(c, "datagram client");
+    }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn seqpacket_server_with_several_clients_and_one_killed() {
+    let p = TempPath::new("ssrv");
+    let listener = SeqpacketListener::bind(&p.0).unwrap();
+    let path = p.0.to_str().unwrap().to_string();
+    let clients: Vec<Child> = (0..3)
+        .map(|_| spawn_role("seq-client", &format!("{path}|40"), Stdio::null()))
+        .collect();
+    let mut hanging = spawn_role("seq-client", &format!("{path}|2|hang"), Stdio::null());
+    let hanging_pid = hanging.id() as i32;
+    let (tx, rx) = mpsc::channel();
+    let mut servers = Vec::new();
+    for _ in 0..4 {
+        let mut conn = listener.accept_timeout(LONG).unwrap();
+        conn.set_read_timeout(Some(LONG * 3));
+        let pid = conn.peer_credentials().unwrap().pid;
+        let tx = tx.clone();
+        servers.push(std::thread::spawn(move || {
+            let mut buf = vec![0u8; 70_000];
+            let mut count = 0u32;
+            let outcome = loop {
+                match conn.recv(&mut buf) {
+                    Ok(0) => break Ok(count),
+                    Ok(n) => {
+                        let rev: Vec<u8> = buf[..n].iter().rev().copied().collect();
+                        conn.send(&rev).unwrap();
+                        count += 1;
+                    }
+                    Err(e) => break Err(e),
+                }
+            };
+            tx.send((pid, outcome)).unwrap();
+        }));
+    }
+    drop(tx);
+    wait_marker(&mut hanging, "HANGING");
+    hanging.kill().unwrap();
+    hanging.wait().unwrap();
+    for c in clients {
+        wait_ok(c, "seqpacket client");
+    }
+    let results: Vec<_> = rx.iter().collect();
+    assert_eq!(results.len(), 4);
+    for (pid, outcome) in results {
+        if pid == hanging_pid {
+            // Killed between messages: its connection ends; messages are never cut.
+            assert!(matches!(outcome, Ok(2)), "killed client: {outcome:?}");
+        } else {
+            assert!(matches!(outcome, Ok(40)), "client {pid}: {outcome:?}");
+        }
+    }
+    for s in servers {
+        s.join().unwrap();
+    }
 }
 
 #[test]
