@@ -57,6 +57,7 @@ fn child_role() {
         "connect-and-wait" => connect_and_wait_role(&arg),
         "fd-receiver" => fd_receiver_role(),
         "truncation" => truncation_role(),
+        "fd-limit" => fd_limit_role(),
         "umask-bind" => umask_bind_role(&arg),
         "sigpipe-default" => sigpipe_default_role(),
         "listen-forever" => listen_forever_role(&arg),
@@ -186,13 +187,14 @@ fn fd_receiver_role() {
     let (n, fds) = s
         .recv_with_fds_deadline(&mut buf, 4, Deadline::after(LONG))
         .unwrap();
-    assert_eq!(&buf[..n], b"pipe+file");
-    assert_eq!(fds.len(), 2);
+    assert_eq!(&buf[..n], b"pipe+file+memfd");
+    assert_eq!(fds.len(), 3);
     let mut fds = fds.into_iter();
     let pipe_w = fds.next().unwrap();
     let file = fds.next().unwrap();
-    // Close-on-exec, proven by exec: a shell does not see either descriptor.
-    for fd in [&pipe_w, &file] {
+    let memfd = fds.next().unwrap();
+    // Close-on-exec, proven by exec: a shell sees none of the descriptors.
+    for fd in [&pipe_w, &file, &memfd] {
         use std::os::fd::AsRawFd;
         let n = fd.as_raw_fd();
         let status = Command::new("sh")
@@ -209,6 +211,10 @@ fn fd_receiver_role() {
     f.seek(std::io::SeekFrom::End(0)).unwrap();
     f.write_all(b" and the file").unwrap();
     drop(f);
+    let mut m = std::fs::File::from(memfd);
+    m.seek(std::io::SeekFrom::End(0)).unwrap();
+    m.write_all(b" and the memfd").unwrap();
+    drop(m);
     s.send(b"done").unwrap();
 }
 
@@ -238,6 +244,53 @@ fn truncation_role() {
     let (n, got) = b.recv_with_fds(&mut buf, 1).unwrap();
     assert_eq!((n, got.len()), (2, 1));
     marker("NO-LEAK");
+}
+
+/// A receiver at its descriptor limit gets `MSG_CTRUNC`: a typed error, nothing leaked.
+/// Single-threaded, so the descriptor table is ours alone.
+fn fd_limit_role() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    let (a, b) = UnixStream::pair().unwrap();
+    let pipes: Vec<_> = (0..20).map(|_| std::io::pipe().unwrap()).collect();
+    let fds: Vec<_> = pipes.iter().map(|(r, _)| r.as_fd()).collect();
+    a.send_with_fds(b"twenty", &fds).unwrap();
+    let highest: u64 = std::fs::read_dir("/proc/self/fd")
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_str().unwrap().parse().unwrap())
+        .max()
+        .unwrap();
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    // Room for at least two more descriptors; fill every free slot, then free exactly two:
+    // two of the twenty descriptors can arrive, the other eighteen cannot.
+    setrlimit(Resource::RLIMIT_NOFILE, highest + 3, hard).unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        fillers.push(f);
+    }
+    assert!(fillers.len() >= 2);
+    fillers.truncate(fillers.len() - 2);
+    let before = open_fd_count_no_alloc_fd(&mut fillers);
+    let mut buf = [0u8; 16];
+    let e = b.recv_with_fds(&mut buf, 64).unwrap_err();
+    let after = open_fd_count_no_alloc_fd(&mut fillers);
+    drop(fillers);
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
+    assert!(
+        matches!(e, Error::FdsTruncated { received: 6, .. }),
+        "{e:?}"
+    );
+    assert_eq!(after, before, "a descriptor leaked");
+    marker("FD-LIMIT-OK");
+}
+
+/// Count open descriptors while the table is full: listing /proc/self/fd needs a descriptor,
+/// so one filler is closed for the listing and reopened after.
+fn open_fd_count_no_alloc_fd(fillers: &mut Vec<std::fs::File>) -> usize {
+    let spare = fillers.pop().unwrap();
+    drop(spare);
+    let n = open_fd_count() - 1; // minus read_dir's own descriptor
+    fillers.push(std::fs::File::open("/dev/null").unwrap());
+    n + 1 // plus the filler that was closed for the listing
 }
 
 fn umask_bind_role(dir: &str) {
@@ -617,15 +670,23 @@ fn seqpacket_server_with_several_clients_and_one_killed() {
 
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
-fn a_child_receives_and_uses_a_pipe_end_and_a_file() {
+fn a_child_receives_and_uses_a_pipe_end_a_file_and_a_memfd() {
     let (ours, theirs) = UnixStream::pair().unwrap();
     let child = spawn_role("fd-receiver", "", Stdio::from(OwnedFd::from(theirs)));
     let (mut pipe_r, pipe_w) = std::io::pipe().unwrap();
     let file_path = TempPath::new("file");
     let file = std::fs::File::create_new(&file_path.0).unwrap();
     (&file).write_all(b"parent wrote").unwrap();
-    ours.send_with_fds(b"pipe+file", &[pipe_w.as_fd(), file.as_fd()])
-        .unwrap();
+    let memfd = std::fs::File::from(
+        nix::sys::memfd::memfd_create("ipcraft-test", nix::sys::memfd::MFdFlags::MFD_CLOEXEC)
+            .unwrap(),
+    );
+    (&memfd).write_all(b"parent wrote").unwrap();
+    ours.send_with_fds(
+        b"pipe+file+memfd",
+        &[pipe_w.as_fd(), file.as_fd(), memfd.as_fd()],
+    )
+    .unwrap();
     drop(pipe_w); // the child's duplicate is now the only writer
     let mut text = String::new();
     pipe_r.read_to_string(&mut text).unwrap();
@@ -638,6 +699,12 @@ fn a_child_receives_and_uses_a_pipe_end_and_a_file() {
         std::fs::read(&file_path.0).unwrap(),
         b"parent wrote and the file"
     );
+    // The memfd is shared: the child's write is in ours.
+    let mut memfd = memfd;
+    memfd.seek(std::io::SeekFrom::Start(0)).unwrap();
+    let mut text = String::new();
+    memfd.read_to_string(&mut text).unwrap();
+    assert_eq!(text, "parent wrote and the memfd");
 }
 
 #[test]
@@ -646,6 +713,14 @@ fn truncated_descriptors_are_all_closed() {
     let mut child = spawn_role("truncation", "", Stdio::null());
     wait_marker(&mut child, "NO-LEAK");
     wait_ok(child, "truncation");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn a_receiver_at_its_descriptor_limit_gets_the_truncation_error() {
+    let mut child = spawn_role("fd-limit", "", Stdio::null());
+    wait_marker(&mut child, "FD-LIMIT-OK");
+    wait_ok(child, "fd-limit");
 }
 
 #[test]
