@@ -236,6 +236,49 @@ impl TryFrom<&SocketAddr> for std::os::unix::net::SocketAddr {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        #![proptest_config(ProptestConfig {
+            cases: if cfg!(miri) { 8 } else { 512 },
+            failure_persistence: None,
+            ..ProptestConfig::default()
+        })]
+
+        #[test]
+        fn path_rule(bytes in prop::collection::vec(any::<u8>(), 0..140)) {
+            let path = Path::new(OsStr::from_bytes(&bytes));
+            let allowed = !bytes.is_empty() && !bytes.contains(&0) && bytes.len() <= MAX_PATH_LEN;
+            match SocketAddr::from_path(path) {
+                Ok(a) => {
+                    prop_assert!(allowed);
+                    prop_assert_eq!(a.as_path(), Some(path));
+                    // What the kernel would hand back parses to the same address.
+                    prop_assert_eq!(SocketAddr::from_sun_path(&bytes), a);
+                }
+                Err(Error::PathTooLong { len, max, .. }) => {
+                    prop_assert!(!allowed && len == bytes.len() && max == MAX_PATH_LEN);
+                }
+                Err(Error::InvalidAddress { .. }) => {
+                    prop_assert!(bytes.is_empty() || bytes.contains(&0));
+                }
+                Err(e) => prop_assert!(false, "unexpected {:?}", e),
+            }
+        }
+
+        #[test]
+        fn abstract_rule(name in prop::collection::vec(any::<u8>(), 0..140)) {
+            match SocketAddr::from_abstract_name(&name) {
+                Ok(a) => {
+                    prop_assert!(!name.is_empty() && name.len() <= MAX_ABSTRACT_LEN);
+                    let mut sun_path = vec![0u8];
+                    sun_path.extend_from_slice(&name);
+                    prop_assert_eq!(SocketAddr::from_sun_path(&sun_path), a);
+                }
+                Err(_) => prop_assert!(name.is_empty() || name.len() > MAX_ABSTRACT_LEN),
+            }
+        }
+    }
 
     #[test]
     fn path_limits() {

@@ -90,8 +90,7 @@
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
 //!
-//! Not yet: `bind_reclaiming_stale` for datagram and seqpacket paths (stream only), and a
-//! connect deadline for seqpacket (`SeqpacketConn::connect` waits while the backlog is full).
+//! Not yet: `bind_reclaiming_stale` for datagram and seqpacket paths (stream only).
 
 mod addr;
 mod cred;

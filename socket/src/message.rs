@@ -10,7 +10,7 @@ use crate::addr::SocketAddr;
 use crate::cred::{PeerCredentials, PeerPolicy, peer_credentials};
 use crate::error::{Error, Result};
 use crate::stream::{
-    DEFAULT_MODE, ListenerOptions, OwnedFile, SCM_MAX_FD, UnixListener, bind_unix,
+    DEFAULT_MODE, ListenerOptions, OwnedFile, SCM_MAX_FD, UnixListener, bind_unix, connect_unix,
 };
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
@@ -615,6 +615,27 @@ impl SeqpacketConn {
             }
         }
         Ok(Self { m: Msg::new(fd) })
+    }
+
+    /// Connect, waiting at most until `deadline` while the listener's backlog is full (see
+    /// [`UnixStream::connect_deadline`](crate::UnixStream::connect_deadline)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`], and as [`connect`](Self::connect).
+    pub fn connect_deadline(addr: &SocketAddr, deadline: Deadline) -> Result<Self> {
+        Ok(Self {
+            m: Msg::new(connect_unix(addr, SockType::SeqPacket, deadline)?),
+        })
+    }
+
+    /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_deadline`](Self::connect_deadline).
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> Result<Self> {
+        Self::connect_deadline(addr, Deadline::after(timeout))
     }
 
     /// Two connected seqpacket sockets (`socketpair(2)`), close-on-exec.

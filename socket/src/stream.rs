@@ -680,36 +680,11 @@ impl UnixStream {
     ///
     /// [`Error::TimedOut`], and as [`connect_addr`](Self::connect_addr).
     pub fn connect_deadline(addr: &SocketAddr, deadline: Deadline) -> Result<Self> {
-        let unix_addr = addr.to_unix_addr()?;
-        let fd = socket(
-            AddressFamily::Unix,
+        Ok(Self::from_fd(connect_unix(
+            addr,
             SockType::Stream,
-            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-            None,
-        )
-        .map_err(Error::sys("socket"))?;
-        let mut backoff = Duration::from_millis(1);
-        loop {
-            match connect(fd.as_raw_fd(), &unix_addr) {
-                Ok(()) => break,
-                Err(Errno::EINTR) => {}
-                Err(Errno::EAGAIN) => {
-                    let Some(left) = deadline.remaining() else {
-                        std::thread::sleep(backoff);
-                        backoff = (backoff * 2).min(Duration::from_millis(10));
-                        continue;
-                    };
-                    if left.is_zero() {
-                        return Err(Error::TimedOut { op: "connect" });
-                    }
-                    std::thread::sleep(backoff.min(left));
-                    backoff = (backoff * 2).min(Duration::from_millis(10));
-                }
-                Err(e) => return Err(Error::sys_on("connect", addr)(e)),
-            }
-        }
-        set_fd_nonblocking(fd.as_fd(), false)?;
-        Ok(Self::from_fd(fd))
+            deadline,
+        )?))
     }
 
     /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.
@@ -1333,4 +1308,39 @@ impl From<UnixStream> for std::os::unix::net::UnixStream {
     fn from(s: UnixStream) -> Self {
         Self::from(s.fd)
     }
+}
+
+/// Connect a new Unix socket of type `ty` to `addr`, retrying while the listener's backlog
+/// is full until `deadline`; the socket is blocking and close-on-exec.
+pub(crate) fn connect_unix(addr: &SocketAddr, ty: SockType, deadline: Deadline) -> Result<OwnedFd> {
+    let unix_addr = addr.to_unix_addr()?;
+    let fd = socket(
+        AddressFamily::Unix,
+        ty,
+        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+        None,
+    )
+    .map_err(Error::sys("socket"))?;
+    let mut backoff = Duration::from_millis(1);
+    loop {
+        match connect(fd.as_raw_fd(), &unix_addr) {
+            Ok(()) => break,
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let Some(left) = deadline.remaining() else {
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(Duration::from_millis(10));
+                    continue;
+                };
+                if left.is_zero() {
+                    return Err(Error::TimedOut { op: "connect" });
+                }
+                std::thread::sleep(backoff.min(left));
+                backoff = (backoff * 2).min(Duration::from_millis(10));
+            }
+            Err(e) => return Err(Error::sys_on("connect", addr)(e)),
+        }
+    }
+    set_fd_nonblocking(fd.as_fd(), false)?;
+    Ok(fd)
 }

@@ -633,3 +633,42 @@ fn unnamed_addresses_do_not_panic() {
     assert!(s.peer_addr().unwrap().is_unnamed());
     assert_eq!(c.peer_addr().unwrap().as_path(), Some(p.0.as_path()));
 }
+
+#[test]
+fn connect_timeout_when_the_backlog_stays_full() {
+    use ipcraft_socket::{SeqpacketConn, SeqpacketListener};
+    let p = TempPath::new("backlog");
+    let _l = ListenerOptions::new().backlog(0).bind(&p.0).unwrap();
+    let addr = SocketAddr::from_path(&p.0).unwrap();
+    let t = Duration::from_millis(50);
+    let mut queued = Vec::new();
+    let e = loop {
+        let start = Instant::now();
+        match UnixStream::connect_timeout(&addr, t) {
+            Ok(c) => queued.push(c),
+            Err(e) => {
+                assert!(start.elapsed() >= t, "returned early");
+                break e;
+            }
+        }
+        assert!(queued.len() < 100, "the backlog never filled");
+    };
+    assert!(matches!(e, Error::TimedOut { op: "connect" }), "{e}");
+    // The same for seqpacket.
+    let q = TempPath::new("seq-backlog");
+    let _l = SeqpacketListener::bind_with(
+        &ListenerOptions::new().backlog(0),
+        &SocketAddr::from_path(&q.0).unwrap(),
+    )
+    .unwrap();
+    let qa = SocketAddr::from_path(&q.0).unwrap();
+    let mut queued = Vec::new();
+    let e = loop {
+        match SeqpacketConn::connect_timeout(&qa, t) {
+            Ok(c) => queued.push(c),
+            Err(e) => break e,
+        }
+        assert!(queued.len() < 100, "the backlog never filled");
+    };
+    assert!(matches!(e, Error::TimedOut { op: "connect" }), "{e}");
+}
