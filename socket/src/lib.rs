@@ -1,9 +1,9 @@
 //! # ipcraft-socket
 //!
-//! Unix domain stream sockets done right, for Linux, and the same framing over TCP: addresses checked before any system
-//! call, a listener that owns its socket file (exact mode, removed on drop), timeouts on the
-//! monotonic clock, descriptor passing that never leaks, peer credentials and a peer policy,
-//! and no `SIGPIPE`.
+//! Unix domain sockets done right, for Linux, and the same framing over TCP: addresses
+//! checked before any system call, a listener that owns its socket file (exact mode, removed
+//! on drop), timeouts on the monotonic clock, descriptor passing that never leaks, peer
+//! credentials and a peer policy, and no `SIGPIPE`.
 //!
 //! - [`SocketAddr`]: a filesystem path (at most [`MAX_PATH_LEN`] = 107 bytes, no NUL) or a
 //!   Linux abstract name (at most [`MAX_ABSTRACT_LEN`] bytes; **no permission check at
@@ -36,8 +36,8 @@
 //!
 //! # Example: framed messages with a child process
 //!
-//! The parent makes a connected pair and hands one end to `sh` as its stdin and stdout;
-//! the shell echoes the bytes back with `cat`, and the frames survive the round trip whole.
+//! The parent makes a connected pair and hands one end to a child `cat` as its stdin and
+//! stdout; `cat` echoes the bytes back, and the frames survive the round trip whole.
 //!
 //! ```
 //! use ipcraft_socket::{FrameReader, FrameWriter, UnixStream};
