@@ -90,7 +90,7 @@
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
 //!
-//! Not yet: `bind_reclaiming_stale` for datagram and seqpacket paths (stream only).
+//! Not yet: `bind_reclaiming_stale` for datagram paths (stream and seqpacket have it).
 
 mod addr;
 mod cred;

@@ -544,6 +544,22 @@ impl SeqpacketListener {
         })
     }
 
+    /// Bind to a path, taking over a stale socket file but never a live one (see
+    /// [`ListenerOptions::bind_reclaiming_stale`], which serializes starters with the same
+    /// lock file).
+    ///
+    /// # Errors
+    ///
+    /// As [`ListenerOptions::bind_reclaiming_stale`].
+    pub fn bind_reclaiming_stale(
+        options: &ListenerOptions,
+        path: impl AsRef<Path>,
+    ) -> Result<Self> {
+        Ok(Self {
+            inner: options.reclaim_typed(path.as_ref(), SockType::SeqPacket)?,
+        })
+    }
+
     /// Accept a connection (see [`UnixListener::accept`]).
     ///
     /// # Errors

@@ -231,9 +231,12 @@ impl ListenerOptions {
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bind_reclaiming_stale(&self, path: impl AsRef<Path>) -> Result<UnixListener> {
+        self.reclaim_typed(path.as_ref(), SockType::Stream)
+    }
+
+    pub(crate) fn reclaim_typed(&self, path: &Path, ty: SockType) -> Result<UnixListener> {
         use nix::fcntl::{Flock, FlockArg};
         use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
-        let path = path.as_ref();
         let addr = SocketAddr::from_path(path)?;
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
@@ -251,7 +254,7 @@ impl ListenerOptions {
         let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| {
             Error::Sys(SysError::new("flock", e).on(Path::new(&lock_path).display()))
         })?;
-        match self.bind_addr(&addr) {
+        match self.bind_typed(&addr, ty) {
             Err(Error::Sys(e)) if e.errno() == Errno::EADDRINUSE => {}
             other => return other,
         }
@@ -271,6 +274,8 @@ impl ListenerOptions {
             None,
         )
         .map_err(Error::sys("socket"))?;
+        // A stream probe: a stale file of any type refuses it (ECONNREFUSED); a live listener
+        // of another type answers EPROTOTYPE, which counts as live like any other answer.
         match connect(probe.as_raw_fd(), &addr.to_unix_addr()?) {
             Err(Errno::ECONNREFUSED) => {}
             Err(Errno::ENOENT) => {} // removed meanwhile by a plain owner: bind again
@@ -291,7 +296,7 @@ impl ListenerOptions {
                 ));
             }
         }
-        self.bind_addr(&addr)
+        self.bind_typed(&addr, ty)
         // `_lock` is released here, after the new socket listens.
     }
 }

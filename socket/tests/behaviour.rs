@@ -672,3 +672,23 @@ fn connect_timeout_when_the_backlog_stays_full() {
     };
     assert!(matches!(e, Error::TimedOut { op: "connect" }), "{e}");
 }
+
+#[test]
+fn seqpacket_reclaims_a_stale_path_and_never_a_live_one() {
+    use ipcraft_socket::SeqpacketListener;
+    let p = TempPath::new("seq-stale");
+    let mut lock = p.0.as_os_str().to_owned();
+    lock.push(".lock");
+    let _lock = TempPath(lock.into());
+    // A stale socket file: a datagram socket's, left behind when it closed.
+    let d = ipcraft_socket::UnixDatagram::bind(&p.0).unwrap();
+    drop(std::os::fd::OwnedFd::from(d)); // keeps the file
+    let opts = ListenerOptions::new();
+    let live = SeqpacketListener::bind_reclaiming_stale(&opts, &p.0).unwrap();
+    let e = SeqpacketListener::bind_reclaiming_stale(&opts, &p.0).unwrap_err();
+    assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
+    // And a stream starter does not take a live seqpacket path either.
+    let e = opts.bind_reclaiming_stale(&p.0).unwrap_err();
+    assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
+    drop(live);
+}
