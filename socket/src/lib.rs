@@ -1,12 +1,113 @@
-#![forbid(unsafe_code)]
 //! # ipcraft-socket
 //!
-//! **Not implemented yet**: this crate is a placeholder in the ipcraft workspace; its work is
-//! tracked by issue 3. What will live here:
+//! Unix domain sockets done right, for Linux, and the same framing over TCP: addresses
+//! checked before any system call, a listener that owns its socket file (exact mode, removed
+//! on drop), timeouts on the monotonic clock, descriptor passing that never leaks, peer
+//! credentials and a peer policy, and no `SIGPIPE`.
 //!
-//! - `UnixListener`/`UnixStream`, `UnixDatagram`, `SeqpacketListener`/`SeqpacketConn`, with
-//!   filesystem and abstract addresses, a bind that owns (and removes) its socket file;
-//! - fd passing on every socket type (`OwnedFd`s, always close-on-exec, never leaked);
-//! - peer credentials (`SO_PEERCRED`, `SO_PEERPIDFD`) and a listener-side uid/gid policy;
-//! - timeouts on the monotonic clock, `MSG_NOSIGNAL` on every send;
-//! - the frame codec of `ipcraft-core` over Unix and TCP streams.
+//! - [`SocketAddr`]: a filesystem path (at most [`MAX_PATH_LEN`] = 107 bytes, no NUL) or a
+//!   Linux abstract name (at most [`MAX_ABSTRACT_LEN`] bytes; **no permission check at
+//!   all**, see below).
+//! - [`UnixListener`] / [`ListenerOptions`]: bind with the file's mode set exactly (0600 by
+//!   default, whatever the umask) before anyone can connect; the binder removes the file on
+//!   drop; accept with a deadline, non-blocking or `try_`, and an optional [`PeerPolicy`];
+//!   [`ListenerOptions::bind_reclaiming_stale`] takes over a stale socket file, never a live
+//!   one, serialized by a lock file.
+//! - [`UnixStream`]: connect (with a deadline), [`UnixStream::pair`], [`Read`](std::io::Read)
+//!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
+//!   conversions to and from `OwnedFd` and `std::os::unix::net`.
+//! - Descriptor passing: [`UnixStream::send_with_fds`] takes `&[BorrowedFd]` (at most
+//!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec;
+//!   frames that carry descriptors: [`UnixStream::send_frame_with_fds`] and
+//!   [`UnixStream::recv_frame_with_fds`].
+//! - Message sockets: [`UnixDatagram`] and [`SeqpacketListener`] / [`SeqpacketConn`]: each
+//!   message whole ([`Error::MessageTruncated`] for a short buffer, [`Error::EmptyMessage`]
+//!   refused), with descriptors, deadlines and `try_` forms.
+//! - Peer identity: [`UnixStream::peer_credentials`] (`SO_PEERCRED`) and
+//!   [`UnixStream::peer_pidfd`] (`SO_PEERPIDFD`).
+//! - Framing: [`FrameWriter`] and [`FrameReader`] (the one codec of `ipcraft-core`, the same
+//!   as over pipes) work over a `UnixStream` or `&UnixStream`, and over TCP.
+//! - TCP, to reach another machine: [`TcpListener`] / [`TcpStream`] with the same deadlines,
+//!   `try_` forms, typed errors (`MSG_NOSIGNAL` too) and framing.
+//!
+//! Every descriptor this crate creates is close-on-exec (`SOCK_CLOEXEC`,
+//! `MSG_CMSG_CLOEXEC`, `F_DUPFD_CLOEXEC`); every send uses `MSG_NOSIGNAL`, so a closed peer is
+//! [`Error::PeerClosed`] and never a signal.
+//!
+//! # Example: framed messages with a child process
+//!
+//! The parent makes a connected pair and hands one end to a child `cat` as its stdin and
+//! stdout; `cat` echoes the bytes back, and the frames survive the round trip whole.
+//!
+//! ```
+//! use ipcraft_socket::{FrameReader, FrameWriter, UnixStream};
+//! use std::os::fd::OwnedFd;
+//! use std::process::Command;
+//!
+//! let (ours, theirs) = UnixStream::pair()?;
+//! let theirs = OwnedFd::from(theirs);
+//! let mut child = Command::new("cat")
+//!     .stdin(theirs.try_clone()?)
+//!     .stdout(theirs)
+//!     .spawn()?;
+//! let mut tx = FrameWriter::new(&ours);
+//! let mut rx = FrameReader::new(&ours);
+//! for msg in [&b"hello"[..], b"", b"over a socket"] {
+//!     tx.send(msg)?;
+//!     assert_eq!(rx.next_frame()?, Some(msg));
+//! }
+//! ours.shutdown(std::net::Shutdown::Write)?; // end of stream for cat
+//! assert_eq!(rx.next_frame()?, None);
+//! child.wait()?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
+//! # Abstract names have no permission check
+//!
+//! A filesystem socket is guarded by its file's mode and its directories; an abstract name
+//! (Linux) has no file, so **any process of any user** in the same network namespace can
+//! connect to it. Guard an abstract listener with [`UnixListener::set_peer_policy`] or check
+//! [`UnixStream::peer_credentials`] yourself.
+//!
+//! # The socket file's mode
+//!
+//! `bind(2)` creates the socket file with the process umask applied, and `fchmod` of a bound
+//! socket does not change that file. The mode is therefore applied twice, before anyone can
+//! connect: `fchmod` on the socket before `bind` (Linux creates the file with the socket's
+//! mode minus the umask, so it is never more open than asked), then `chmod` of the file
+//! (which can only widen it, to exactly the mode asked), and only then `listen(2)`: until
+//! `listen`, a connection attempt is refused.
+//!
+//! # Safety model
+//!
+//! `nix`'s safe wrappers do everything but two things, which live in one file, `src/sys.rs`
+//! (`#![allow(unsafe_code)]`, with its invariants and a `SAFETY` note on every block):
+//! adopting the descriptor `accept4` returns, and `recvmsg` with `SCM_RIGHTS`, which is
+//! written against libc because `nix` will not walk a truncated (`MSG_CTRUNC`) control
+//! message and would leak the descriptors that did arrive.
+//!
+//! # Platform support
+//!
+//! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
+//!
+//! Not yet: `bind_reclaiming_stale` for datagram paths (stream and seqpacket have it).
+
+mod addr;
+mod cred;
+mod error;
+mod message;
+mod stream;
+mod sys;
+mod tcp;
+mod wait;
+
+pub use addr::{MAX_ABSTRACT_LEN, MAX_PATH_LEN, SocketAddr};
+pub use cred::{PeerCredentials, PeerPolicy};
+pub use error::{Error, Result};
+pub use ipcraft_core::Deadline;
+pub use ipcraft_core::frame::{self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter};
+pub use message::{SeqpacketConn, SeqpacketListener, UnixDatagram};
+pub use stream::{
+    DEFAULT_BACKLOG, DEFAULT_MODE, ListenerOptions, SCM_MAX_FD, UnixListener, UnixStream,
+};
+pub use tcp::{TcpListener, TcpStream};

@@ -1,0 +1,684 @@
+//! Message sockets: [`UnixDatagram`] (`SOCK_DGRAM`) and [`SeqpacketListener`] /
+//! [`SeqpacketConn`] (`SOCK_SEQPACKET`: message boundaries on a connection).
+//!
+//! A message is sent whole or not at all, and received whole: a receive buffer too small for
+//! the next message is [`Error::MessageTruncated`] (the message is consumed), never a short
+//! read. An empty message is refused ([`Error::EmptyMessage`]): on a seqpacket connection the
+//! receiver cannot tell it from end of stream.
+
+use crate::addr::SocketAddr;
+use crate::cred::{PeerCredentials, PeerPolicy, peer_credentials};
+use crate::error::{Error, Result};
+use crate::stream::{
+    DEFAULT_MODE, ListenerOptions, OwnedFile, SCM_MAX_FD, UnixListener, bind_unix, connect_unix,
+};
+use crate::sys;
+use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
+use ipcraft_core::{Deadline, Interest};
+use nix::errno::Errno;
+use nix::sys::socket::{
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, connect, sendmsg, socket,
+    socketpair,
+};
+use std::fmt;
+use std::io::IoSlice;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+use std::path::Path;
+use std::time::Duration;
+
+/// The state every message socket has: the descriptor, its mode and its timeouts.
+struct Msg {
+    fd: OwnedFd,
+    nonblocking: bool,
+    read_timeout: Option<Duration>,
+    write_timeout: Option<Duration>,
+}
+
+impl Msg {
+    fn new(fd: OwnedFd) -> Self {
+        let nonblocking = fd_is_nonblocking(fd.as_fd());
+        Self {
+            fd,
+            nonblocking,
+            read_timeout: None,
+            write_timeout: None,
+        }
+    }
+
+    fn read_wait(&self) -> Wait {
+        self.read_timeout
+            .map_or(Wait::Blocking, |t| Wait::Until(Deadline::after(t)))
+    }
+
+    fn write_wait(&self) -> Wait {
+        self.write_timeout
+            .map_or(Wait::Blocking, |t| Wait::Until(Deadline::after(t)))
+    }
+
+    fn send(
+        &self,
+        buf: &[u8],
+        fds: &[BorrowedFd<'_>],
+        to: Option<&SocketAddr>,
+        wait: Wait,
+    ) -> Result<usize> {
+        if buf.is_empty() {
+            return Err(Error::EmptyMessage);
+        }
+        if fds.len() > SCM_MAX_FD {
+            return Err(Error::TooManyFds {
+                count: fds.len(),
+                max: SCM_MAX_FD,
+            });
+        }
+        let to = to.map(SocketAddr::to_unix_addr).transpose()?;
+        let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
+        let storage = [ControlMessage::ScmRights(&raw)];
+        let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &storage };
+        let iov = [IoSlice::new(buf)];
+        io_wait(self.fd.as_fd(), Interest::Writable, wait, "sendmsg", |f| {
+            sendmsg(
+                self.fd.as_raw_fd(),
+                &iov,
+                cmsgs,
+                f | MsgFlags::MSG_NOSIGNAL,
+                to.as_ref(),
+            )
+        })
+    }
+
+    /// One whole message and the address it came from; `MSG_TRUNC` is an error.
+    fn recv_from(&self, buf: &mut [u8], wait: Wait) -> Result<(usize, SocketAddr)> {
+        let cap = buf.len();
+        let got = io_wait(self.fd.as_fd(), Interest::Readable, wait, "recvmsg", |f| {
+            sys::recv_with_fds(self.fd.as_fd(), buf, 0, (f | MsgFlags::MSG_TRUNC).bits())
+        })?;
+        if got.len > cap {
+            // With MSG_TRUNC, the length is the message's, not what fit.
+            return Err(Error::MessageTruncated { capacity: cap });
+        }
+        Ok((got.len, SocketAddr::from_sun_path(&got.name)))
+    }
+
+    fn recv_with_fds(
+        &self,
+        buf: &mut [u8],
+        max_fds: usize,
+        wait: Wait,
+    ) -> Result<(usize, Vec<OwnedFd>)> {
+        let max_fds = max_fds.min(SCM_MAX_FD);
+        let cap = buf.len();
+        let got = io_wait(self.fd.as_fd(), Interest::Readable, wait, "recvmsg", |f| {
+            sys::recv_with_fds(
+                self.fd.as_fd(),
+                buf,
+                max_fds,
+                (f | MsgFlags::MSG_TRUNC).bits(),
+            )
+        })?;
+        if got.truncated || got.fds.len() > max_fds {
+            return Err(Error::FdsTruncated {
+                received: got.len.min(cap),
+                max_fds,
+            });
+        }
+        if got.len > cap {
+            // With MSG_TRUNC, the length is the message's, not what fit.
+            return Err(Error::MessageTruncated { capacity: cap });
+        }
+        Ok((got.len, got.fds))
+    }
+}
+
+/// The methods both message socket types share.
+macro_rules! message_methods {
+    ($ty:ident) => {
+        impl $ty {
+            /// Send one message on the connection (or to the connected address), with
+            /// `MSG_NOSIGNAL`. Waits at most the write timeout for room.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::EmptyMessage`]; [`Error::PeerClosed`], [`Error::ConnectionReset`],
+            /// [`Error::TimedOut`], [`Error::WouldBlock`]; [`Error::Sys`] (`EMSGSIZE` above the
+            /// socket's send buffer, `ENOTCONN`, `ECONNREFUSED` when the peer is gone).
+            pub fn send(&self, msg: &[u8]) -> Result<usize> {
+                self.m.send(msg, &[], None, self.m.write_wait())
+            }
+
+            /// [`send`](Self::send), waiting at most until `deadline`.
+            ///
+            /// # Errors
+            ///
+            /// As [`send`](Self::send).
+            pub fn send_deadline(&self, msg: &[u8], deadline: Deadline) -> Result<usize> {
+                self.m.send(msg, &[], None, Wait::Until(deadline))
+            }
+
+            /// [`send`](Self::send) without waiting (`MSG_DONTWAIT`).
+            ///
+            /// # Errors
+            ///
+            /// As [`send`](Self::send).
+            pub fn try_send(&self, msg: &[u8]) -> Result<usize> {
+                self.m.send(msg, &[], None, Wait::Try)
+            }
+
+            /// Send one message carrying descriptors (`SCM_RIGHTS`, at most [`SCM_MAX_FD`]).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::TooManyFds`], and as [`send`](Self::send).
+            #[doc(alias = "SCM_RIGHTS")]
+            pub fn send_with_fds(&self, msg: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize> {
+                self.m.send(msg, fds, None, self.m.write_wait())
+            }
+
+            /// Receive one whole message. Waits at most the read timeout.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::MessageTruncated`] when `buf` is smaller than the message (which is
+            /// consumed); [`Error::TimedOut`], [`Error::WouldBlock`], [`Error::Sys`].
+            pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
+                Ok(self.m.recv_from(buf, self.m.read_wait())?.0)
+            }
+
+            /// [`recv`](Self::recv), waiting at most until `deadline`.
+            ///
+            /// # Errors
+            ///
+            /// As [`recv`](Self::recv).
+            pub fn recv_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
+                Ok(self.m.recv_from(buf, Wait::Until(deadline))?.0)
+            }
+
+            /// [`recv`](Self::recv) without waiting.
+            ///
+            /// # Errors
+            ///
+            /// As [`recv`](Self::recv).
+            pub fn try_recv(&self, buf: &mut [u8]) -> Result<usize> {
+                Ok(self.m.recv_from(buf, Wait::Try)?.0)
+            }
+
+            /// Receive one whole message and the descriptors it carries (at most `max_fds`,
+            /// close-on-exec).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::FdsTruncated`] (every descriptor that arrived is closed),
+            /// [`Error::MessageTruncated`], and as [`recv`](Self::recv).
+            pub fn recv_with_fds(
+                &self,
+                buf: &mut [u8],
+                max_fds: usize,
+            ) -> Result<(usize, Vec<OwnedFd>)> {
+                self.m.recv_with_fds(buf, max_fds, self.m.read_wait())
+            }
+
+            /// [`recv_with_fds`](Self::recv_with_fds), waiting at most until `deadline`.
+            ///
+            /// # Errors
+            ///
+            /// As [`recv_with_fds`](Self::recv_with_fds), and [`Error::TimedOut`].
+            pub fn recv_with_fds_deadline(
+                &self,
+                buf: &mut [u8],
+                max_fds: usize,
+                deadline: Deadline,
+            ) -> Result<(usize, Vec<OwnedFd>)> {
+                self.m.recv_with_fds(buf, max_fds, Wait::Until(deadline))
+            }
+
+            /// Make receives wait at most `timeout` per call (`None`: forever).
+            pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
+                self.m.read_timeout = timeout;
+            }
+
+            /// Make sends wait at most `timeout` per call (`None`: forever).
+            pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
+                self.m.write_timeout = timeout;
+            }
+
+            /// Switch `O_NONBLOCK` (shared with every duplicate of the descriptor).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Sys`] from `fcntl`.
+            pub fn set_nonblocking(&mut self, yes: bool) -> Result<()> {
+                set_fd_nonblocking(self.m.fd.as_fd(), yes)?;
+                self.m.nonblocking = yes;
+                Ok(())
+            }
+
+            /// Whether this socket was last set (or found) non-blocking.
+            pub fn is_nonblocking(&self) -> bool {
+                self.m.nonblocking
+            }
+
+            /// The peer's credentials, captured when the connection was made (see
+            /// [`PeerCredentials`]).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Sys`] from `getsockopt` (`ENOTCONN` for an unconnected datagram
+            /// socket).
+            pub fn peer_credentials(&self) -> Result<PeerCredentials> {
+                peer_credentials(&self.m.fd)
+            }
+        }
+
+        impl fmt::Debug for $ty {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.debug_struct(stringify!($ty))
+                    .field("fd", &self.m.fd.as_raw_fd())
+                    .field("nonblocking", &self.m.nonblocking)
+                    .finish_non_exhaustive()
+            }
+        }
+
+        impl AsFd for $ty {
+            fn as_fd(&self) -> BorrowedFd<'_> {
+                self.m.fd.as_fd()
+            }
+        }
+
+        impl AsRawFd for $ty {
+            fn as_raw_fd(&self) -> RawFd {
+                self.m.fd.as_raw_fd()
+            }
+        }
+    };
+}
+
+/// A Unix datagram socket (`SOCK_DGRAM`): bound or not, connected or not. Closed on drop;
+/// a socket file it bound is removed then.
+///
+/// # Examples
+///
+/// ```
+/// use ipcraft_socket::{SocketAddr, UnixDatagram};
+///
+/// let path = std::env::temp_dir().join(format!("ipcraft-doc-dgram-{}.sock", std::process::id()));
+/// let server = UnixDatagram::bind(&path)?; // mode 0600
+/// let client = UnixDatagram::unbound()?;
+/// client.send_to(b"one message", &SocketAddr::from_path(&path)?)?;
+/// let mut buf = [0u8; 64];
+/// let (n, from) = server.recv_from(&mut buf)?;
+/// assert_eq!(&buf[..n], b"one message");
+/// assert!(from.is_unnamed()); // the client never bound
+/// # Ok::<(), ipcraft_socket::Error>(())
+/// ```
+pub struct UnixDatagram {
+    m: Msg,
+    #[allow(dead_code)] // held for its Drop: removes the socket file
+    owned: Option<OwnedFile>,
+}
+
+message_methods!(UnixDatagram);
+
+impl UnixDatagram {
+    /// Bind to a filesystem path, the file's mode exactly [`DEFAULT_MODE`] (0600, whatever the
+    /// umask; senders need write permission). The socket owns the file and removes it on drop.
+    ///
+    /// # Errors
+    ///
+    /// The address errors of [`SocketAddr::from_path`], and as
+    /// [`bind_addr_with_mode`](Self::bind_addr_with_mode).
+    pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
+        Self::bind_addr_with_mode(&SocketAddr::from_path(path)?, DEFAULT_MODE)
+    }
+
+    /// Bind to a path (file mode exactly `mode`, applied before the file exists, see
+    /// [`ListenerOptions::bind_addr`]) or an abstract name.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::InvalidMode`]; [`Error::Sys`] from `socket`, `bind` (`EADDRINUSE`, `ENOENT`
+    /// for a missing directory) or `chmod`.
+    pub fn bind_addr_with_mode(addr: &SocketAddr, mode: u32) -> Result<Self> {
+        let (fd, owned) = bind_unix(addr, SockType::Datagram, mode, false)?;
+        Ok(Self {
+            m: Msg::new(fd),
+            owned,
+        })
+    }
+
+    /// An unbound datagram socket, to send from (replies cannot reach it).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `socket`.
+    pub fn unbound() -> Result<Self> {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(Error::sys("socket"))?;
+        Ok(Self {
+            m: Msg::new(fd),
+            owned: None,
+        })
+    }
+
+    /// Two connected datagram sockets (`socketpair(2)`), close-on-exec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `socketpair`.
+    pub fn pair() -> Result<(Self, Self)> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::Datagram,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(Error::sys("socketpair"))?;
+        Ok((
+            Self {
+                m: Msg::new(a),
+                owned: None,
+            },
+            Self {
+                m: Msg::new(b),
+                owned: None,
+            },
+        ))
+    }
+
+    /// Set the default destination (and the only source accepted): `connect(2)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`: nobody bound there).
+    pub fn connect(&self, addr: &SocketAddr) -> Result<()> {
+        connect(self.m.fd.as_raw_fd(), &addr.to_unix_addr()?)
+            .map_err(Error::sys_on("connect", addr))
+    }
+
+    /// Send one message to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send) (`ECONNREFUSED`/`ENOENT` as [`Error::Sys`] when nobody is
+    /// bound there, `EAGAIN` as [`Error::WouldBlock`] when the receiver's queue is full).
+    pub fn send_to(&self, msg: &[u8], addr: &SocketAddr) -> Result<usize> {
+        self.m.send(msg, &[], Some(addr), self.m.write_wait())
+    }
+
+    /// [`send_to`](Self::send_to) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_to`](Self::send_to).
+    pub fn try_send_to(&self, msg: &[u8], addr: &SocketAddr) -> Result<usize> {
+        self.m.send(msg, &[], Some(addr), Wait::Try)
+    }
+
+    /// Send one message carrying descriptors to `addr`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_with_fds`](Self::send_with_fds).
+    pub fn send_to_with_fds(
+        &self,
+        msg: &[u8],
+        fds: &[BorrowedFd<'_>],
+        addr: &SocketAddr,
+    ) -> Result<usize> {
+        self.m.send(msg, fds, Some(addr), self.m.write_wait())
+    }
+
+    /// Receive one whole message and its sender's address (unnamed if it never bound).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
+        self.m.recv_from(buf, self.m.read_wait())
+    }
+
+    /// [`recv_from`](Self::recv_from), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_from_deadline(
+        &self,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<(usize, SocketAddr)> {
+        self.m.recv_from(buf, Wait::Until(deadline))
+    }
+
+    /// [`recv_from`](Self::recv_from) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn try_recv_from(&self, buf: &mut [u8]) -> Result<(usize, SocketAddr)> {
+        self.m.recv_from(buf, Wait::Try)
+    }
+}
+
+/// Takes ownership of a datagram socket; it owns no socket file.
+impl From<OwnedFd> for UnixDatagram {
+    fn from(fd: OwnedFd) -> Self {
+        Self {
+            m: Msg::new(fd),
+            owned: None,
+        }
+    }
+}
+
+/// The descriptor; a socket file it bound is left in place.
+impl From<UnixDatagram> for OwnedFd {
+    fn from(d: UnixDatagram) -> OwnedFd {
+        if let Some(mut o) = d.owned {
+            o.keep();
+        }
+        d.m.fd
+    }
+}
+
+impl From<std::os::unix::net::UnixDatagram> for UnixDatagram {
+    fn from(d: std::os::unix::net::UnixDatagram) -> Self {
+        Self::from(OwnedFd::from(d))
+    }
+}
+
+/// A socket file it bound is left in place.
+impl From<UnixDatagram> for std::os::unix::net::UnixDatagram {
+    fn from(d: UnixDatagram) -> Self {
+        Self::from(OwnedFd::from(d))
+    }
+}
+
+/// A listening Unix seqpacket socket (`SOCK_SEQPACKET`): connections that keep message
+/// boundaries. Binding, the file's mode and ownership, accept deadlines and the peer policy
+/// are those of [`UnixListener`].
+///
+/// # Examples
+///
+/// ```
+/// use ipcraft_socket::{SeqpacketConn, SeqpacketListener, SocketAddr};
+/// use std::time::Duration;
+///
+/// let path = std::env::temp_dir().join(format!("ipcraft-doc-seq-{}.sock", std::process::id()));
+/// let listener = SeqpacketListener::bind(&path)?;
+/// let client = SeqpacketConn::connect(&SocketAddr::from_path(&path)?)?;
+/// let server = listener.accept_timeout(Duration::from_secs(10))?;
+/// client.send(b"first")?;
+/// client.send(b"second")?;
+/// let mut buf = [0u8; 64];
+/// assert_eq!(server.recv(&mut buf)?, 5); // one message per receive
+/// assert_eq!(server.recv(&mut buf)?, 6);
+/// # Ok::<(), ipcraft_socket::Error>(())
+/// ```
+#[derive(Debug)]
+pub struct SeqpacketListener {
+    inner: UnixListener,
+}
+
+impl SeqpacketListener {
+    /// Bind to a path with the default options (mode 0600) and listen.
+    ///
+    /// # Errors
+    ///
+    /// As [`ListenerOptions::bind_addr`].
+    pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
+        Self::bind_with(&ListenerOptions::new(), &SocketAddr::from_path(path)?)
+    }
+
+    /// Bind to a path or abstract name with `options` (mode, backlog, peer policy).
+    ///
+    /// # Errors
+    ///
+    /// As [`ListenerOptions::bind_addr`].
+    pub fn bind_with(options: &ListenerOptions, addr: &SocketAddr) -> Result<Self> {
+        Ok(Self {
+            inner: options.bind_typed(addr, SockType::SeqPacket)?,
+        })
+    }
+
+    /// Bind to a path, taking over a stale socket file but never a live one (see
+    /// [`ListenerOptions::bind_reclaiming_stale`], which serializes starters with the same
+    /// lock file).
+    ///
+    /// # Errors
+    ///
+    /// As [`ListenerOptions::bind_reclaiming_stale`].
+    pub fn bind_reclaiming_stale(
+        options: &ListenerOptions,
+        path: impl AsRef<Path>,
+    ) -> Result<Self> {
+        Ok(Self {
+            inner: options.reclaim_typed(path.as_ref(), SockType::SeqPacket)?,
+        })
+    }
+
+    /// Accept a connection (see [`UnixListener::accept`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`UnixListener::accept`].
+    pub fn accept(&self) -> Result<SeqpacketConn> {
+        Ok(SeqpacketConn::from(OwnedFd::from(self.inner.accept()?)))
+    }
+
+    /// Accept, waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`UnixListener::accept_timeout`].
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<SeqpacketConn> {
+        Ok(SeqpacketConn::from(OwnedFd::from(
+            self.inner.accept_timeout(timeout)?,
+        )))
+    }
+
+    /// Accept if a connection is waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`UnixListener::try_accept`].
+    pub fn try_accept(&self) -> Result<SeqpacketConn> {
+        Ok(SeqpacketConn::from(OwnedFd::from(self.inner.try_accept()?)))
+    }
+
+    /// Refuse peers the policy does not allow (see [`UnixListener::set_peer_policy`]).
+    pub fn set_peer_policy(&mut self, policy: Option<PeerPolicy>) {
+        self.inner.set_peer_policy(policy);
+    }
+}
+
+impl AsFd for SeqpacketListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.inner.as_fd()
+    }
+}
+
+/// A connected seqpacket socket: each send is one message, each receive returns one. Closed
+/// on drop; end of stream is a receive of 0 bytes (which is why empty messages are refused).
+pub struct SeqpacketConn {
+    m: Msg,
+}
+
+message_methods!(SeqpacketConn);
+
+impl SeqpacketConn {
+    /// Connect to a seqpacket listener.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`, `EACCES`).
+    pub fn connect(addr: &SocketAddr) -> Result<Self> {
+        let fd = socket(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            SockFlag::SOCK_CLOEXEC,
+            None,
+        )
+        .map_err(Error::sys("socket"))?;
+        loop {
+            match connect(fd.as_raw_fd(), &addr.to_unix_addr()?) {
+                Ok(()) => break,
+                Err(Errno::EINTR) => {}
+                Err(e) => return Err(Error::sys_on("connect", addr)(e)),
+            }
+        }
+        Ok(Self { m: Msg::new(fd) })
+    }
+
+    /// Connect, waiting at most until `deadline` while the listener's backlog is full (see
+    /// [`UnixStream::connect_deadline`](crate::UnixStream::connect_deadline)).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`], and as [`connect`](Self::connect).
+    pub fn connect_deadline(addr: &SocketAddr, deadline: Deadline) -> Result<Self> {
+        Ok(Self {
+            m: Msg::new(connect_unix(addr, SockType::SeqPacket, deadline)?),
+        })
+    }
+
+    /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.
+    ///
+    /// # Errors
+    ///
+    /// As [`connect_deadline`](Self::connect_deadline).
+    pub fn connect_timeout(addr: &SocketAddr, timeout: Duration) -> Result<Self> {
+        Self::connect_deadline(addr, Deadline::after(timeout))
+    }
+
+    /// Two connected seqpacket sockets (`socketpair(2)`), close-on-exec.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `socketpair`.
+    pub fn pair() -> Result<(Self, Self)> {
+        let (a, b) = socketpair(
+            AddressFamily::Unix,
+            SockType::SeqPacket,
+            None,
+            SockFlag::SOCK_CLOEXEC,
+        )
+        .map_err(Error::sys("socketpair"))?;
+        Ok((Self { m: Msg::new(a) }, Self { m: Msg::new(b) }))
+    }
+}
+
+impl From<OwnedFd> for SeqpacketConn {
+    fn from(fd: OwnedFd) -> Self {
+        Self { m: Msg::new(fd) }
+    }
+}
+
+impl From<SeqpacketConn> for OwnedFd {
+    fn from(c: SeqpacketConn) -> OwnedFd {
+        c.m.fd
+    }
+}

@@ -1,0 +1,202 @@
+//! The two things this crate needs that `nix` has no safe call for:
+//!
+//! - [`accept`]: `accept4(2)` returns a raw descriptor in `nix`; it is made an [`OwnedFd`]
+//!   here, the moment it exists.
+//! - [`recv_with_fds`]: `recvmsg(2)` with room for `SCM_RIGHTS` descriptors. `nix`'s
+//!   `recvmsg` refuses to walk the control messages when the kernel set `MSG_CTRUNC`, which
+//!   would leak every descriptor that did arrive; here every control message is walked,
+//!   truncated or not, and every descriptor in it becomes an [`OwnedFd`] (so it is closed
+//!   unless handed to the caller).
+//!
+//! # Invariants this file upholds
+//!
+//! - A raw descriptor becomes an [`OwnedFd`] only when the kernel has just installed it in
+//!   this process for us (returned by `accept4`, or written into our control buffer by
+//!   `recvmsg`), and only once: nothing else in this process knows its number yet.
+//! - The `msghdr` given to `recvmsg` points to one `iovec` built from the caller's `&mut [u8]`,
+//!   to a control buffer and to a `sockaddr_un` owned by this function; all outlive the call,
+//!   and the kernel writes at most their lengths. (The sender's address is parsed here, in
+//!   safe code, because `nix`'s `UnixAddr` panics on the zero-length address of an unnamed
+//!   or connected sender.)
+//! - Control messages are read only through `CMSG_FIRSTHDR`/`CMSG_NXTHDR` (which stay within
+//!   `msg_controllen`, as set by the kernel and at most the buffer's length), and a
+//!   message's data only up to the smaller of its `cmsg_len` and the end of the buffer, with
+//!   unaligned reads.
+#![allow(unsafe_code)]
+
+use nix::errno::Errno;
+use nix::sys::socket::{SockFlag, accept4};
+use std::mem::size_of;
+use std::os::fd::{AsRawFd, BorrowedFd, FromRawFd, OwnedFd, RawFd};
+
+/// `SCM_PIDFD` (Linux 6.5): a pidfd the kernel attaches when `SO_PASSPIDFD` is on. We never
+/// turn it on, but a descriptor in one is closed like any other we did not ask for.
+const SCM_PIDFD: libc::c_int = 0x04;
+
+/// `accept4(2)` with `SOCK_CLOEXEC` (and `SOCK_NONBLOCK` when asked): the new connection.
+pub(crate) fn accept(listener: BorrowedFd<'_>, nonblocking: bool) -> nix::Result<OwnedFd> {
+    let mut flags = SockFlag::SOCK_CLOEXEC;
+    if nonblocking {
+        flags |= SockFlag::SOCK_NONBLOCK;
+    }
+    let raw = accept4(listener.as_raw_fd(), flags)?;
+    // SAFETY:
+    // - `raw` is a descriptor `accept4` just returned successfully: open, and owned by no one
+    //   else in this process; this is the only `OwnedFd` made from it.
+    Ok(unsafe { OwnedFd::from_raw_fd(raw) })
+}
+
+/// What [`recv_with_fds`] got.
+#[derive(Debug)]
+pub(crate) struct Received {
+    /// Data bytes written to the buffer.
+    pub len: usize,
+    /// Descriptors from `SCM_RIGHTS` messages, in order, close-on-exec.
+    pub fds: Vec<OwnedFd>,
+    /// The kernel set `MSG_CTRUNC`: descriptors (or other control data) did not fit.
+    pub truncated: bool,
+    /// The sender's `sun_path` bytes (as long as the kernel said; empty for an unnamed or
+    /// connected sender).
+    pub name: Vec<u8>,
+}
+
+/// Bytes of control buffer for `max_fds` descriptors (`CMSG_SPACE`), 0 for none.
+pub(crate) fn control_space(max_fds: usize) -> usize {
+    if max_fds == 0 {
+        return 0;
+    }
+    let bytes = u32::try_from(max_fds * size_of::<RawFd>()).unwrap_or(u32::MAX);
+    // SAFETY:
+    // - `CMSG_SPACE` is arithmetic on its argument; it dereferences nothing.
+    (unsafe { libc::CMSG_SPACE(bytes) }) as usize
+}
+
+/// `recvmsg(2)` into `buf` with room for `max_fds` descriptors, always with
+/// `MSG_CMSG_CLOEXEC`, plus `flags` (`MSG_DONTWAIT`). Every control message is walked: the
+/// descriptors of `SCM_RIGHTS` are returned, those of any other kind are closed.
+pub(crate) fn recv_with_fds(
+    sock: BorrowedFd<'_>,
+    buf: &mut [u8],
+    max_fds: usize,
+    flags: libc::c_int,
+) -> Result<Received, Errno> {
+    // u64 elements: the buffer is aligned for `cmsghdr` (whose alignment is that of size_t).
+    let mut control = vec![0u64; control_space(max_fds).div_ceil(size_of::<u64>())];
+    let control_len = control.len() * size_of::<u64>();
+    let mut iov = libc::iovec {
+        iov_base: buf.as_mut_ptr().cast(),
+        iov_len: buf.len(),
+    };
+    // SAFETY:
+    // - `msghdr` is plain data (pointers and integers, and on some targets private padding
+    //   integers): all zeroes is a valid value, the null/empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    let mut name = libc::sockaddr_un {
+        sun_family: 0,
+        sun_path: [0; 108],
+    };
+    msg.msg_name = (&raw mut name).cast();
+    msg.msg_namelen = size_of::<libc::sockaddr_un>() as libc::socklen_t;
+    msg.msg_iov = &mut iov;
+    msg.msg_iovlen = 1;
+    if control_len > 0 {
+        msg.msg_control = control.as_mut_ptr().cast();
+        msg.msg_controllen = control_len as _;
+    }
+    let flags = flags | libc::MSG_CMSG_CLOEXEC;
+    let n = loop {
+        // SAFETY:
+        // - `sock` is a live descriptor borrowed for the whole call.
+        // - `msg.msg_iov` points to `iov`, one iovec describing the caller's `buf` (valid
+        //   for writes of `buf.len()` bytes, exclusively borrowed for this call);
+        //   `msg.msg_control` points to `control`, valid for writes of `control_len` bytes.
+        //   `iov`, `buf` and `control` all outlive the call.
+        // - `msg.msg_name` points to `name`, a `sockaddr_un` on this stack frame, valid for
+        //   writes of `msg_namelen` (its size) bytes, alive until the call returns.
+        let r = unsafe { libc::recvmsg(sock.as_raw_fd(), &mut msg, flags) };
+        match Errno::result(r) {
+            Ok(n) => break n as usize,
+            Err(Errno::EINTR) => {}
+            Err(e) => return Err(e),
+        }
+    };
+    let truncated = msg.msg_flags & libc::MSG_CTRUNC != 0;
+    let path_offset = std::mem::offset_of!(libc::sockaddr_un, sun_path);
+    let name_len = (msg.msg_namelen as usize)
+        .saturating_sub(path_offset)
+        .min(name.sun_path.len());
+    let name: Vec<u8> = name.sun_path[..name_len].iter().map(|&c| c as u8).collect();
+    let mut fds = Vec::new();
+    if control_len == 0 {
+        return Ok(Received {
+            len: n,
+            fds,
+            truncated,
+            name,
+        });
+    }
+    let end = control.as_ptr().cast::<u8>().wrapping_add(control_len);
+    // SAFETY:
+    // - `msg` is the header the kernel just filled: `msg_control` points to `control` and
+    //   `msg_controllen` is what the kernel wrote there, at most `control_len`.
+    let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
+    while !cmsg.is_null() {
+        // SAFETY:
+        // - `cmsg` is non-null and was returned by CMSG_FIRSTHDR/CMSG_NXTHDR for `msg`, which
+        //   only return headers lying whole within `msg_control[..msg_controllen]`, inside
+        //   `control`, which is alive; the read is unaligned-tolerant.
+        let hdr = unsafe { cmsg.read_unaligned() };
+        let is_rights = hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS;
+        let is_pidfd = hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == SCM_PIDFD;
+        if is_rights || is_pidfd {
+            // SAFETY:
+            // - `cmsg` is a valid header within `control` (as above); CMSG_DATA only adds
+            //   the header's aligned size to it.
+            let data = unsafe { libc::CMSG_DATA(cmsg) }.cast_const();
+            // SAFETY:
+            // - `CMSG_LEN` is arithmetic on its argument; it dereferences nothing.
+            let header_len = unsafe { libc::CMSG_LEN(0) } as usize;
+            let claimed = (hdr.cmsg_len as usize).saturating_sub(header_len);
+            let in_buffer = (end as usize).saturating_sub(data as usize);
+            let count = claimed.min(in_buffer) / size_of::<RawFd>();
+            for i in 0..count {
+                let at = data.cast::<RawFd>().wrapping_add(i);
+                // SAFETY:
+                // - `at + 4 <= end`: `count` is bounded by the bytes left in `control` after
+                //   `data`, so the read is within the live buffer; an unaligned read of a
+                //   plain integer.
+                let raw = unsafe { at.read_unaligned() };
+                // SAFETY:
+                // - The kernel installed `raw` in this process for this message (it is in a
+                //   SCM_RIGHTS or SCM_PIDFD message it wrote, within the length it set), and
+                //   nothing else knows its number yet: this is its only owner.
+                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+                if is_rights {
+                    fds.push(fd);
+                } // else: a descriptor we did not ask for, closed here.
+            }
+        }
+        // SAFETY:
+        // - `msg` is the kernel-filled header and `cmsg` a header within its control data;
+        //   CMSG_NXTHDR returns the next header inside `msg_controllen`, or null.
+        cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
+    }
+    Ok(Received {
+        len: n,
+        fds,
+        truncated,
+        name,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_space_fits_the_descriptors() {
+        assert_eq!(control_space(0), 0);
+        assert!(control_space(1) >= size_of::<libc::cmsghdr>() + 4);
+        assert!(control_space(253) >= size_of::<libc::cmsghdr>() + 253 * 4);
+    }
+}
