@@ -7,7 +7,7 @@
 //! | module | crate | mechanism | status |
 //! |---|---|---|---|
 //! | [`pipe`] | `ipcraft-pipe` | anonymous pipes and FIFOs | available |
-//! | [`socket`] | `ipcraft-socket` | Unix domain sockets, fd passing, TCP framing | planned |
+//! | [`socket`] | `ipcraft-socket` | Unix domain sockets, fd passing, peer credentials, TCP framing | available |
 //! | [`mqueue`] | `ipcraft-mqueue` | POSIX message queues | available |
 //! | [`shm`] | `ipcraft-shm` | POSIX shared memory and sealed memfd segments | available |
 //! | [`sync`] | `ipcraft-sync` | robust process-shared mutex, futex condvar, semaphores | available |
