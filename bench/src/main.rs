@@ -15,7 +15,8 @@
 //! - [`harness`]: the [`harness::Case`] trait, spawning a pinned child under a timeout.
 //! - [`proto`]: the ping-pong and stream protocols, generic over a sender and a receiver.
 //! - [`cases`]: the registry; [`cases::limit`] (cache line, memcpy), [`cases::pipe`],
-//!   [`cases::mqueue`], [`cases::shm`], [`cases::sync`] (mutex and condvar rows).
+//!   [`cases::mqueue`], [`cases::socket`] (Unix stream, datagram, seqpacket; TCP loopback),
+//!   [`cases::shm`], [`cases::sync`] (mutex and condvar rows).
 //! - [`raw`]: the raw libc baselines (the crate's unsafe code, with [`shm`]).
 //! - [`stats`], [`report`]: percentiles, medians, and the three output formats.
 
@@ -323,6 +324,16 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          publisher calls FUTEX_WAKE only when the waiter announced itself. Cross-core \
          `shm-futex` throughput is bistable (a receiver that falls asleep pays the VM wake-up \
          per message): read its spread, not its ratio."
+            .into(),
+        "Sockets: a connected pair per measurement (socketpair; TCP: the parent connects to \
+         itself on 127.0.0.1 and hands the child the accepted end), both directions on it, \
+         TCP_NODELAY on both TCP ends. Streams (`unix-stream`, `tcp-loopback`) move bytes \
+         (send with MSG_NOSIGNAL until the message is out, recv until it is in); \
+         `unix-dgram` and `unix-seqpacket` move one message per send and recv (64 KiB fits: \
+         a Unix datagram may be up to the 212992-byte default SO_SNDBUF). The raw baseline \
+         calls send(MSG_NOSIGNAL) and recv (MSG_TRUNC on message sockets); ipcraft sends \
+         messages with sendmsg and receives them with recvmsg (sender address, \
+         MSG_CMSG_CLOEXEC), which the ratio includes."
             .into(),
         "Sync rows (size `-`: no message, a u64 turn under the mutex; the raw baseline is a \
          robust process-shared pthread_mutex_t with the attributes ipcraft-sync uses, called \

@@ -1,7 +1,7 @@
 //! The raw libc baselines: what a C programmer writes by hand, to compare ipcraft against.
 //!
-//! Every message moves with `read(2)`, `write(2)` or `writev(2)` called directly on the
-//! descriptor, in loops that do the same work as ipcraft's types (see each type for what it
+//! Every message moves with `read(2)`, `write(2)` or `writev(2)` (pipes), or `send(2)` and
+//! `recv(2)` (sockets) called directly on the descriptor, in loops that do the same work as ipcraft's types (see each type for what it
 //! mirrors), so that a row's `ipcraft/raw` ratio measures ipcraft's overhead and nothing else.
 //!
 //! # Invariants this file upholds
@@ -11,7 +11,9 @@
 //! - Every pointer/length pair passed to libc comes from one Rust slice, so the kernel reads
 //!   or writes only memory that slice covers, and `&mut` slices are exclusively ours.
 //! - A return value is trusted only as far as the kernel's contract: `n >= 0` is at most the
-//!   length asked for; any negative value is an error read from `errno` at once.
+//!   length asked for (except `recv` with `MSG_TRUNC` on a message socket, which returns the
+//!   message's length: it is compared with the buffer's before any slicing); any negative
+//!   value is an error read from `errno` at once.
 //!
 //! - `futex(2)` ([`futex_wait`], [`futex_wake`], [`futex_wake_all`]) is only called on a
 //!   word borrowed as `&AtomicU32` for the duration of the call, so its address is live,
@@ -25,8 +27,9 @@
 //!   `ipcraft-sync`, glibc keeps robust-list pointers in the mutex: the peer is our own child,
 //!   trusted not to scribble over it.
 //!
-//! The unsafe code is limited to the system and library calls (three at the top, the futex
-//! pair and the pthread mutex calls at the bottom); the loops are safe.
+//! The unsafe code is limited to the system and library calls (three at the top, `send` and
+//! `recv` after the frame loops, the futex pair and the pthread mutex calls at the bottom);
+//! the loops are safe.
 #![allow(unsafe_code)]
 // The futex words live in shared memory and are checked across real processes, not by loom.
 #![allow(clippy::disallowed_types)]
@@ -280,6 +283,182 @@ impl Receiver for RawFrameIn {
             self.end = 0;
         }
         crate::proto::check_len(&self.buf[frame], len)
+    }
+}
+
+/// `send(2)` of `buf` with `flags`: how many bytes went out.
+fn sys_send(fd: BorrowedFd<'_>, buf: &[u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY:
+    // - `fd` is open for the whole call: `BorrowedFd` borrows a live `OwnedFd`.
+    // - `buf.as_ptr()` is valid for reads of `buf.len()` bytes: it comes from the slice `buf`.
+    // - `flags` are plain `MSG_*` bits; none of them makes the kernel touch other memory.
+    let n = unsafe { libc::send(fd.as_raw_fd(), buf.as_ptr().cast(), buf.len(), flags) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// `recv(2)` into `buf` with `flags`. The kernel writes at most `buf.len()` bytes; with
+/// `MSG_TRUNC` on a message socket the value returned is the message's whole length, which
+/// may be larger: callers compare it with `buf.len()` before slicing.
+fn sys_recv(fd: BorrowedFd<'_>, buf: &mut [u8], flags: libc::c_int) -> io::Result<usize> {
+    // SAFETY:
+    // - `fd` is open for the whole call: `BorrowedFd` borrows a live `OwnedFd`.
+    // - `buf.as_mut_ptr()` is valid for writes of `buf.len()` bytes and nothing else
+    //   aliases it: it comes from the exclusive borrow `buf`. `MSG_TRUNC` changes only the
+    //   return value, never how much is written.
+    let n = unsafe { libc::recv(fd.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len(), flags) };
+    usize::try_from(n).map_err(|_| io::Error::last_os_error())
+}
+
+/// Raw bytes out on a stream socket (Unix stream, TCP): `send(2)` with `MSG_NOSIGNAL` until
+/// the whole message went out.
+///
+/// Mirrors `Write::write_all` on `ipcraft_socket::UnixStream` / `TcpStream` (no timeout set):
+/// each `write` is one `send(fd, buf, MSG_NOSIGNAL)`, `EINTR` retried, a zero-length write an
+/// error.
+#[derive(Debug)]
+pub struct RawStreamOut<'a> {
+    fd: BorrowedFd<'a>,
+}
+
+impl<'a> RawStreamOut<'a> {
+    /// Sends on `fd`.
+    pub fn new(fd: BorrowedFd<'a>) -> Self {
+        Self { fd }
+    }
+}
+
+impl Sender for RawStreamOut<'_> {
+    fn send(&mut self, mut msg: &[u8]) -> io::Result<()> {
+        while !msg.is_empty() {
+            match sys_send(self.fd, msg, libc::MSG_NOSIGNAL) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                Ok(n) => msg = &msg[n..],
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Raw bytes in on a stream socket: `recv(2)` (no flags) until exactly one message of the
+/// asked length has arrived.
+///
+/// Mirrors `Read::read_exact` on `ipcraft_socket::UnixStream` / `TcpStream`: each `read` is
+/// one `recv(fd, buf, 0)`, `EINTR` retried, an early end of stream an error.
+#[derive(Debug)]
+pub struct RawStreamIn<'a> {
+    fd: BorrowedFd<'a>,
+    buf: Vec<u8>,
+}
+
+impl<'a> RawStreamIn<'a> {
+    /// Receives from `fd` into a buffer allocated now for messages of up to `max` bytes.
+    pub fn new(fd: BorrowedFd<'a>, max: usize) -> Self {
+        Self {
+            fd,
+            buf: vec![0; max.max(1)],
+        }
+    }
+}
+
+impl Receiver for RawStreamIn<'_> {
+    fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let mut got = 0;
+        while got < len {
+            match sys_recv(self.fd, &mut self.buf[got..len], 0) {
+                Ok(0) => return Err(io::ErrorKind::UnexpectedEof.into()),
+                Ok(n) => got += n,
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(&self.buf[..len])
+    }
+}
+
+/// Raw messages out on a connected message socket (Unix datagram or seqpacket): one
+/// `send(2)` with `MSG_NOSIGNAL` per message, `EINTR` retried.
+///
+/// The same contract as `ipcraft_socket::UnixDatagram::send` / `SeqpacketConn::send` (the
+/// whole message or an error, no `SIGPIPE`), written as a C programmer would: ipcraft makes
+/// the same call as `sendmsg(2)` with one `iovec` and no control data (its code path for
+/// messages with and without descriptors is one), which the ratio includes.
+#[derive(Debug)]
+pub struct RawMsgOut<'a> {
+    fd: BorrowedFd<'a>,
+}
+
+impl<'a> RawMsgOut<'a> {
+    /// Sends messages on `fd`.
+    pub fn new(fd: BorrowedFd<'a>) -> Self {
+        Self { fd }
+    }
+}
+
+impl Sender for RawMsgOut<'_> {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        loop {
+            match sys_send(self.fd, msg, libc::MSG_NOSIGNAL) {
+                Ok(n) if n == msg.len() => return Ok(()),
+                Ok(_) => return Err(io::ErrorKind::WriteZero.into()),
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        }
+    }
+}
+
+/// Raw messages in on a connected message socket: one `recv(2)` with `MSG_TRUNC` per message
+/// (so a message larger than the buffer is detected, not silently cut), `EINTR` retried.
+///
+/// The same contract as `ipcraft_socket::UnixDatagram::recv` / `SeqpacketConn::recv` (a
+/// message larger than the buffer is an error), written as a C programmer would: ipcraft makes
+/// the call as `recvmsg(2)` with room for the sender's address and `MSG_CMSG_CLOEXEC` (its
+/// path for messages with and without descriptors is one), which the ratio includes. A
+/// zero-length read (end of stream on a seqpacket connection) is `UnexpectedEof`, as the
+/// ipcraft side treats it.
+#[derive(Debug)]
+pub struct RawMsgIn<'a> {
+    fd: BorrowedFd<'a>,
+    buf: Vec<u8>,
+}
+
+impl<'a> RawMsgIn<'a> {
+    /// Receives from `fd` into a buffer allocated now for messages of up to `max` bytes.
+    pub fn new(fd: BorrowedFd<'a>, max: usize) -> Self {
+        Self {
+            fd,
+            buf: vec![0; max.max(1)],
+        }
+    }
+}
+
+impl Receiver for RawMsgIn<'_> {
+    fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let n = loop {
+            match sys_recv(self.fd, &mut self.buf, libc::MSG_TRUNC) {
+                Ok(n) => break n,
+                Err(e) if is_eintr(&e) => {}
+                Err(e) => return Err(e),
+            }
+        };
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        if n > self.buf.len() {
+            return Err(io::Error::new(
+                io::ErrorKind::InvalidData,
+                format!("a message of {n} bytes was truncated to {}", self.buf.len()),
+            ));
+        }
+        crate::proto::check_len(&self.buf[..n], len)
     }
 }
 
@@ -563,6 +742,56 @@ mod tests {
         RawFrameOut::new(w).send(b"four").unwrap();
         let e = RawFrameIn::new(r).recv(5).unwrap_err();
         assert_eq!(e.kind(), io::ErrorKind::InvalidData);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn raw_messages_cross_with_ipcraft_sockets_and_truncation_is_an_error() {
+        use ipcraft_socket::{SeqpacketConn, UnixDatagram};
+        let (a, b) = SeqpacketConn::pair().unwrap();
+        let b = OwnedFd::from(b);
+        RawMsgOut::new(b.as_fd()).send(b"from raw").unwrap();
+        let mut buf = [0u8; 16];
+        assert_eq!(a.recv(&mut buf).unwrap(), 8);
+        assert_eq!(&buf[..8], b"from raw");
+        a.send(b"from ipcraft").unwrap();
+        let mut rx = RawMsgIn::new(b.as_fd(), 4);
+        // The buffer grows to the length asked for; a message of another length is an error.
+        assert_eq!(rx.recv(12).unwrap(), b"from ipcraft");
+        a.send(b"abc").unwrap();
+        assert_eq!(rx.recv(4).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        // Larger than the buffer: detected (MSG_TRUNC), not cut silently.
+        a.send(&[1u8; 100]).unwrap();
+        assert_eq!(rx.recv(12).unwrap_err().kind(), io::ErrorKind::InvalidData);
+        drop(a);
+        assert_eq!(rx.recv(1).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+
+        let (d, e) = UnixDatagram::pair().unwrap();
+        let e = OwnedFd::from(e);
+        RawMsgOut::new(e.as_fd()).send(&[9u8; 65536]).unwrap();
+        let mut big = vec![0u8; 65536];
+        assert_eq!(d.recv(&mut big).unwrap(), 65536);
+    }
+
+    #[test]
+    #[cfg_attr(miri, ignore)]
+    fn raw_stream_bytes_cross_with_ipcraft_streams() {
+        use ipcraft_socket::UnixStream;
+        use std::io::{Read, Write};
+        let (mut a, b) = UnixStream::pair().unwrap();
+        let b = OwnedFd::from(b);
+        RawStreamOut::new(b.as_fd()).send(b"abcdef").unwrap();
+        let mut buf = [0u8; 6];
+        a.read_exact(&mut buf).unwrap();
+        assert_eq!(&buf, b"abcdef");
+        a.write_all(b"ghij").unwrap();
+        let mut rx = RawStreamIn::new(b.as_fd(), 2);
+        assert_eq!(rx.recv(4).unwrap(), b"ghij");
+        a.write_all(b"k").unwrap();
+        drop(a);
+        assert_eq!(rx.recv(2).unwrap_err().kind(), io::ErrorKind::UnexpectedEof);
+        // The peer is gone: an error, not SIGPIPE (MSG_NOSIGNAL), so this test survives.
+        assert!(RawStreamOut::new(b.as_fd()).send(b"x").is_err());
     }
 
     #[test]

@@ -9,6 +9,7 @@ pub mod limit;
 pub mod mqueue;
 pub mod pipe;
 pub mod shm;
+pub mod socket;
 pub mod sync;
 
 /// All cases.
@@ -23,6 +24,26 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(pipe::PipeCase::new(true, Impl::Ipcraft)),
         Box::new(mqueue::MqueueCase::new(Impl::Raw)),
         Box::new(mqueue::MqueueCase::new(Impl::Ipcraft)),
+        Box::new(socket::SocketCase::new(socket::Kind::UnixStream, Impl::Raw)),
+        Box::new(socket::SocketCase::new(
+            socket::Kind::UnixStream,
+            Impl::Ipcraft,
+        )),
+        Box::new(socket::SocketCase::new(socket::Kind::UnixDgram, Impl::Raw)),
+        Box::new(socket::SocketCase::new(
+            socket::Kind::UnixDgram,
+            Impl::Ipcraft,
+        )),
+        Box::new(socket::SocketCase::new(
+            socket::Kind::UnixSeqpacket,
+            Impl::Raw,
+        )),
+        Box::new(socket::SocketCase::new(
+            socket::Kind::UnixSeqpacket,
+            Impl::Ipcraft,
+        )),
+        Box::new(socket::SocketCase::new(socket::Kind::Tcp, Impl::Raw)),
+        Box::new(socket::SocketCase::new(socket::Kind::Tcp, Impl::Ipcraft)),
         Box::new(shm::ShmCase::new(false, Impl::Raw)),
         Box::new(shm::ShmCase::new(false, Impl::Ipcraft)),
         Box::new(shm::ShmCase::new(true, Impl::Raw)),
