@@ -10,10 +10,12 @@
 //! A side that finds the ring full (or empty) spins briefly, then announces that it sleeps
 //! (a flag word), re-checks, and sleeps on a shared futex word; the other side, after
 //! publishing, wakes it only if the flag is set, so the fast path makes no system call.
+//! The protocol is [`crate::ring::wake`], checked by loom for lost wake-ups.
 //! Sleeps are sliced (100 ms) to notice a peer that died without closing: each side holds an
 //! open-file-description lock on the memfd, which the kernel releases when the process dies.
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
+use crate::ring::wake::{Doorbell, announce, notify, withdraw};
 use crate::ring::{Consumer, Producer, RingError, RingMemory, max_message_len};
 use ipcraft_core::{Deadline, SysError};
 use ipcraft_shm::{Segment, SegmentOptions};
@@ -21,7 +23,7 @@ use ipcraft_sync::futex;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering, fence};
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
 /// `b"IPCRING1"` little-endian, at the start of the channel's segment data.
@@ -136,28 +138,52 @@ impl ShmRing {
         }
     }
 
-    /// Wake the other side if it announced that it sleeps on `seq`.
-    fn wake(&self, sleeping: usize, seq: usize) {
-        fence(Ordering::SeqCst);
-        if self.flag(sleeping) {
-            if let Some(w) = self.word32(seq) {
-                w.fetch_add(1, Ordering::Release);
-                futex::wake(w, i32::MAX);
-            }
+    /// The doorbell of the producer (`true`) or the consumer.
+    fn bell(&self, producer: bool) -> ShmBell<'_> {
+        let (sleeping, seq) = if producer {
+            (PRODUCER_SLEEPING, SPACE_SEQ)
+        } else {
+            (CONSUMER_SLEEPING, DATA_SEQ)
+        };
+        ShmBell {
+            ring: self,
+            sleeping,
+            seq,
         }
     }
+}
 
-    /// Announce, sleep on `seq` (one slice at most), withdraw.
-    fn sleep(&self, sleeping: usize, seq: usize, seen: u32, deadline: Deadline) {
-        if let Some(w) = self.word32(seq) {
+/// A side's doorbell in the shared segment (see [`crate::ring::wake`]).
+struct ShmBell<'a> {
+    ring: &'a ShmRing,
+    sleeping: usize,
+    seq: usize,
+}
+
+impl Doorbell for ShmBell<'_> {
+    fn load_seq(&self) -> u32 {
+        self.ring
+            .word32(self.seq)
+            .map_or(0, |w| w.load(Ordering::Acquire))
+    }
+    fn set_sleeping(&self, on: bool) {
+        self.ring.set_flag(self.sleeping, u32::from(on));
+    }
+    fn is_sleeping(&self) -> bool {
+        self.ring.flag(self.sleeping)
+    }
+    fn ring(&self) {
+        if let Some(w) = self.ring.word32(self.seq) {
+            w.fetch_add(1, Ordering::Release);
+            futex::wake(w, i32::MAX);
+        }
+    }
+    /// One slice at most, so that a dead peer is noticed (see the module docs).
+    fn wait(&self, seen: u32, deadline: Deadline) {
+        if let Some(w) = self.ring.word32(self.seq) {
             let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
             futex::wait(w, seen, Some(slice));
         }
-        self.set_flag(sleeping, 0);
-    }
-
-    fn seq(&self, seq: usize) -> u32 {
-        self.word32(seq).map_or(0, |w| w.load(Ordering::Acquire))
     }
 }
 
@@ -338,7 +364,7 @@ impl Sender {
         loop {
             match self.tx.try_send(msg) {
                 Ok(()) => {
-                    self.tx.memory().wake(CONSUMER_SLEEPING, DATA_SEQ);
+                    notify(&self.tx.memory().bell(false));
                     return Ok(());
                 }
                 Err(RingError::Full) => {}
@@ -346,7 +372,7 @@ impl Sender {
             }
             let ring = self.tx.memory();
             // A padding record may have been published: let a sleeping receiver skip it.
-            ring.wake(CONSUMER_SLEEPING, DATA_SEQ);
+            notify(&ring.bell(false));
             let died = spins >= SPINS
                 && ring.flag(RECEIVER_ATTACHED)
                 && !peer_alive(&self.lock, RECEIVER_LOCK);
@@ -361,21 +387,20 @@ impl Sender {
                 std::hint::spin_loop();
                 continue;
             }
-            let seen = ring.seq(SPACE_SEQ);
-            ring.set_flag(PRODUCER_SLEEPING, 1);
-            match self.tx.try_send(msg) {
+            let seen = announce(&ring.bell(true));
+            let again = self.tx.try_send(msg);
+            let ring = self.tx.memory();
+            match again {
                 Ok(()) => {
-                    let ring = self.tx.memory();
-                    ring.set_flag(PRODUCER_SLEEPING, 0);
-                    ring.wake(CONSUMER_SLEEPING, DATA_SEQ);
+                    withdraw(&ring.bell(true));
+                    notify(&ring.bell(false));
                     return Ok(());
                 }
                 Err(RingError::Full) => {}
                 Err(e) => return Err(e.into()),
             }
-            self.tx
-                .memory()
-                .sleep(PRODUCER_SLEEPING, SPACE_SEQ, seen, deadline);
+            ring.bell(true).wait(seen, deadline);
+            withdraw(&ring.bell(true));
         }
     }
 }
@@ -450,7 +475,7 @@ impl Receiver {
         loop {
             match self.rx.try_recv_vec() {
                 Ok(v) => {
-                    self.rx.memory().wake(PRODUCER_SLEEPING, SPACE_SEQ);
+                    notify(&self.rx.memory().bell(true));
                     return Ok(v);
                 }
                 Err(RingError::Empty) => {}
@@ -458,7 +483,7 @@ impl Receiver {
             }
             let ring = self.rx.memory();
             // Padding may have been released: let a sleeping sender use the room.
-            ring.wake(PRODUCER_SLEEPING, SPACE_SEQ);
+            notify(&ring.bell(true));
             let died = spins >= SPINS
                 && ring.flag(SENDER_ATTACHED)
                 && !peer_alive(&self.lock, SENDER_LOCK);
@@ -479,21 +504,20 @@ impl Receiver {
                 std::hint::spin_loop();
                 continue;
             }
-            let seen = ring.seq(DATA_SEQ);
-            ring.set_flag(CONSUMER_SLEEPING, 1);
-            match self.rx.try_recv_vec() {
+            let seen = announce(&ring.bell(false));
+            let again = self.rx.try_recv_vec();
+            let ring = self.rx.memory();
+            match again {
                 Ok(v) => {
-                    let ring = self.rx.memory();
-                    ring.set_flag(CONSUMER_SLEEPING, 0);
-                    ring.wake(PRODUCER_SLEEPING, SPACE_SEQ);
+                    withdraw(&ring.bell(false));
+                    notify(&ring.bell(true));
                     return Ok(v);
                 }
                 Err(RingError::Empty) => {}
                 Err(e) => return Err(e.into()),
             }
-            self.rx
-                .memory()
-                .sleep(CONSUMER_SLEEPING, DATA_SEQ, seen, deadline);
+            ring.bell(false).wait(seen, deadline);
+            withdraw(&ring.bell(false));
         }
     }
 }

@@ -12,9 +12,17 @@ pub(crate) use std::thread;
 /// Atomic types of the active backend.
 pub(crate) mod atomic {
     #[cfg(all(test, ipcraft_loom))]
-    pub(crate) use loom::sync::atomic::Ordering;
+    pub(crate) use loom::sync::atomic::{Ordering, fence};
     #[cfg(not(all(test, ipcraft_loom)))]
-    pub(crate) use std::sync::atomic::Ordering;
+    pub(crate) use std::sync::atomic::{Ordering, fence};
+
+    /// `AtomicU32` of the active backend.
+    #[cfg(all(test, ipcraft_loom))]
+    pub(crate) type AtomicU32 = loom::sync::atomic::AtomicU32;
+    /// `AtomicU32` of the active backend.
+    #[cfg(not(all(test, ipcraft_loom)))]
+    #[allow(dead_code)]
+    pub(crate) type AtomicU32 = std::sync::atomic::AtomicU32;
 
     /// `AtomicU64` of the active backend.
     #[cfg(all(test, ipcraft_loom))]

@@ -29,6 +29,7 @@
 
 mod heap;
 mod spsc;
+pub mod wake;
 
 pub use heap::HeapRing;
 pub use spsc::{Consumer, Producer, RingError, RingMemory, max_message_len, split};
