@@ -63,6 +63,11 @@ pub enum ChannelError {
         /// The largest message this channel takes.
         max: usize,
     },
+    /// The receive buffer is smaller than the next message, which stays in the channel.
+    BufferTooSmall {
+        /// The next message's length.
+        needed: usize,
+    },
     /// The capacity is not a power of two of at least 16 bytes (and at most 2^31).
     BadCapacity(usize),
     /// The shared ring breaks the protocol (a buggy or hostile peer).
@@ -80,6 +85,12 @@ impl fmt::Display for ChannelError {
             Self::TimedOut => f.write_str("timed out"),
             Self::TooLarge { len, max } => {
                 write!(f, "a message of {len} bytes can never fit: at most {max}")
+            }
+            Self::BufferTooSmall { needed } => {
+                write!(
+                    f,
+                    "the next message has {needed} bytes, more than the buffer holds"
+                )
             }
             Self::BadCapacity(c) => write!(
                 f,
@@ -105,6 +116,7 @@ impl From<RingError> for ChannelError {
         match e {
             RingError::TooLarge { len, max } => Self::TooLarge { len, max },
             RingError::Corrupted(w) => Self::Corrupted(w),
+            RingError::BufferTooSmall { needed } => Self::BufferTooSmall { needed },
             // Full, Empty and BufferTooSmall are handled by the caller.
             _ => Self::Corrupted("unexpected ring state"),
         }
@@ -471,9 +483,32 @@ impl Receiver {
     ///
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<Vec<u8>, ChannelError> {
+        self.recv_with(deadline, Consumer::try_recv_vec)
+    }
+
+    /// Receive the next message into `buf` (no allocation), waiting at most until
+    /// `deadline`; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout), and [`ChannelError::BufferTooSmall`] (the
+    /// message stays in the channel).
+    pub fn recv_into_deadline(
+        &mut self,
+        buf: &mut [u8],
+        deadline: Deadline,
+    ) -> Result<usize, ChannelError> {
+        self.recv_with(deadline, |rx| rx.try_recv_into(buf))
+    }
+
+    fn recv_with<T>(
+        &mut self,
+        deadline: Deadline,
+        mut attempt: impl FnMut(&mut Consumer<ShmRing>) -> Result<T, RingError>,
+    ) -> Result<T, ChannelError> {
         let mut spins = 0;
         loop {
-            match self.rx.try_recv_vec() {
+            match attempt(&mut self.rx) {
                 Ok(v) => {
                     notify(&self.rx.memory().bell(true));
                     return Ok(v);
@@ -490,7 +525,7 @@ impl Receiver {
             let gone = ring.flag(SENDER_CLOSED) || died;
             if gone {
                 // Committed messages first: look once more now that the flag is seen.
-                return match self.rx.try_recv_vec() {
+                return match attempt(&mut self.rx) {
                     Ok(v) => Ok(v),
                     Err(RingError::Empty) => Err(ChannelError::Disconnected),
                     Err(e) => Err(e.into()),
@@ -505,7 +540,7 @@ impl Receiver {
                 continue;
             }
             let seen = announce(&ring.bell(false));
-            let again = self.rx.try_recv_vec();
+            let again = attempt(&mut self.rx);
             let ring = self.rx.memory();
             match again {
                 Ok(v) => {
