@@ -174,6 +174,29 @@ macro_rules! message_methods {
                 self.m.send(msg, fds, None, self.m.write_wait())
             }
 
+            /// [`send_with_fds`](Self::send_with_fds), waiting at most until `deadline`.
+            ///
+            /// # Errors
+            ///
+            /// As [`send_with_fds`](Self::send_with_fds).
+            pub fn send_with_fds_deadline(
+                &self,
+                msg: &[u8],
+                fds: &[BorrowedFd<'_>],
+                deadline: Deadline,
+            ) -> Result<usize> {
+                self.m.send(msg, fds, None, Wait::Until(deadline))
+            }
+
+            /// [`send_with_fds`](Self::send_with_fds) without waiting.
+            ///
+            /// # Errors
+            ///
+            /// As [`send_with_fds`](Self::send_with_fds), with [`Error::WouldBlock`].
+            pub fn try_send_with_fds(&self, msg: &[u8], fds: &[BorrowedFd<'_>]) -> Result<usize> {
+                self.m.send(msg, fds, None, Wait::Try)
+            }
+
             /// Receive one whole message. Waits at most the read timeout.
             ///
             /// # Errors
@@ -229,6 +252,19 @@ macro_rules! message_methods {
                 deadline: Deadline,
             ) -> Result<(usize, Vec<OwnedFd>)> {
                 self.m.recv_with_fds(buf, max_fds, Wait::Until(deadline))
+            }
+
+            /// [`recv_with_fds`](Self::recv_with_fds) without waiting.
+            ///
+            /// # Errors
+            ///
+            /// As [`recv_with_fds`](Self::recv_with_fds), with [`Error::WouldBlock`].
+            pub fn try_recv_with_fds(
+                &self,
+                buf: &mut [u8],
+                max_fds: usize,
+            ) -> Result<(usize, Vec<OwnedFd>)> {
+                self.m.recv_with_fds(buf, max_fds, Wait::Try)
             }
 
             /// Make receives wait at most `timeout` per call (`None`: forever).

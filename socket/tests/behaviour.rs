@@ -692,3 +692,27 @@ fn seqpacket_reclaims_a_stale_path_and_never_a_live_one() {
     assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
     drop(live);
 }
+
+#[test]
+fn fd_passing_has_deadline_and_try_forms_on_message_sockets() {
+    use ipcraft_socket::{Error, SeqpacketConn, UnixDatagram};
+    use std::os::fd::AsFd;
+    let (a, b) = UnixDatagram::pair().unwrap();
+    let (r, _w) = std::io::pipe().unwrap();
+    let mut buf = [0u8; 16];
+    assert!(matches!(
+        b.try_recv_with_fds(&mut buf, 1),
+        Err(Error::WouldBlock { .. })
+    ));
+    a.try_send_with_fds(b"x", &[r.as_fd()]).unwrap();
+    let (n, fds) = b.try_recv_with_fds(&mut buf, 1).unwrap();
+    assert_eq!((n, fds.len()), (1, 1));
+    let deadline = ipcraft_core::Deadline::after(std::time::Duration::from_secs(5));
+    a.send_with_fds_deadline(b"y", &[r.as_fd()], deadline)
+        .unwrap();
+    assert_eq!(b.recv_with_fds(&mut buf, 1).unwrap().1.len(), 1);
+
+    let (c, d) = SeqpacketConn::pair().unwrap();
+    c.try_send_with_fds(b"z", &[r.as_fd()]).unwrap();
+    assert_eq!(d.try_recv_with_fds(&mut buf, 2).unwrap().1.len(), 1);
+}
