@@ -135,7 +135,10 @@ pub(crate) fn recv_with_fds(
             name,
         });
     }
-    let end = control.as_ptr().cast::<u8>().wrapping_add(control_len);
+    // The kernel's count of control bytes, never past our buffer: fds are read only within
+    // what the kernel wrote, not from the zero fill after it.
+    let filled = (msg.msg_controllen as usize).min(control_len);
+    let end = control.as_ptr().cast::<u8>().wrapping_add(filled);
     // SAFETY:
     // - `msg` is the header the kernel just filled: `msg_control` points to `control` and
     //   `msg_controllen` is what the kernel wrote there, at most `control_len`.
@@ -166,10 +169,16 @@ pub(crate) fn recv_with_fds(
                 //   `data`, so the read is within the live buffer; an unaligned read of a
                 //   plain integer.
                 let raw = unsafe { at.read_unaligned() };
+                if raw < 0 {
+                    // SCM_PIDFD carries a negative errno when the kernel could not make the
+                    // pidfd (the receiver at its fd limit, a sender gone): no descriptor.
+                    continue;
+                }
                 // SAFETY:
-                // - The kernel installed `raw` in this process for this message (it is in a
-                //   SCM_RIGHTS or SCM_PIDFD message it wrote, within the length it set), and
-                //   nothing else knows its number yet: this is its only owner.
+                // - `raw` is non-negative and lies within the control bytes the kernel wrote
+                //   (`end` is bounded by `msg_controllen`), in a SCM_RIGHTS or SCM_PIDFD
+                //   message: the kernel installed it in this process for this message, and
+                //   nothing else knows its number yet, so this is its only owner.
                 let fd = unsafe { OwnedFd::from_raw_fd(raw) };
                 if is_rights {
                     fds.push(fd);
