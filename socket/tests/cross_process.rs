@@ -3,7 +3,7 @@
 //! Children are this test binary re-run with `--exact child_role` and the role in the
 //! environment (see [`spawn_role`]), never a bare `fork()` of the multi-threaded harness.
 //! A child prints line markers on stdout (the harness prints its own lines there too).
-#![allow(unsafe_code)] // One call, in `sigpipe_default_role`, with its SAFETY note.
+#![allow(unsafe_code)] // Two calls, in `sigpipe_default_role` and `pidfd_at_fd_limit_role`, with SAFETY notes.
 
 mod common;
 use common::{TempPath, open_fd_count};
@@ -58,6 +58,7 @@ fn child_role() {
         "fd-receiver" => fd_receiver_role(),
         "truncation" => truncation_role(),
         "fd-limit" => fd_limit_role(),
+        "pidfd-at-fd-limit" => pidfd_at_fd_limit_role(),
         "umask-bind" => umask_bind_role(&arg),
         "sigpipe-default" => sigpipe_default_role(),
         "listen-forever" => listen_forever_role(&arg),
@@ -248,6 +249,48 @@ fn truncation_role() {
 
 /// A receiver at its descriptor limit gets `MSG_CTRUNC`: a typed error, nothing leaked.
 /// Single-threaded, so the descriptor table is ours alone.
+/// With `SO_PASSPIDFD` set and no descriptor free, the kernel writes a negative errno as the
+/// `SCM_PIDFD` data; receiving must neither adopt it as a descriptor (an abort in debug
+/// builds) nor fail.
+fn pidfd_at_fd_limit_role() {
+    use nix::sys::resource::{Resource, getrlimit, setrlimit};
+    use std::os::fd::AsRawFd;
+    const SO_PASSPIDFD: libc::c_int = 76;
+    let (a, b) = UnixDatagram::pair().unwrap();
+    let on: libc::c_int = 1;
+    // SAFETY:
+    // - `b` is a live socket for the call; `on` is a c_int on this stack frame, valid for
+    //   reads of the size passed, for the whole call.
+    let rc = unsafe {
+        libc::setsockopt(
+            b.as_fd().as_raw_fd(),
+            libc::SOL_SOCKET,
+            SO_PASSPIDFD,
+            (&raw const on).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        )
+    };
+    if rc != 0 {
+        println!("SKIPPED: SO_PASSPIDFD unsupported by this kernel");
+        println!("PIDFD-OK");
+        return;
+    }
+    a.send(b"x").unwrap();
+    let (soft, hard) = getrlimit(Resource::RLIMIT_NOFILE).unwrap();
+    setrlimit(Resource::RLIMIT_NOFILE, 64, hard).unwrap();
+    let mut fillers = Vec::new();
+    while let Ok(f) = std::fs::File::open("/dev/null") {
+        fillers.push(f);
+    }
+    let mut buf = [0u8; 8];
+    let r = b.recv_with_fds(&mut buf, 1);
+    drop(fillers);
+    setrlimit(Resource::RLIMIT_NOFILE, soft, hard).unwrap();
+    let (n, fds) = r.unwrap();
+    assert_eq!((n, fds.len()), (1, 0));
+    println!("PIDFD-OK");
+}
+
 fn fd_limit_role() {
     use nix::sys::resource::{Resource, getrlimit, setrlimit};
     let (a, b) = UnixStream::pair().unwrap();
@@ -721,6 +764,14 @@ fn a_receiver_at_its_descriptor_limit_gets_the_truncation_error() {
     let mut child = spawn_role("fd-limit", "", Stdio::null());
     wait_marker(&mut child, "FD-LIMIT-OK");
     wait_ok(child, "fd-limit");
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn a_failed_pidfd_at_the_descriptor_limit_is_not_adopted_as_a_descriptor() {
+    let mut child = spawn_role("pidfd-at-fd-limit", "", Stdio::null());
+    wait_marker(&mut child, "PIDFD-OK");
+    wait_ok(child, "pidfd-at-fd-limit");
 }
 
 #[test]
