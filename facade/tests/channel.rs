@@ -100,6 +100,21 @@ fn child_role() {
             println!("GOT-ONE");
             std::thread::sleep(Duration::from_secs(120));
         }
+        "scribble" => {
+            // A hostile peer: map the channel's memfd and write random words anywhere in it.
+            let seg = ipcraft_shm::Segment::from_fd(stdin_fd(), 256 + 16).unwrap();
+            println!("STARTED");
+            let words = seg.len() / 8;
+            let mut x = 0x2545_f491_4f6c_dd1d_u64;
+            loop {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = (x as usize % words) * 8;
+                let value = if x.is_multiple_of(3) { x >> 40 } else { x };
+                let _ = seg.write(at, &value);
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -172,6 +187,35 @@ fn a_consumer_killed_gives_the_producer_disconnected_not_a_hang() {
     };
     assert!(matches!(err, ChannelError::Disconnected), "{err}");
     assert!(start.elapsed() < Duration::from_secs(10));
+}
+
+#[test]
+fn a_hostile_peer_scribbling_over_the_ring_causes_errors_not_crashes_or_hangs() {
+    let (mut rx, fd) = Receiver::anonymous(4096).unwrap();
+    let mut child = spawn_role("scribble", Stdio::from(fd));
+    wait_for(&mut child, "STARTED");
+    let start = Instant::now();
+    let (mut ok, mut corrupted, mut other) = (0, 0, 0);
+    let mut buf = vec![0u8; 4096];
+    while start.elapsed() < Duration::from_secs(2) {
+        let call = Instant::now();
+        match rx.recv_into_deadline(
+            &mut buf,
+            ipcraft_core::Deadline::after(Duration::from_millis(20)),
+        ) {
+            Ok(_) => ok += 1,
+            Err(ChannelError::Corrupted(_)) => corrupted += 1,
+            Err(_) => other += 1,
+        }
+        assert!(
+            call.elapsed() < Duration::from_secs(5),
+            "a receive never hangs"
+        );
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    println!("hostile peer: {ok} garbage messages, {corrupted} Corrupted, {other} other errors");
+    assert!(corrupted + ok + other > 0);
 }
 
 #[test]
