@@ -71,6 +71,13 @@ impl Msg {
                 max: SCM_MAX_FD,
             });
         }
+        if fds.is_empty() && to.is_none() {
+            // The common case: plain send(2), as a C loop would do (sendmsg costs more in
+            // the kernel, and the descriptor list below allocates).
+            return io_wait(self.fd.as_fd(), Interest::Writable, wait, "send", |f| {
+                nix::sys::socket::send(self.fd.as_raw_fd(), buf, f | MsgFlags::MSG_NOSIGNAL)
+            });
+        }
         let to = to.map(SocketAddr::to_unix_addr).transpose()?;
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         let storage = [ControlMessage::ScmRights(&raw)];
@@ -85,6 +92,20 @@ impl Msg {
                 to.as_ref(),
             )
         })
+    }
+
+    /// One whole message, with plain recv(2) (no address, no control data: descriptors a
+    /// peer attached are discarded by the kernel, never installed); `MSG_TRUNC` is an error.
+    fn recv_only(&self, buf: &mut [u8], wait: Wait) -> Result<usize> {
+        let cap = buf.len();
+        let len = io_wait(self.fd.as_fd(), Interest::Readable, wait, "recv", |f| {
+            nix::sys::socket::recv(self.fd.as_raw_fd(), buf, f | MsgFlags::MSG_TRUNC)
+        })?;
+        if len > cap {
+            // With MSG_TRUNC, the length is the message's, not what fit.
+            return Err(Error::MessageTruncated { capacity: cap });
+        }
+        Ok(len)
     }
 
     /// One whole message and the address it came from; `MSG_TRUNC` is an error.
@@ -204,7 +225,7 @@ macro_rules! message_methods {
             /// [`Error::MessageTruncated`] when `buf` is smaller than the message (which is
             /// consumed); [`Error::TimedOut`], [`Error::WouldBlock`], [`Error::Sys`].
             pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-                Ok(self.m.recv_from(buf, self.m.read_wait())?.0)
+                self.m.recv_only(buf, self.m.read_wait())
             }
 
             /// [`recv`](Self::recv), waiting at most until `deadline`.
@@ -213,7 +234,7 @@ macro_rules! message_methods {
             ///
             /// As [`recv`](Self::recv).
             pub fn recv_deadline(&self, buf: &mut [u8], deadline: Deadline) -> Result<usize> {
-                Ok(self.m.recv_from(buf, Wait::Until(deadline))?.0)
+                self.m.recv_only(buf, Wait::Until(deadline))
             }
 
             /// [`recv`](Self::recv) without waiting.
@@ -222,7 +243,7 @@ macro_rules! message_methods {
             ///
             /// As [`recv`](Self::recv).
             pub fn try_recv(&self, buf: &mut [u8]) -> Result<usize> {
-                Ok(self.m.recv_from(buf, Wait::Try)?.0)
+                self.m.recv_only(buf, Wait::Try)
             }
 
             /// Receive one whole message and the descriptors it carries (at most `max_fds`,

@@ -716,3 +716,21 @@ fn fd_passing_has_deadline_and_try_forms_on_message_sockets() {
     c.try_send_with_fds(b"z", &[r.as_fd()]).unwrap();
     assert_eq!(d.try_recv_with_fds(&mut buf, 2).unwrap().1.len(), 1);
 }
+
+#[test]
+fn a_plain_receive_discards_descriptors_a_peer_attached() {
+    use ipcraft_socket::UnixDatagram;
+    use std::os::fd::AsFd;
+    let (a, b) = UnixDatagram::pair().unwrap();
+    let (r, w) = std::io::pipe().unwrap();
+    let before = common::open_fd_count();
+    a.send_with_fds(b"with fds", &[r.as_fd(), w.as_fd()])
+        .unwrap();
+    let mut buf = [0u8; 16];
+    assert_eq!(b.recv(&mut buf).unwrap(), 8);
+    assert_eq!(
+        common::open_fd_count(),
+        before,
+        "nothing installed, nothing leaked"
+    );
+}
