@@ -5,6 +5,7 @@
 
 use crate::harness::{Case, Impl};
 
+pub mod channel;
 pub mod limit;
 pub mod mqueue;
 pub mod pipe;
@@ -54,6 +55,7 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(sync::SyncCase::new(sync::Row::Handoff, Impl::Ipcraft)),
         Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Raw)),
         Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Ipcraft)),
+        Box::new(channel::ChannelCase),
     ]
 }
 

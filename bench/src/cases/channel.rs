@@ -1,0 +1,109 @@
+//! The shared-memory channel of the `ipcraft` facade (`ipcraft::channel`): a lock-free ring
+//! in a sealed memfd per direction, spinning briefly and then sleeping on a futex.
+//!
+//! Two channels per measurement: parent to child (its memfd is the child's stdin) and child
+//! to parent (the child's stdout). There is no raw row: compare with the `cacheline` limit
+//! and the `shm-spin`/`shm-futex` rows, which move the same bytes through one slot with
+//! hand-written raw code.
+
+use std::io;
+use std::os::fd::OwnedFd;
+use std::process::Stdio;
+
+use ipcraft::channel::{Receiver as ChannelRx, Sender as ChannelTx};
+use ipcraft_core::Deadline;
+
+use crate::harness::{CHILD_TIMEOUT, Case, Env, Impl, Placement, Sample, Test, child_stdio};
+use crate::proto;
+
+/// Ring bytes per direction: room for the largest message (64 KiB) many times over.
+const CAPACITY: usize = 1 << 20;
+
+/// The channel case.
+#[derive(Debug)]
+pub struct ChannelCase;
+
+struct Out(ChannelTx);
+
+impl proto::Sender for Out {
+    fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        self.0
+            .send_deadline(msg, Deadline::after(CHILD_TIMEOUT))
+            .map_err(io::Error::other)
+    }
+}
+
+struct In {
+    rx: ChannelRx,
+    buf: Vec<u8>,
+}
+
+impl proto::Receiver for In {
+    fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let n = self
+            .rx
+            .recv_into_deadline(&mut self.buf, Deadline::after(CHILD_TIMEOUT))
+            .map_err(io::Error::other)?;
+        proto::check_len(&self.buf[..n], len)
+    }
+}
+
+impl ChannelCase {
+    fn side(test: &Test, tx: Out, rx: In, parent: bool) -> io::Result<Option<Sample>> {
+        let (mut tx, mut rx) = (tx, rx);
+        if parent {
+            proto::parent(test, &mut tx, &mut rx).map(Some)
+        } else {
+            proto::child(test, &mut tx, &mut rx).map(|()| None)
+        }
+    }
+}
+
+fn chan(e: ipcraft::channel::ChannelError) -> io::Error {
+    io::Error::other(e)
+}
+
+impl Case for ChannelCase {
+    fn mechanism(&self) -> &'static str {
+        "channel"
+    }
+
+    fn implementation(&self) -> Impl {
+        Impl::Ipcraft
+    }
+
+    fn measure(&self, env: &Env, placement: Placement, test: &Test) -> io::Result<Sample> {
+        let (to_child, child_in): (ChannelTx, OwnedFd) =
+            ChannelTx::anonymous(CAPACITY).map_err(chan)?;
+        let (from_child, child_out): (ChannelRx, OwnedFd) =
+            ChannelRx::anonymous(CAPACITY).map_err(chan)?;
+        env.two_processes(
+            self,
+            placement,
+            test,
+            Stdio::from(child_in),
+            Stdio::from(child_out),
+            |_deadline| {
+                let rx = In {
+                    rx: from_child,
+                    buf: Vec::new(),
+                };
+                Self::side(test, Out(to_child), rx, true)?
+                    .ok_or_else(|| io::Error::other("the parent side measured nothing"))
+            },
+        )
+    }
+
+    fn child(&self, test: &Test) -> io::Result<()> {
+        let (stdin, stdout) = child_stdio()?;
+        let rx = In {
+            rx: ChannelRx::from_fd(stdin).map_err(chan)?,
+            buf: Vec::new(),
+        };
+        let tx = Out(ChannelTx::from_fd(stdout).map_err(chan)?);
+        Self::side(test, tx, rx, false).map(drop)
+    }
+}
