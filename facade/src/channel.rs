@@ -17,6 +17,7 @@
 
 use crate::ring::wake::{Doorbell, announce, notify, withdraw};
 use crate::ring::{Consumer, Producer, RingError, RingMemory, max_message_len};
+use crate::shared::SharedRegion;
 use ipcraft_core::{Deadline, SysError};
 use ipcraft_shm::{Segment, SegmentOptions};
 use ipcraft_sync::futex;
@@ -45,7 +46,10 @@ const DATA: usize = 256;
 /// Lock bytes for liveness (open-file-description locks on the memfd).
 const SENDER_LOCK: i64 = 1;
 const RECEIVER_LOCK: i64 = 2;
-const SPINS: u32 = 200;
+/// Busy-wait this many checks before yielding the CPU (the peer may be on another core).
+const SPIN: u32 = 32;
+/// Then yield this many times (the peer may be waiting for this core) before sleeping.
+const SPINS: u32 = SPIN + 64;
 const SLICE: Duration = Duration::from_millis(100);
 
 /// Why a channel operation failed.
@@ -126,17 +130,22 @@ impl From<RingError> for ChannelError {
 /// The ring in a shared segment.
 #[derive(Debug)]
 pub struct ShmRing {
-    seg: Segment,
+    region: SharedRegion,
     cap: usize,
 }
 
 impl ShmRing {
+    fn new(seg: Segment, cap: usize) -> Result<Self, ChannelError> {
+        let region = SharedRegion::new(seg).ok_or(ChannelError::Corrupted("empty segment"))?;
+        Ok(Self { region, cap })
+    }
+
     fn word64(&self, off: usize) -> Option<&AtomicU64> {
-        self.seg.get::<AtomicU64>(off).ok()
+        self.region.u64(off)
     }
 
     fn word32(&self, off: usize) -> Option<&AtomicU32> {
-        self.seg.get::<AtomicU32>(off).ok()
+        self.region.u32(off)
     }
 
     fn flag(&self, off: usize) -> bool {
@@ -223,6 +232,14 @@ impl RingMemory for ShmRing {
         self.word64(DATA + offset)
             .map_or(0, |w| w.load(Ordering::Relaxed))
     }
+    fn write_bytes(&self, offset: usize, src: &[u8]) {
+        self.region.copy_in(DATA + offset, src);
+    }
+    fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        if !self.region.copy_out(DATA + offset, dst) {
+            dst.fill(0);
+        }
+    }
 }
 
 /// Make a channel segment of `capacity` data bytes.
@@ -238,7 +255,7 @@ fn new_ring(capacity: usize) -> Result<(ShmRing, OwnedFd), ChannelError> {
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| ChannelError::Sys(SysError::from_io("dup", &e)))?;
-    Ok((ShmRing { seg, cap: capacity }, fd))
+    Ok((ShmRing::new(seg, capacity)?, fd))
 }
 
 /// Map and validate a received channel segment.
@@ -258,7 +275,7 @@ fn attach_ring(fd: OwnedFd) -> Result<ShmRing, ChannelError> {
             "capacity does not match the segment",
         ));
     }
-    Ok(ShmRing { seg, cap })
+    ShmRing::new(seg, cap)
 }
 
 /// Lock `byte` of the segment through a fresh open file description (an inherited or
@@ -334,7 +351,7 @@ impl Sender {
     }
 
     fn with(ring: ShmRing) -> Result<Self, ChannelError> {
-        let lock = liveness_lock(&ring.seg, SENDER_LOCK)?;
+        let lock = liveness_lock(ring.region.segment(), SENDER_LOCK)?;
         ring.set_flag(SENDER_ATTACHED, 1);
         Ok(Self {
             tx: Producer::attach(ring),
@@ -396,7 +413,11 @@ impl Sender {
             }
             if spins < SPINS {
                 spins += 1;
-                std::hint::spin_loop();
+                if spins <= SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
                 continue;
             }
             let seen = announce(&ring.bell(true));
@@ -450,7 +471,7 @@ impl Receiver {
     }
 
     fn with(ring: ShmRing) -> Result<Self, ChannelError> {
-        let lock = liveness_lock(&ring.seg, RECEIVER_LOCK)?;
+        let lock = liveness_lock(ring.region.segment(), RECEIVER_LOCK)?;
         ring.set_flag(RECEIVER_ATTACHED, 1);
         Ok(Self {
             rx: Consumer::attach(ring),
@@ -536,7 +557,11 @@ impl Receiver {
             }
             if spins < SPINS {
                 spins += 1;
-                std::hint::spin_loop();
+                if spins <= SPIN {
+                    std::hint::spin_loop();
+                } else {
+                    std::thread::yield_now();
+                }
                 continue;
             }
             let seen = announce(&ring.bell(false));

@@ -1,4 +1,3 @@
-#![forbid(unsafe_code)]
 //! # ipcraft
 //!
 //! Safe, fast and auditable Linux inter-process communication: one small crate per OS
@@ -41,3 +40,5 @@ pub use ipcraft_sync as sync;
 pub mod channel;
 mod loom;
 pub mod ring;
+#[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
+mod shared;

@@ -17,6 +17,29 @@ pub trait RingMemory {
     fn write_word(&self, offset: usize, value: u64);
     /// Read the data word at byte `offset` (a multiple of 8, below the capacity).
     fn read_word(&self, offset: usize) -> u64;
+
+    /// Write `src` at byte `offset` (a multiple of 8; `offset + src.len()` rounded up to 8
+    /// is at most the capacity), in a window the protocol gives the writer alone. By default
+    /// word by word; shared memory overrides it with one copy.
+    fn write_bytes(&self, offset: usize, src: &[u8]) {
+        let mut at = offset;
+        for chunk in src.chunks(8) {
+            let mut word = [0u8; 8];
+            word[..chunk.len()].copy_from_slice(chunk);
+            self.write_word(at, u64::from_le_bytes(word));
+            at += 8;
+        }
+    }
+
+    /// Read `dst.len()` bytes at byte `offset` (as for [`write_bytes`](Self::write_bytes)).
+    fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        let mut at = offset;
+        for chunk in dst.chunks_mut(8) {
+            let word = self.read_word(at).to_le_bytes();
+            chunk.copy_from_slice(&word[..chunk.len()]);
+            at += 8;
+        }
+    }
 }
 
 /// Why a ring operation did not complete.
@@ -86,6 +109,12 @@ impl<M: RingMemory + ?Sized> RingMemory for &M {
     }
     fn read_word(&self, offset: usize) -> u64 {
         (**self).read_word(offset)
+    }
+    fn write_bytes(&self, offset: usize, src: &[u8]) {
+        (**self).write_bytes(offset, src);
+    }
+    fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        (**self).read_bytes(offset, dst);
     }
 }
 
@@ -185,13 +214,7 @@ impl<M: RingMemory> Producer<M> {
             off = 0;
         }
         self.room_for(need)?;
-        let mut at = off + RECORD_HEADER;
-        for chunk in msg.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.mem.write_word(at, u64::from_le_bytes(word));
-            at += 8;
-        }
+        self.mem.write_bytes(off + RECORD_HEADER, msg);
         self.mem.write_word(off, msg.len() as u64);
         self.pos += need as u64;
         Ok(())
@@ -283,12 +306,7 @@ impl<M: RingMemory> Consumer<M> {
     }
 
     fn copy_out(&self, off: usize, dst: &mut [u8]) {
-        let mut at = off + RECORD_HEADER;
-        for chunk in dst.chunks_mut(8) {
-            let word = self.mem.read_word(at).to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-            at += 8;
-        }
+        self.mem.read_bytes(off + RECORD_HEADER, dst);
     }
 
     /// Find the next record, skipping (and releasing) at most one padding record:
