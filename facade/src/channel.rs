@@ -1,9 +1,10 @@
 //! A cross-process channel on the lock-free ring in shared memory: one [`Sender`] process,
 //! one [`Receiver`] process.
 //!
-//! **Status:** anonymous channels (a sealed memfd handed to the peer, at spawn or over a
-//! Unix socket) with blocking, timeouts and disconnection; the named form, MPSC and the
-//! zero-copy API are still to come (issue 7).
+//! Two ways to make one: **anonymous** ([`Sender::anonymous`]: a sealed memfd handed to the
+//! peer at spawn or over a Unix socket; nothing is named, so nothing can leak) and **named**
+//! ([`Sender::create`] / [`Receiver::open`] for unrelated processes; the creator removes the
+//! name when dropped). **Status:** MPSC and the zero-copy API are still to come (issue 7).
 //!
 //! # Waiting without losing speed
 //!
@@ -72,6 +73,13 @@ pub enum ChannelError {
         /// The next message's length.
         needed: usize,
     },
+    /// A channel of another layout version.
+    IncompatibleVersion {
+        /// The version found.
+        found: u32,
+        /// The version this crate speaks.
+        expected: u32,
+    },
     /// The capacity is not a power of two of at least 16 bytes (and at most 2^31).
     BadCapacity(usize),
     /// The shared ring breaks the protocol (a buggy or hostile peer).
@@ -96,6 +104,10 @@ impl fmt::Display for ChannelError {
                     "the next message has {needed} bytes, more than the buffer holds"
                 )
             }
+            Self::IncompatibleVersion { found, expected } => write!(
+                f,
+                "the channel has layout version {found}; this version of ipcraft speaks {expected}"
+            ),
             Self::BadCapacity(c) => write!(
                 f,
                 "capacity {c} is not a power of two between 16 bytes and 2 GiB"
@@ -243,24 +255,49 @@ impl RingMemory for ShmRing {
 }
 
 /// Make a channel segment of `capacity` data bytes.
-fn new_ring(capacity: usize) -> Result<(ShmRing, OwnedFd), ChannelError> {
+/// The shm header tag of a named channel segment.
+const TAG: u64 = u64::from_le_bytes(*b"IPCRCHN1");
+
+fn check_capacity(capacity: usize) -> Result<(), ChannelError> {
     if !capacity.is_power_of_two() || !(16..=1 << 31).contains(&capacity) {
         return Err(ChannelError::BadCapacity(capacity));
     }
-    let seg = SegmentOptions::new().anonymous(DATA + capacity)?;
+    Ok(())
+}
+
+/// Write the channel header into a fresh segment.
+fn init_ring(seg: Segment, capacity: usize) -> Result<ShmRing, ChannelError> {
     seg.write(0, &MAGIC)?;
     seg.write(8, &VERSION)?;
     seg.write(12, &(capacity as u32))?;
+    ShmRing::new(seg, capacity)
+}
+
+/// Make an anonymous channel segment of `capacity` data bytes, and a descriptor for the peer.
+fn new_ring(capacity: usize) -> Result<(ShmRing, OwnedFd), ChannelError> {
+    check_capacity(capacity)?;
+    let seg = SegmentOptions::new().anonymous(DATA + capacity)?;
     let fd = seg
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| ChannelError::Sys(SysError::from_io("dup", &e)))?;
-    Ok((ShmRing::new(seg, capacity)?, fd))
+    Ok((init_ring(seg, capacity)?, fd))
 }
 
-/// Map and validate a received channel segment.
-fn attach_ring(fd: OwnedFd) -> Result<ShmRing, ChannelError> {
-    let seg = Segment::from_fd(fd, DATA + 16)?;
+/// Make a named channel segment (mode 0600, `O_EXCL`; removed when its creator drops).
+fn create_named(name: &str, capacity: usize) -> Result<ShmRing, ChannelError> {
+    check_capacity(capacity)?;
+    let seg = SegmentOptions::new()
+        .tag(TAG)
+        .create(name, DATA + capacity)?;
+    init_ring(seg, capacity)
+}
+
+/// Validate a channel segment someone else made.
+fn attach_ring(seg: Segment) -> Result<ShmRing, ChannelError> {
+    if seg.len() < DATA + 16 {
+        return Err(ChannelError::Corrupted("segment too small for a channel"));
+    }
     let magic: u64 = seg.read(0)?;
     let version: u32 = seg.read(8)?;
     let cap = seg.read::<u32>(12)? as usize;
@@ -268,7 +305,10 @@ fn attach_ring(fd: OwnedFd) -> Result<ShmRing, ChannelError> {
         return Err(ChannelError::Corrupted("not a channel segment"));
     }
     if version != VERSION {
-        return Err(ChannelError::Corrupted("another channel layout version"));
+        return Err(ChannelError::IncompatibleVersion {
+            found: version,
+            expected: VERSION,
+        });
     }
     if !cap.is_power_of_two() || cap < 16 || DATA + cap > seg.len() {
         return Err(ChannelError::Corrupted(
@@ -276,6 +316,14 @@ fn attach_ring(fd: OwnedFd) -> Result<ShmRing, ChannelError> {
         ));
     }
     ShmRing::new(seg, cap)
+}
+
+fn attach_fd(fd: OwnedFd) -> Result<ShmRing, ChannelError> {
+    attach_ring(Segment::from_fd(fd, DATA + 16)?)
+}
+
+fn open_named(name: &str) -> Result<ShmRing, ChannelError> {
+    attach_ring(SegmentOptions::new().tag(TAG).open(name)?)
 }
 
 /// Lock `byte` of the segment through a fresh open file description (an inherited or
@@ -347,7 +395,28 @@ impl Sender {
     /// [`ChannelError::Shm`] or [`ChannelError::Corrupted`] for a descriptor that is not a
     /// sealed channel segment.
     pub fn from_fd(fd: OwnedFd) -> Result<Self, ChannelError> {
-        Self::with(attach_ring(fd)?)
+        Self::with(attach_fd(fd)?)
+    }
+
+    /// Create a named channel (`/name`, mode 0600) of `capacity` bytes and be its sender;
+    /// an unrelated process opens the other end with [`Receiver::open`]. The creator owns
+    /// the name and removes it when dropped.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::BadCapacity`]; [`ChannelError::Shm`] (bad name, `AlreadyExists`).
+    pub fn create(name: &str, capacity: usize) -> Result<Self, ChannelError> {
+        Self::with(create_named(name, capacity)?)
+    }
+
+    /// Open the sending end of a named channel another process created.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Shm`] (`NotFound`, `WrongTag` for a segment that is not a channel);
+    /// [`ChannelError::IncompatibleVersion`]; [`ChannelError::Corrupted`].
+    pub fn open(name: &str) -> Result<Self, ChannelError> {
+        Self::with(open_named(name)?)
     }
 
     fn with(ring: ShmRing) -> Result<Self, ChannelError> {
@@ -467,7 +536,25 @@ impl Receiver {
     ///
     /// As [`Sender::from_fd`].
     pub fn from_fd(fd: OwnedFd) -> Result<Self, ChannelError> {
-        Self::with(attach_ring(fd)?)
+        Self::with(attach_fd(fd)?)
+    }
+
+    /// Create a named channel and be its receiver; see [`Sender::create`].
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::create`].
+    pub fn create(name: &str, capacity: usize) -> Result<Self, ChannelError> {
+        Self::with(create_named(name, capacity)?)
+    }
+
+    /// Open the receiving end of a named channel another process created.
+    ///
+    /// # Errors
+    ///
+    /// As [`Sender::open`].
+    pub fn open(name: &str) -> Result<Self, ChannelError> {
+        Self::with(open_named(name)?)
     }
 
     fn with(ring: ShmRing) -> Result<Self, ChannelError> {

@@ -12,7 +12,12 @@ const MESSAGES: u64 = 200_000;
 const CAPACITY: usize = 1 << 16;
 
 fn spawn_role(role: &str, stdin: Stdio) -> Child {
+    spawn_role_arg(role, "", stdin)
+}
+
+fn spawn_role_arg(role: &str, arg: &str, stdin: Stdio) -> Child {
     Command::new(std::env::current_exe().unwrap())
+        .env("IPCRAFT_CHANNEL_TEST_ARG", arg)
         .args([
             "--exact",
             "child_role",
@@ -99,6 +104,16 @@ fn child_role() {
             rx.recv().unwrap();
             println!("GOT-ONE");
             std::thread::sleep(Duration::from_secs(120));
+        }
+        "receive-named" => {
+            let name = std::env::var("IPCRAFT_CHANNEL_TEST_ARG").unwrap();
+            let mut rx = Receiver::open(&name).unwrap();
+            let mut n = 0;
+            while let Ok(m) = rx.recv_timeout(Duration::from_secs(30)) {
+                assert_eq!(m, message(n, 4096 - 8));
+                n += 1;
+            }
+            println!("RECEIVED {n}");
         }
         "scribble" => {
             // A hostile peer: map the channel's memfd and write random words anywhere in it.
@@ -216,6 +231,55 @@ fn a_hostile_peer_scribbling_over_the_ring_causes_errors_not_crashes_or_hangs() 
     child.wait().unwrap();
     println!("hostile peer: {ok} garbage messages, {corrupted} Corrupted, {other} other errors");
     assert!(corrupted + ok + other > 0);
+}
+
+fn unique_name(tag: &str) -> String {
+    format!("/ipcraft-chan-test-{}-{tag}", std::process::id())
+}
+
+#[test]
+fn a_named_channel_between_unrelated_processes() {
+    let name = unique_name("named");
+    let mut tx = Sender::create(&name, 4096).unwrap();
+    let mut child = spawn_role_arg("receive-named", &name, Stdio::null());
+    for seq in 0..20_000 {
+        tx.send_timeout(&message(seq, 4096 - 8), Duration::from_secs(30))
+            .unwrap();
+    }
+    drop(tx); // closes the channel and removes the name
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(lines.contains(&"RECEIVED 20000".to_owned()), "{lines:?}");
+    assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
+}
+
+#[test]
+fn opening_a_named_channel_of_another_kind_or_version_is_a_typed_error() {
+    let name = unique_name("version");
+    let tx = Sender::create(&name, 4096).unwrap();
+    // Another layout version: rewrite the version word behind the creator's back.
+    let seg = ipcraft_shm::SegmentOptions::new()
+        .tag(u64::from_le_bytes(*b"IPCRCHN1"))
+        .open(&name)
+        .unwrap();
+    seg.write(8, &99u32).unwrap();
+    assert!(matches!(
+        Receiver::open(&name),
+        Err(ChannelError::IncompatibleVersion {
+            found: 99,
+            expected: 1
+        })
+    ));
+    drop(tx);
+    // A segment that is not a channel.
+    let other = unique_name("other");
+    let _seg = ipcraft_shm::Segment::create(&other, 8192).unwrap();
+    assert!(matches!(Receiver::open(&other), Err(ChannelError::Shm(_))));
+    assert!(matches!(
+        Receiver::open(&unique_name("missing")),
+        Err(ChannelError::Shm(_))
+    ));
 }
 
 #[test]
