@@ -21,13 +21,21 @@ thread_local! {
 // - Every method forwards to `System` with the caller's arguments unchanged, so `System`'s
 //   guarantees are ours; counting touches only a thread-local `Cell` (no allocation).
 unsafe impl GlobalAlloc for Counting {
-    // SAFETY: (# Safety) the caller upholds GlobalAlloc::alloc's contract; passed through.
+    /// Counts, then allocates with `System`.
+    ///
+    /// # Safety
+    ///
+    /// The caller upholds `GlobalAlloc::alloc`'s contract, passed through unchanged.
     unsafe fn alloc(&self, layout: Layout) -> *mut u8 {
         ALLOCS.with(|c| c.set(c.get() + 1));
         // SAFETY: same contract as ours, passed through unchanged.
         unsafe { System.alloc(layout) }
     }
-    // SAFETY: (# Safety) the caller upholds GlobalAlloc::dealloc's contract; passed through.
+    /// Frees with `System`.
+    ///
+    /// # Safety
+    ///
+    /// The caller upholds `GlobalAlloc::dealloc`'s contract, passed through unchanged.
     unsafe fn dealloc(&self, ptr: *mut u8, layout: Layout) {
         // SAFETY: same contract as ours, passed through unchanged.
         unsafe { System.dealloc(ptr, layout) }
