@@ -16,8 +16,23 @@
 //! one mechanism can depend on its crate alone, or on this crate with
 //! `default-features = false, features = ["pipe"]`.
 //!
-//! [`ring`] holds the lock-free ring (checked by loom) that the shared-memory channel will
-//! be built on.
+//! # Which mechanism for what
+//!
+//! | need | use | why | 64 B round trip, same core / across cores* |
+//! |---|---|---|---|
+//! | talk to a child over stdin/stdout, stream bytes | [`pipe`] | simplest; frames with [`core::FrameWriter`] | 4.4 us / 48 us |
+//! | message boundaries, fd passing, peer credentials, many clients | [`socket`] (Unix) | `SCM_RIGHTS`, `SO_PEERCRED`, seqpacket | ~8 us / ~45 us |
+//! | another machine | [`socket`] (TCP) | same framed API | ~12 us (loopback) |
+//! | priorities, messages that outlive both processes | [`mqueue`] | kernel-held queue | 5.4 us / 49 us |
+//! | shared state, bulk data at memory speed | [`shm`] + [`sync`] | atomics, robust mutex | - |
+//! | the fastest messages between two processes on one machine | [`channel`] | lock-free ring in shared memory, no syscall on the fast path | 6.2 us / 261 ns |
+//!
+//! \* Figures from `cargo xtask bench` on the project's 2-vCPU VM (README table); across
+//! cores, every blocking mechanism pays the VM's ~25 us wake-up each way, which the
+//! spinning channel avoids (a cache line takes ~100 ns there). Same-core rows compare the
+//! mechanisms themselves.
+//!
+//! [`ring`] holds the lock-free ring (checked by loom) the channel is built on.
 
 pub use ipcraft_core as core;
 #[cfg(feature = "mqueue")]
