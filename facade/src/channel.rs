@@ -458,52 +458,14 @@ impl Sender {
     ///
     /// As [`send_timeout`](Self::send_timeout).
     pub fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), ChannelError> {
-        let mut spins = 0;
-        loop {
-            match self.tx.try_send(msg) {
-                Ok(()) => {
-                    notify(&self.tx.memory().bell(false));
-                    return Ok(());
-                }
-                Err(RingError::Full) => {}
-                Err(e) => return Err(e.into()),
-            }
-            let ring = self.tx.memory();
-            // A padding record may have been published: let a sleeping receiver skip it.
-            notify(&ring.bell(false));
-            let died = spins >= SPINS
-                && ring.flag(RECEIVER_ATTACHED)
-                && !peer_alive(&self.lock, RECEIVER_LOCK);
-            if ring.flag(RECEIVER_CLOSED) || died {
-                return Err(ChannelError::Disconnected);
-            }
-            if deadline.has_passed() {
-                return Err(ChannelError::TimedOut);
-            }
-            if spins < SPINS {
-                spins += 1;
-                if spins <= SPIN {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-                continue;
-            }
-            let seen = announce(&ring.bell(true));
-            let again = self.tx.try_send(msg);
-            let ring = self.tx.memory();
-            match again {
-                Ok(()) => {
-                    withdraw(&ring.bell(true));
-                    notify(&ring.bell(false));
-                    return Ok(());
-                }
-                Err(RingError::Full) => {}
-                Err(e) => return Err(e.into()),
-            }
-            ring.bell(true).wait(seen, deadline);
-            withdraw(&ring.bell(true));
-        }
+        wait_loop(
+            &mut self.tx,
+            Producer::memory,
+            |tx| tx.try_send(msg),
+            &self.lock,
+            &SENDER_SIDE,
+            deadline,
+        )
     }
 }
 
@@ -612,60 +574,115 @@ impl Receiver {
     fn recv_with<T>(
         &mut self,
         deadline: Deadline,
-        mut attempt: impl FnMut(&mut Consumer<ShmRing>) -> Result<T, RingError>,
+        attempt: impl FnMut(&mut Consumer<ShmRing>) -> Result<T, RingError>,
     ) -> Result<T, ChannelError> {
-        let mut spins = 0;
-        loop {
-            match attempt(&mut self.rx) {
-                Ok(v) => {
-                    notify(&self.rx.memory().bell(true));
-                    return Ok(v);
-                }
-                Err(RingError::Empty) => {}
-                Err(e) => return Err(e.into()),
+        wait_loop(
+            &mut self.rx,
+            Consumer::memory,
+            attempt,
+            &self.lock,
+            &RECEIVER_SIDE,
+            deadline,
+        )
+    }
+}
+
+/// What differs between the two ends' waiting.
+struct Side {
+    /// This end is the producer (its doorbell is the producer's).
+    producer: bool,
+    /// The ring error that means "wait": `Full` for the sender, `Empty` for the receiver.
+    would_wait: RingError,
+    /// The peer's closed flag, attached flag and liveness-lock byte.
+    peer_closed: usize,
+    peer_attached: usize,
+    peer_lock: i64,
+    /// Whether to look once more after seeing the peer gone (a receiver drains what was
+    /// committed before reporting `Disconnected`).
+    drain: bool,
+}
+
+const SENDER_SIDE: Side = Side {
+    producer: true,
+    would_wait: RingError::Full,
+    peer_closed: RECEIVER_CLOSED,
+    peer_attached: RECEIVER_ATTACHED,
+    peer_lock: RECEIVER_LOCK,
+    drain: false,
+};
+
+const RECEIVER_SIDE: Side = Side {
+    producer: false,
+    would_wait: RingError::Empty,
+    peer_closed: SENDER_CLOSED,
+    peer_attached: SENDER_ATTACHED,
+    peer_lock: SENDER_LOCK,
+    drain: true,
+};
+
+/// Try `attempt` until it succeeds; while the ring is full (or empty): spin, yield, then
+/// sleep on this end's doorbell (announce, re-check, wait a slice), waking the peer after
+/// every success and before every sleep (a published padding record, or released room,
+/// may be what it waits for). Ends with `Disconnected` once the peer closed or died,
+/// `TimedOut` at the deadline.
+fn wait_loop<X, T>(
+    end: &mut X,
+    memory: impl Fn(&X) -> &ShmRing,
+    mut attempt: impl FnMut(&mut X) -> Result<T, RingError>,
+    lock: &OwnedFd,
+    side: &Side,
+    deadline: Deadline,
+) -> Result<T, ChannelError> {
+    let mut spins = 0;
+    loop {
+        match attempt(end) {
+            Ok(v) => {
+                notify(&memory(end).bell(!side.producer));
+                return Ok(v);
             }
-            let ring = self.rx.memory();
-            // Padding may have been released: let a sleeping sender use the room.
-            notify(&ring.bell(true));
-            let died = spins >= SPINS
-                && ring.flag(SENDER_ATTACHED)
-                && !peer_alive(&self.lock, SENDER_LOCK);
-            let gone = ring.flag(SENDER_CLOSED) || died;
-            if gone {
-                // Committed messages first: look once more now that the flag is seen.
-                return match attempt(&mut self.rx) {
+            Err(e) if e == side.would_wait => {}
+            Err(e) => return Err(e.into()),
+        }
+        let ring = memory(end);
+        notify(&ring.bell(!side.producer));
+        let died =
+            spins >= SPINS && ring.flag(side.peer_attached) && !peer_alive(lock, side.peer_lock);
+        if ring.flag(side.peer_closed) || died {
+            if side.drain {
+                return match attempt(end) {
                     Ok(v) => Ok(v),
-                    Err(RingError::Empty) => Err(ChannelError::Disconnected),
+                    Err(e) if e == side.would_wait => Err(ChannelError::Disconnected),
                     Err(e) => Err(e.into()),
                 };
             }
-            if deadline.has_passed() {
-                return Err(ChannelError::TimedOut);
-            }
-            if spins < SPINS {
-                spins += 1;
-                if spins <= SPIN {
-                    std::hint::spin_loop();
-                } else {
-                    std::thread::yield_now();
-                }
-                continue;
-            }
-            let seen = announce(&ring.bell(false));
-            let again = attempt(&mut self.rx);
-            let ring = self.rx.memory();
-            match again {
-                Ok(v) => {
-                    withdraw(&ring.bell(false));
-                    notify(&ring.bell(true));
-                    return Ok(v);
-                }
-                Err(RingError::Empty) => {}
-                Err(e) => return Err(e.into()),
-            }
-            ring.bell(false).wait(seen, deadline);
-            withdraw(&ring.bell(false));
+            return Err(ChannelError::Disconnected);
         }
+        if deadline.has_passed() {
+            return Err(ChannelError::TimedOut);
+        }
+        if spins < SPINS {
+            spins += 1;
+            if spins <= SPIN {
+                std::hint::spin_loop();
+            } else {
+                std::thread::yield_now();
+            }
+            continue;
+        }
+        let seen = announce(&ring.bell(side.producer));
+        let again = attempt(end);
+        let ring = memory(end);
+        match again {
+            Ok(v) => {
+                withdraw(&ring.bell(side.producer));
+                notify(&ring.bell(!side.producer));
+                return Ok(v);
+            }
+            Err(e) if e == side.would_wait => {}
+            Err(e) => return Err(e.into()),
+        }
+        ring.bell(side.producer).wait(seen, deadline);
+        withdraw(&ring.bell(side.producer));
     }
 }
 
