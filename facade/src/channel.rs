@@ -1,57 +1,146 @@
-//! A cross-process channel on the lock-free ring in shared memory: one [`Sender`] process,
-//! one [`Receiver`] process.
+//! A cross-process channel on the lock-free ring in shared memory: [`Sender`] processes
+//! (one, or several: MPSC) and one [`Receiver`] process.
 //!
-//! Two ways to make one: **anonymous** ([`Sender::anonymous`]: a sealed memfd handed to the
-//! peer at spawn or over a Unix socket; nothing is named, so nothing can leak) and **named**
-//! ([`Sender::create`] / [`Receiver::open`] for unrelated processes; the creator removes the
-//! name when dropped). **Status:** MPSC and the zero-copy API are still to come (issue 7).
+//! ```
+//! use ipcraft::channel::{Receiver, Sender};
+//! use std::process::{Command, Stdio};
+//!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! // The creating process: a channel of 64 KiB, nothing named. The memfd goes to the
+//! // peer at spawn (here: as its stdin), or over a Unix socket (ipcraft::socket).
+//! let (mut tx, fd) = Sender::anonymous(1 << 16)?;
+//! # let (mut tx, fd) = (tx, fd); // (this example plays both processes)
+//! # let mut rx = Receiver::from_fd(fd)?;
+//! // In the child: `let mut rx = Receiver::from_fd(stdin_as_owned_fd)?;`
+//! tx.send(b"hello")?;
+//! assert_eq!(rx.recv()?, b"hello");
+//!
+//! // Zero copy: serialize straight into the ring, parse straight out of it.
+//! use std::io::{Read, Write};
+//! let mut slot = tx.reserve(64)?;
+//! write!(slot, "{}:{}", "temperature", 21.5)?;
+//! let n = slot.written();
+//! slot.commit_len(n)?;
+//! let mut slot = rx.recv_slot()?;
+//! let mut text = String::new();
+//! slot.read_to_string(&mut text)?;
+//! slot.release();
+//! assert_eq!(text, "temperature:21.5");
+//! # Ok(()) }
+//! ```
+//!
+//! # Making one
+//!
+//! - **Anonymous**: [`Sender::anonymous`] / [`Receiver::anonymous`] make a sealed memfd
+//!   segment and return the descriptor for the peer ([`Receiver::from_fd`] /
+//!   [`Sender::from_fd`]), handed over at spawn or with `SCM_RIGHTS`. Nothing is named, so
+//!   nothing can leak.
+//! - **Named**, for unrelated processes: [`Sender::create`] or [`Receiver::create`]
+//!   (`/name`, mode 0600, `O_EXCL`; the creator removes the name when dropped), and
+//!   [`Receiver::open`] / [`Sender::open`] on the other side.
+//! - **MPSC**: [`Receiver::anonymous_mpsc`] / [`Receiver::create_mpsc`] make room for up to
+//!   `producers` senders; each [`Sender::from_fd`] / [`Sender::open`] claims one.
+//!
+//! # MPSC: one SPSC ring per producer
+//!
+//! The MPSC channel is one single-producer ring per sender in one segment, with one shared
+//! doorbell for the receiver, rather than one ring that producers claim space in with
+//! compare-and-swap. Why: each producer keeps the SPSC ring's fast path (no atomic
+//! read-modify-write, no cache line shared with other producers) and the algorithm loom
+//! checks; and a producer killed between claiming space and committing it cannot block the
+//! others (in a shared ring the consumer would wait at its hole forever, or need a recovery
+//! protocol). The cost: `producers` x `capacity` bytes, and a receiver that polls up to
+//! `producers` commit words (round robin, so no sender starves the others). Order is kept
+//! per sender, not across senders.
 //!
 //! # Waiting without losing speed
 //!
-//! A side that finds the ring full (or empty) spins briefly, then announces that it sleeps
-//! (a flag word), re-checks, and sleeps on a shared futex word; the other side, after
-//! publishing, wakes it only if the flag is set, so the fast path makes no system call.
-//! The protocol is [`crate::ring::wake`], checked by loom for lost wake-ups.
-//! Sleeps are sliced (100 ms) to notice a peer that died without closing: each side holds an
-//! open-file-description lock on the memfd, which the kernel releases when the process dies.
+//! A side that finds the ring full (or empty) spins on its commit word (only when the peer
+//! last ran on another CPU: on the same CPU, spinning only delays the peer), yields, then
+//! announces that it sleeps (a flag word), re-checks, and sleeps on a shared futex word;
+//! the other side, after publishing, wakes it only if the flag is set, so the fast path
+//! makes no system call. The protocol is [`crate::ring::wake`], checked by loom for lost
+//! wake-ups. `crossbeam_utils::Backoff` is not used: its exponential pauses (up to 64 per
+//! check) would add their length to the latency of a message that arrives mid-pause; a
+//! check per `spin_loop` keeps the reaction time at one pause.
+//!
+//! # When the peer dies
+//!
+//! Sleeps are sliced (100 ms) to notice a peer that died without closing: each side holds
+//! an open-file-description lock on a byte of the segment, which the kernel releases when
+//! the process dies. The receiver gets everything committed, then
+//! [`ChannelError::Disconnected`] once every sender slot was claimed and every sender
+//! closed or died; a sender gets `Disconnected` once the receiver closed or died.
+//!
+//! # Untrusted peers
+//!
+//! Every position and length read from the segment is validated (see [`crate::ring`]): a
+//! peer that scribbles over the segment causes [`ChannelError::Corrupted`] or garbage
+//! payloads, never an out-of-bounds access, a panic or a hang. In an MPSC channel, a ring a
+//! sender corrupted is reported once and then skipped, so it cannot stop the others.
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
 use crate::ring::wake::{Doorbell, announce, notify, withdraw};
-use crate::ring::{Consumer, Producer, RingError, RingMemory, max_message_len};
+use crate::ring::{
+    Consumer, Producer, ReadSlot, RingError, RingMemory, WriteSlot, max_message_len,
+};
 use crate::shared::SharedRegion;
 use ipcraft_core::{Deadline, SysError};
 use ipcraft_shm::{Segment, SegmentOptions};
 use ipcraft_sync::futex;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use std::fmt;
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 /// `b"IPCRING1"` little-endian, at the start of the channel's segment data.
 const MAGIC: u64 = u64::from_le_bytes(*b"IPCRING1");
-const VERSION: u32 = 1;
-const PRODUCER_POS: usize = 64;
-const PRODUCER_SLEEPING: usize = 72;
-const SPACE_SEQ: usize = 76;
-const CONSUMER_POS: usize = 128;
-const CONSUMER_SLEEPING: usize = 136;
-const DATA_SEQ: usize = 140;
-const SENDER_CLOSED: usize = 192;
-const RECEIVER_CLOSED: usize = 196;
-/// Set by each side once it holds its liveness lock: a peer that has not attached yet is
+/// Layout version 2: commit words in records, sender slots (version 1 polled positions).
+const VERSION: u32 = 2;
+const H_CAPACITY: usize = 12;
+const H_PRODUCERS: usize = 16;
+/// The receiver's doorbell (its own cache line: read by every sender after each commit,
+/// written only when the receiver goes to sleep or wakes).
+const CONSUMER_SLEEPING: usize = 64;
+const DATA_SEQ: usize = 68;
+/// The receiver's state (a line written rarely).
+const RECEIVER_CLOSED: usize = 128;
+/// Set once the receiver holds its liveness lock: a receiver that has not attached yet is
 /// not dead.
-const SENDER_ATTACHED: usize = 200;
-const RECEIVER_ATTACHED: usize = 204;
-const DATA: usize = 256;
-/// Lock bytes for liveness (open-file-description locks on the memfd).
-const SENDER_LOCK: i64 = 1;
-const RECEIVER_LOCK: i64 = 2;
-/// Busy-wait this many checks before yielding the CPU (the peer may be on another core).
-const SPIN: u32 = 32;
+const RECEIVER_ATTACHED: usize = 132;
+const RECEIVER_CPU: usize = 136;
+const RECEIVER_TAKEN: usize = 140;
+/// Sender slots: control lines, one block of [`SLOT_STRIDE`] bytes each.
+const SLOTS: usize = 256;
+const SLOT_STRIDE: usize = 256;
+/// Within a slot: the producer's position (its own line, written per publish).
+const S_PRODUCER_POS: usize = 0;
+/// The consumer's position (its own line, written per release, read by the producer only
+/// when the ring looks full).
+const S_CONSUMER_POS: usize = 64;
+/// The sender's doorbell.
+const S_PRODUCER_SLEEPING: usize = 128;
+const S_SPACE_SEQ: usize = 132;
+/// The sender's state (a line written rarely).
+const S_CLAIMED: usize = 192;
+const S_ATTACHED: usize = 196;
+const S_CLOSED: usize = 200;
+const S_CPU: usize = 204;
+/// The most senders an MPSC channel takes.
+pub const MAX_PRODUCERS: usize = 64;
+/// Lock bytes for liveness (open-file-description locks on the segment): the receiver's,
+/// then one per sender slot.
+const RECEIVER_LOCK: i64 = 0;
+/// Busy-wait this many checks (when the peer runs on another CPU) before yielding.
+const SPIN: u32 = 64;
 /// Then yield this many times (the peer may be waiting for this core) before sleeping.
-const SPINS: u32 = SPIN + 64;
+const YIELDS: u32 = 64;
 const SLICE: Duration = Duration::from_millis(100);
+/// The shm header tag of a named channel segment.
+const TAG: u64 = u64::from_le_bytes(*b"IPCRCHN1");
 
 /// Why a channel operation failed.
 #[derive(Debug)]
@@ -61,6 +150,10 @@ pub enum ChannelError {
     Disconnected,
     /// The timeout passed.
     TimedOut,
+    /// `try_send`: no room now (nothing was sent).
+    Full,
+    /// `try_recv`: no message now.
+    Empty,
     /// A message larger than the ring can ever hold.
     TooLarge {
         /// Its length.
@@ -82,6 +175,15 @@ pub enum ChannelError {
     },
     /// The capacity is not a power of two of at least 16 bytes (and at most 2^31).
     BadCapacity(usize),
+    /// The number of senders is not between 1 and [`MAX_PRODUCERS`].
+    BadProducers(usize),
+    /// Every sender slot of the channel is taken.
+    SendersFull {
+        /// How many senders the channel takes.
+        max: usize,
+    },
+    /// The channel already has its receiver.
+    ReceiverTaken,
     /// The shared ring breaks the protocol (a buggy or hostile peer).
     Corrupted(&'static str),
     /// The shared memory failed or is not a channel.
@@ -95,6 +197,8 @@ impl fmt::Display for ChannelError {
         match self {
             Self::Disconnected => f.write_str("the other side of the channel is gone"),
             Self::TimedOut => f.write_str("timed out"),
+            Self::Full => f.write_str("the channel is full"),
+            Self::Empty => f.write_str("the channel is empty"),
             Self::TooLarge { len, max } => {
                 write!(f, "a message of {len} bytes can never fit: at most {max}")
             }
@@ -112,6 +216,14 @@ impl fmt::Display for ChannelError {
                 f,
                 "capacity {c} is not a power of two between 16 bytes and 2 GiB"
             ),
+            Self::BadProducers(n) => write!(
+                f,
+                "{n} senders: a channel takes between 1 and {MAX_PRODUCERS}"
+            ),
+            Self::SendersFull { max } => {
+                write!(f, "all {max} sender slots of the channel are taken")
+            }
+            Self::ReceiverTaken => f.write_str("the channel already has a receiver"),
             Self::Corrupted(w) => write!(f, "the channel is corrupted: {w}"),
             Self::Shm(e) => e.fmt(f),
             Self::Sys(e) => e.fmt(f),
@@ -119,7 +231,15 @@ impl fmt::Display for ChannelError {
     }
 }
 
-impl std::error::Error for ChannelError {}
+impl std::error::Error for ChannelError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            Self::Shm(e) => Some(e),
+            Self::Sys(e) => Some(e),
+            _ => None,
+        }
+    }
+}
 
 impl From<ipcraft_shm::Error> for ChannelError {
     fn from(e: ipcraft_shm::Error) -> Self {
@@ -133,174 +253,282 @@ impl From<RingError> for ChannelError {
             RingError::TooLarge { len, max } => Self::TooLarge { len, max },
             RingError::Corrupted(w) => Self::Corrupted(w),
             RingError::BufferTooSmall { needed } => Self::BufferTooSmall { needed },
-            // Full, Empty and BufferTooSmall are handled by the caller.
+            // Full and Empty are handled by the callers.
             _ => Self::Corrupted("unexpected ring state"),
         }
     }
 }
 
-/// The ring in a shared segment.
+impl From<ChannelError> for io::Error {
+    fn from(e: ChannelError) -> Self {
+        let kind = match &e {
+            ChannelError::Disconnected => io::ErrorKind::BrokenPipe,
+            ChannelError::TimedOut => io::ErrorKind::TimedOut,
+            ChannelError::Full | ChannelError::Empty => io::ErrorKind::WouldBlock,
+            ChannelError::TooLarge { .. }
+            | ChannelError::BadCapacity(_)
+            | ChannelError::BadProducers(_) => io::ErrorKind::InvalidInput,
+            ChannelError::BufferTooSmall { .. } | ChannelError::Corrupted(_) => {
+                io::ErrorKind::InvalidData
+            }
+            _ => io::ErrorKind::Other,
+        };
+        io::Error::new(kind, e)
+    }
+}
+
+/// Where things are in a channel segment.
+#[derive(Debug, Clone, Copy)]
+struct Layout {
+    capacity: usize,
+    producers: usize,
+}
+
+impl Layout {
+    fn new(producers: usize, capacity: usize) -> Result<Self, ChannelError> {
+        if !capacity.is_power_of_two() || !(16..=1 << 31).contains(&capacity) {
+            return Err(ChannelError::BadCapacity(capacity));
+        }
+        if !(1..=MAX_PRODUCERS).contains(&producers) {
+            return Err(ChannelError::BadProducers(producers));
+        }
+        Ok(Self {
+            capacity,
+            producers,
+        })
+    }
+    /// Offset of the first ring's data (64-byte aligned).
+    fn data(&self) -> usize {
+        SLOTS + self.producers * SLOT_STRIDE
+    }
+    fn slot(&self, i: usize) -> usize {
+        SLOTS + i * SLOT_STRIDE
+    }
+    /// Bytes of the whole segment (`None` on overflow).
+    fn size(&self) -> Option<usize> {
+        self.producers
+            .checked_mul(self.capacity)?
+            .checked_add(self.data())
+    }
+    fn ring(&self, region: &Arc<SharedRegion>, i: usize) -> SlotRing {
+        SlotRing {
+            region: region.clone(),
+            ctl: self.slot(i),
+            data: self.data() + i * self.capacity,
+            cap: self.capacity,
+        }
+    }
+}
+
+/// One sender's ring in the shared segment.
 #[derive(Debug)]
-pub struct ShmRing {
-    region: SharedRegion,
+pub struct SlotRing {
+    region: Arc<SharedRegion>,
+    /// Offset of the slot's control lines.
+    ctl: usize,
+    /// Offset of its data area.
+    data: usize,
     cap: usize,
 }
 
-impl ShmRing {
-    fn new(seg: Segment, cap: usize) -> Result<Self, ChannelError> {
-        let region = SharedRegion::new(seg).ok_or(ChannelError::Corrupted("empty segment"))?;
-        Ok(Self { region, cap })
-    }
-
-    fn word64(&self, off: usize) -> Option<&AtomicU64> {
-        self.region.u64(off)
-    }
-
-    fn word32(&self, off: usize) -> Option<&AtomicU32> {
-        self.region.u32(off)
-    }
-
-    fn flag(&self, off: usize) -> bool {
-        self.word32(off)
-            .is_some_and(|w| w.load(Ordering::Acquire) != 0)
-    }
-
-    fn set_flag(&self, off: usize, v: u32) {
-        if let Some(w) = self.word32(off) {
-            w.store(v, Ordering::SeqCst);
+impl SlotRing {
+    fn producer_bell(&self) -> ShmBell<'_> {
+        ShmBell {
+            region: &self.region,
+            sleeping: self.ctl + S_PRODUCER_SLEEPING,
+            seq: self.ctl + S_SPACE_SEQ,
         }
     }
+}
 
-    /// The doorbell of the producer (`true`) or the consumer.
-    fn bell(&self, producer: bool) -> ShmBell<'_> {
-        let (sleeping, seq) = if producer {
-            (PRODUCER_SLEEPING, SPACE_SEQ)
+fn consumer_bell(region: &SharedRegion) -> ShmBell<'_> {
+    ShmBell {
+        region,
+        sleeping: CONSUMER_SLEEPING,
+        seq: DATA_SEQ,
+    }
+}
+
+impl RingMemory for SlotRing {
+    #[inline]
+    fn capacity(&self) -> usize {
+        self.cap
+    }
+    #[inline]
+    fn load_position(&self, producer: bool) -> u64 {
+        let off = if producer {
+            S_PRODUCER_POS
         } else {
-            (CONSUMER_SLEEPING, DATA_SEQ)
+            S_CONSUMER_POS
         };
-        ShmBell {
-            ring: self,
-            sleeping,
-            seq,
+        self.region
+            .u64(self.ctl + off)
+            .map_or(u64::MAX, |w| w.load(Ordering::Acquire))
+    }
+    #[inline]
+    fn store_position(&self, producer: bool, value: u64) {
+        let off = if producer {
+            S_PRODUCER_POS
+        } else {
+            S_CONSUMER_POS
+        };
+        if let Some(w) = self.region.u64(self.ctl + off) {
+            w.store(value, Ordering::Release);
+        }
+    }
+    #[inline]
+    fn write_word(&self, offset: usize, value: u64) {
+        if let Some(w) = self.region.u64(self.data + offset) {
+            w.store(value, Ordering::Relaxed);
+        }
+    }
+    #[inline]
+    fn read_word(&self, offset: usize) -> u64 {
+        self.region
+            .u64(self.data + offset)
+            .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+    #[inline]
+    fn commit_word(&self, offset: usize, value: u64) {
+        if let Some(w) = self.region.u64(self.data + offset) {
+            w.store(value, Ordering::Release);
+        }
+    }
+    #[inline]
+    fn poll_word(&self, offset: usize) -> u64 {
+        self.region
+            .u64(self.data + offset)
+            .map_or(0, |w| w.load(Ordering::Acquire))
+    }
+    #[inline]
+    fn write_bytes(&self, offset: usize, src: &[u8]) {
+        self.region.copy_in(self.data + offset, src);
+    }
+    #[inline]
+    fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
+        if !self.region.copy_out(self.data + offset, dst) {
+            dst.fill(0);
         }
     }
 }
 
 /// A side's doorbell in the shared segment (see [`crate::ring::wake`]).
 struct ShmBell<'a> {
-    ring: &'a ShmRing,
+    region: &'a SharedRegion,
     sleeping: usize,
     seq: usize,
 }
 
 impl Doorbell for ShmBell<'_> {
     fn load_seq(&self) -> u32 {
-        self.ring
-            .word32(self.seq)
+        self.region
+            .u32(self.seq)
             .map_or(0, |w| w.load(Ordering::Acquire))
     }
     fn set_sleeping(&self, on: bool) {
-        self.ring.set_flag(self.sleeping, u32::from(on));
+        set_flag(self.region, self.sleeping, u32::from(on));
     }
+    #[inline]
     fn is_sleeping(&self) -> bool {
-        self.ring.flag(self.sleeping)
+        flag(self.region, self.sleeping)
     }
     fn ring(&self) {
-        if let Some(w) = self.ring.word32(self.seq) {
-            w.fetch_add(1, Ordering::Release);
-            futex::wake(w, i32::MAX);
-        }
+        bump(self.region, self.seq);
     }
     /// One slice at most, so that a dead peer is noticed (see the module docs).
     fn wait(&self, seen: u32, deadline: Deadline) {
-        if let Some(w) = self.ring.word32(self.seq) {
+        if let Some(w) = self.region.u32(self.seq) {
             let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
             futex::wait(w, seen, Some(slice));
         }
     }
 }
 
-impl RingMemory for ShmRing {
-    fn capacity(&self) -> usize {
-        self.cap
-    }
-    fn load_position(&self, producer: bool) -> u64 {
-        let off = if producer { PRODUCER_POS } else { CONSUMER_POS };
-        self.word64(off)
-            .map_or(u64::MAX, |w| w.load(Ordering::Acquire))
-    }
-    fn store_position(&self, producer: bool, value: u64) {
-        let off = if producer { PRODUCER_POS } else { CONSUMER_POS };
-        if let Some(w) = self.word64(off) {
-            w.store(value, Ordering::Release);
-        }
-    }
-    fn write_word(&self, offset: usize, value: u64) {
-        if let Some(w) = self.word64(DATA + offset) {
-            w.store(value, Ordering::Relaxed);
-        }
-    }
-    fn read_word(&self, offset: usize) -> u64 {
-        self.word64(DATA + offset)
-            .map_or(0, |w| w.load(Ordering::Relaxed))
-    }
-    fn write_bytes(&self, offset: usize, src: &[u8]) {
-        self.region.copy_in(DATA + offset, src);
-    }
-    fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
-        if !self.region.copy_out(DATA + offset, dst) {
-            dst.fill(0);
-        }
+fn word32(region: &SharedRegion, off: usize) -> Option<&AtomicU32> {
+    region.u32(off)
+}
+
+#[inline]
+fn flag(region: &SharedRegion, off: usize) -> bool {
+    word32(region, off).is_some_and(|w| w.load(Ordering::Acquire) != 0)
+}
+
+fn set_flag(region: &SharedRegion, off: usize, v: u32) {
+    if let Some(w) = word32(region, off) {
+        w.store(v, Ordering::SeqCst);
     }
 }
 
-/// Make a channel segment of `capacity` data bytes.
-/// The shm header tag of a named channel segment.
-const TAG: u64 = u64::from_le_bytes(*b"IPCRCHN1");
+/// Claim a word that starts at 0 (true: this process got it).
+fn claim(region: &SharedRegion, off: usize) -> bool {
+    word32(region, off).is_some_and(|w| {
+        w.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+            .is_ok()
+    })
+}
 
-fn check_capacity(capacity: usize) -> Result<(), ChannelError> {
-    if !capacity.is_power_of_two() || !(16..=1 << 31).contains(&capacity) {
-        return Err(ChannelError::BadCapacity(capacity));
+/// Bump a futex sequence word and wake everyone sleeping on it.
+fn bump(region: &SharedRegion, off: usize) {
+    if let Some(w) = word32(region, off) {
+        w.fetch_add(1, Ordering::Release);
+        futex::wake(w, i32::MAX);
     }
-    Ok(())
+}
+
+/// The CPU this thread runs on (`u32::MAX` when unknown), published at `off` if it changed.
+fn publish_cpu(region: &SharedRegion, off: usize) -> u32 {
+    let cpu = nix::sched::sched_getcpu().map_or(u32::MAX, |c| c as u32);
+    if let Some(w) = word32(region, off) {
+        if w.load(Ordering::Relaxed) != cpu {
+            w.store(cpu, Ordering::Relaxed);
+        }
+    }
+    cpu
+}
+
+fn cpu_of(region: &SharedRegion, off: usize) -> u32 {
+    word32(region, off).map_or(u32::MAX, |w| w.load(Ordering::Relaxed))
 }
 
 /// Write the channel header into a fresh segment.
-fn init_ring(seg: Segment, capacity: usize) -> Result<ShmRing, ChannelError> {
+fn init(seg: Segment, layout: Layout) -> Result<(Arc<SharedRegion>, Layout), ChannelError> {
     seg.write(0, &MAGIC)?;
     seg.write(8, &VERSION)?;
-    seg.write(12, &(capacity as u32))?;
-    ShmRing::new(seg, capacity)
+    seg.write(H_CAPACITY, &(layout.capacity as u32))?;
+    seg.write(H_PRODUCERS, &(layout.producers as u32))?;
+    let region = SharedRegion::new(seg).ok_or(ChannelError::Corrupted("empty segment"))?;
+    Ok((Arc::new(region), layout))
 }
 
-/// Make an anonymous channel segment of `capacity` data bytes, and a descriptor for the peer.
-fn new_ring(capacity: usize) -> Result<(ShmRing, OwnedFd), ChannelError> {
-    check_capacity(capacity)?;
-    let seg = SegmentOptions::new().anonymous(DATA + capacity)?;
+type Made = (Arc<SharedRegion>, Layout);
+
+/// Make an anonymous channel segment, and a descriptor for the peer.
+fn new_anonymous(producers: usize, capacity: usize) -> Result<(Made, OwnedFd), ChannelError> {
+    let layout = Layout::new(producers, capacity)?;
+    let size = layout.size().ok_or(ChannelError::BadCapacity(capacity))?;
+    let seg = SegmentOptions::new().anonymous(size)?;
     let fd = seg
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| ChannelError::Sys(SysError::from_io("dup", &e)))?;
-    Ok((init_ring(seg, capacity)?, fd))
+    Ok((init(seg, layout)?, fd))
 }
 
 /// Make a named channel segment (mode 0600, `O_EXCL`; removed when its creator drops).
-fn create_named(name: &str, capacity: usize) -> Result<ShmRing, ChannelError> {
-    check_capacity(capacity)?;
-    let seg = SegmentOptions::new()
-        .tag(TAG)
-        .create(name, DATA + capacity)?;
-    init_ring(seg, capacity)
+fn new_named(name: &str, producers: usize, capacity: usize) -> Result<Made, ChannelError> {
+    let layout = Layout::new(producers, capacity)?;
+    let size = layout.size().ok_or(ChannelError::BadCapacity(capacity))?;
+    let seg = SegmentOptions::new().tag(TAG).create(name, size)?;
+    init(seg, layout)
 }
 
 /// Validate a channel segment someone else made.
-fn attach_ring(seg: Segment) -> Result<ShmRing, ChannelError> {
-    if seg.len() < DATA + 16 {
+fn attach(seg: Segment) -> Result<Made, ChannelError> {
+    if seg.len() < SLOTS + SLOT_STRIDE + 16 {
         return Err(ChannelError::Corrupted("segment too small for a channel"));
     }
     let magic: u64 = seg.read(0)?;
     let version: u32 = seg.read(8)?;
-    let cap = seg.read::<u32>(12)? as usize;
     if magic != MAGIC {
         return Err(ChannelError::Corrupted("not a channel segment"));
     }
@@ -310,20 +538,25 @@ fn attach_ring(seg: Segment) -> Result<ShmRing, ChannelError> {
             expected: VERSION,
         });
     }
-    if !cap.is_power_of_two() || cap < 16 || DATA + cap > seg.len() {
+    let cap = seg.read::<u32>(H_CAPACITY)? as usize;
+    let producers = seg.read::<u32>(H_PRODUCERS)? as usize;
+    let layout = Layout::new(producers, cap)
+        .map_err(|_| ChannelError::Corrupted("bad capacity or sender count in the header"))?;
+    if layout.size().is_none_or(|size| size > seg.len()) {
         return Err(ChannelError::Corrupted(
             "capacity does not match the segment",
         ));
     }
-    ShmRing::new(seg, cap)
+    let region = SharedRegion::new(seg).ok_or(ChannelError::Corrupted("empty segment"))?;
+    Ok((Arc::new(region), layout))
 }
 
-fn attach_fd(fd: OwnedFd) -> Result<ShmRing, ChannelError> {
-    attach_ring(Segment::from_fd(fd, DATA + 16)?)
+fn attach_fd(fd: OwnedFd) -> Result<Made, ChannelError> {
+    attach(Segment::from_fd(fd, SLOTS + SLOT_STRIDE + 16)?)
 }
 
-fn open_named(name: &str) -> Result<ShmRing, ChannelError> {
-    attach_ring(SegmentOptions::new().tag(TAG).open(name)?)
+fn open_named(name: &str) -> Result<Made, ChannelError> {
+    attach(SegmentOptions::new().tag(TAG).open(name)?)
 }
 
 /// Lock `byte` of the segment through a fresh open file description (an inherited or
@@ -361,17 +594,30 @@ fn flock(kind: i16, byte: i64) -> nix::libc::flock {
     }
 }
 
+fn slot_lock(i: usize) -> i64 {
+    1 + i as i64
+}
+
 /// The sending end of a cross-process channel.
 #[derive(Debug)]
 pub struct Sender {
-    tx: Producer<ShmRing>,
+    tx: Producer<SlotRing>,
     lock: OwnedFd,
+    /// This sender's slot.
+    slot: usize,
+    /// Sends since the CPU was last published.
+    sends: u32,
 }
 
 /// The receiving end of a cross-process channel.
 #[derive(Debug)]
 pub struct Receiver {
-    rx: Consumer<ShmRing>,
+    rx: Vec<Consumer<SlotRing>>,
+    /// Rings a sender corrupted: reported once, then skipped.
+    poisoned: Vec<bool>,
+    /// Where the round robin starts next.
+    next: usize,
+    region: Arc<SharedRegion>,
     lock: OwnedFd,
 }
 
@@ -383,17 +629,20 @@ impl Sender {
     /// # Errors
     ///
     /// [`ChannelError::BadCapacity`]; [`ChannelError::Shm`]; [`ChannelError::Sys`].
+    #[doc(alias = "memfd_create")]
     pub fn anonymous(capacity: usize) -> Result<(Self, OwnedFd), ChannelError> {
-        let (ring, fd) = new_ring(capacity)?;
-        Ok((Self::with(ring)?, fd))
+        let (made, fd) = new_anonymous(1, capacity)?;
+        Ok((Self::with(made)?, fd))
     }
 
-    /// The sending end of a channel whose memfd was received.
+    /// The sending end of a channel whose memfd was received; in an MPSC channel, claims
+    /// the next free sender slot.
     ///
     /// # Errors
     ///
     /// [`ChannelError::Shm`] or [`ChannelError::Corrupted`] for a descriptor that is not a
-    /// sealed channel segment.
+    /// sealed channel segment; [`ChannelError::IncompatibleVersion`];
+    /// [`ChannelError::SendersFull`].
     pub fn from_fd(fd: OwnedFd) -> Result<Self, ChannelError> {
         Self::with(attach_fd(fd)?)
     }
@@ -405,32 +654,73 @@ impl Sender {
     /// # Errors
     ///
     /// [`ChannelError::BadCapacity`]; [`ChannelError::Shm`] (bad name, `AlreadyExists`).
+    #[doc(alias = "shm_open")]
     pub fn create(name: &str, capacity: usize) -> Result<Self, ChannelError> {
-        Self::with(create_named(name, capacity)?)
+        Self::with(new_named(name, 1, capacity)?)
     }
 
-    /// Open the sending end of a named channel another process created.
+    /// Open the sending end of a named channel another process created (claiming a free
+    /// sender slot).
     ///
     /// # Errors
     ///
     /// [`ChannelError::Shm`] (`NotFound`, `WrongTag` for a segment that is not a channel);
-    /// [`ChannelError::IncompatibleVersion`]; [`ChannelError::Corrupted`].
+    /// [`ChannelError::IncompatibleVersion`]; [`ChannelError::SendersFull`];
+    /// [`ChannelError::Corrupted`].
     pub fn open(name: &str) -> Result<Self, ChannelError> {
         Self::with(open_named(name)?)
     }
 
-    fn with(ring: ShmRing) -> Result<Self, ChannelError> {
-        let lock = liveness_lock(ring.region.segment(), SENDER_LOCK)?;
-        ring.set_flag(SENDER_ATTACHED, 1);
+    fn with((region, layout): Made) -> Result<Self, ChannelError> {
+        let slot = (0..layout.producers)
+            .find(|&i| claim(&region, layout.slot(i) + S_CLAIMED))
+            .ok_or(ChannelError::SendersFull {
+                max: layout.producers,
+            })?;
+        let ctl = layout.slot(slot);
+        let lock = match liveness_lock(region.segment(), slot_lock(slot)) {
+            Ok(lock) => lock,
+            Err(e) => {
+                // Claimed but never attached: mark it closed, so the receiver does not
+                // wait for it.
+                set_flag(&region, ctl + S_CLOSED, 1);
+                return Err(e);
+            }
+        };
+        publish_cpu(&region, ctl + S_CPU);
+        set_flag(&region, ctl + S_ATTACHED, 1);
         Ok(Self {
-            tx: Producer::attach(ring),
+            tx: Producer::attach(layout.ring(&region, slot)),
             lock,
+            slot,
+            sends: 0,
         })
     }
 
     /// The largest message this channel takes.
     pub fn max_message_len(&self) -> usize {
         max_message_len(self.tx.memory().capacity())
+    }
+
+    /// Which sender slot this sender has (0 in a single-sender channel).
+    pub fn slot(&self) -> usize {
+        self.slot
+    }
+
+    fn region(&self) -> &SharedRegion {
+        &self.tx.memory().region
+    }
+
+    /// Wake the receiver if it announced sleep.
+    #[inline]
+    fn notify_receiver(&mut self) {
+        self.sends = self.sends.wrapping_add(1);
+        if self.sends.is_multiple_of(1024) {
+            // Keep the CPU the receiver compares with (to decide whether to spin) current.
+            let ctl = self.tx.memory().ctl;
+            publish_cpu(self.region(), ctl + S_CPU);
+        }
+        notify(&consumer_bell(self.region()));
     }
 
     /// Send `msg`, waiting while the channel is full.
@@ -459,24 +749,137 @@ impl Sender {
     /// As [`send_timeout`](Self::send_timeout).
     pub fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), ChannelError> {
         wait_loop(
-            &mut self.tx,
-            Producer::memory,
-            |tx| tx.try_send(msg),
-            &self.lock,
-            &SENDER_SIDE,
+            self,
+            |s| {
+                s.tx.try_send(msg)?;
+                s.notify_receiver();
+                Ok(())
+            },
             deadline,
         )
+    }
+
+    /// Send `msg` if there is room now.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Full`] (nothing was sent), and as [`send`](Self::send).
+    pub fn try_send(&mut self, msg: &[u8]) -> Result<(), ChannelError> {
+        match self.tx.try_send(msg) {
+            Ok(()) => {
+                self.notify_receiver();
+                Ok(())
+            }
+            Err(RingError::Full) => {
+                // Padding may have been published: the receiver must pass it.
+                self.wake_peers();
+                if self.peer_gone(true) {
+                    Err(ChannelError::Disconnected)
+                } else {
+                    Err(ChannelError::Full)
+                }
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reserve room for a message of up to `len` bytes, waiting while the channel is full;
+    /// write it in place through the [`SendSlot`], then commit it.
+    ///
+    /// # Errors
+    ///
+    /// As [`send`](Self::send).
+    pub fn reserve(&mut self, len: usize) -> Result<SendSlot<'_>, ChannelError> {
+        self.reserve_deadline(len, Deadline::never())
+    }
+
+    /// [`reserve`](Self::reserve), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn reserve_deadline(
+        &mut self,
+        len: usize,
+        deadline: Deadline,
+    ) -> Result<SendSlot<'_>, ChannelError> {
+        wait_loop(self, |s| s.tx.prepare(len).map(drop), deadline)?;
+        let slot = self.tx.reserve(len)?;
+        Ok(SendSlot { slot })
+    }
+
+    /// Publish every staged message ([`SendSlot::stage`]) with one store, and wake the
+    /// receiver.
+    pub fn flush(&mut self) {
+        if self.tx.has_staged() {
+            self.tx.flush();
+            self.notify_receiver();
+        }
     }
 }
 
 impl Drop for Sender {
     fn drop(&mut self) {
-        let ring = self.tx.memory();
-        ring.set_flag(SENDER_CLOSED, 1);
-        if let Some(w) = ring.word32(DATA_SEQ) {
-            w.fetch_add(1, Ordering::Release);
-            futex::wake(w, i32::MAX);
-        }
+        self.tx.flush();
+        let ctl = self.tx.memory().ctl;
+        set_flag(self.region(), ctl + S_CLOSED, 1);
+        bump(self.region(), DATA_SEQ);
+    }
+}
+
+/// Room for one message in the channel (see [`Sender::reserve`]): write with
+/// [`write_at`](Self::write_at) or [`io::Write`], then [`commit`](Self::commit). Dropping
+/// it without committing sends nothing.
+#[derive(Debug)]
+pub struct SendSlot<'a> {
+    slot: WriteSlot<'a, SlotRing>,
+}
+
+impl SendSlot<'_> {
+    /// Bytes reserved.
+    pub fn len(&self) -> usize {
+        self.slot.len()
+    }
+    /// Whether the slot is for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.slot.is_empty()
+    }
+    /// Bytes written through [`io::Write`] so far.
+    pub fn written(&self) -> usize {
+        self.slot.written()
+    }
+    /// Copy `src` into the slot at `offset`; returns how many bytes fit.
+    pub fn write_at(&mut self, offset: usize, src: &[u8]) -> usize {
+        self.slot.write_at(offset, src)
+    }
+    /// Send the message (all [`len`](Self::len) bytes) and wake the receiver.
+    pub fn commit(self) {
+        let producer = self.slot.commit();
+        notify(&consumer_bell(&producer.memory().region));
+    }
+    /// Send the first `len` bytes as the message.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::TooLarge`] when `len` is more than was reserved (nothing is sent).
+    pub fn commit_len(self, len: usize) -> Result<(), ChannelError> {
+        let producer = self.slot.commit_len(len)?;
+        notify(&consumer_bell(&producer.memory().region));
+        Ok(())
+    }
+    /// Write the message but publish it later, with the next commit or
+    /// [`Sender::flush`]: a burst of messages costs one publication.
+    pub fn stage(self) {
+        self.slot.stage();
+    }
+}
+
+impl io::Write for SendSlot<'_> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        self.slot.write(buf)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
     }
 }
 
@@ -487,16 +890,31 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Sender::anonymous`].
+    #[doc(alias = "memfd_create")]
     pub fn anonymous(capacity: usize) -> Result<(Self, OwnedFd), ChannelError> {
-        let (ring, fd) = new_ring(capacity)?;
-        Ok((Self::with(ring)?, fd))
+        Self::anonymous_mpsc(1, capacity)
+    }
+
+    /// A new anonymous MPSC channel: up to `producers` senders, each with a ring of
+    /// `capacity` bytes. Hand a duplicate of the memfd to each sending process; each
+    /// [`Sender::from_fd`] claims a slot.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::BadProducers`], and as [`Sender::anonymous`].
+    pub fn anonymous_mpsc(
+        producers: usize,
+        capacity: usize,
+    ) -> Result<(Self, OwnedFd), ChannelError> {
+        let (made, fd) = new_anonymous(producers, capacity)?;
+        Ok((Self::with(made)?, fd))
     }
 
     /// The receiving end of a channel whose memfd was received.
     ///
     /// # Errors
     ///
-    /// As [`Sender::from_fd`].
+    /// As [`Sender::from_fd`], and [`ChannelError::ReceiverTaken`].
     pub fn from_fd(fd: OwnedFd) -> Result<Self, ChannelError> {
         Self::with(attach_fd(fd)?)
     }
@@ -506,33 +924,69 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`Sender::create`].
+    #[doc(alias = "shm_open")]
     pub fn create(name: &str, capacity: usize) -> Result<Self, ChannelError> {
-        Self::with(create_named(name, capacity)?)
+        Self::create_mpsc(name, 1, capacity)
+    }
+
+    /// Create a named MPSC channel for up to `producers` senders ([`Sender::open`]), each
+    /// with a ring of `capacity` bytes, and be its receiver.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::BadProducers`], and as [`Sender::create`].
+    pub fn create_mpsc(
+        name: &str,
+        producers: usize,
+        capacity: usize,
+    ) -> Result<Self, ChannelError> {
+        Self::with(new_named(name, producers, capacity)?)
     }
 
     /// Open the receiving end of a named channel another process created.
     ///
     /// # Errors
     ///
-    /// As [`Sender::open`].
+    /// As [`Sender::open`], and [`ChannelError::ReceiverTaken`].
     pub fn open(name: &str) -> Result<Self, ChannelError> {
         Self::with(open_named(name)?)
     }
 
-    fn with(ring: ShmRing) -> Result<Self, ChannelError> {
-        let lock = liveness_lock(ring.region.segment(), RECEIVER_LOCK)?;
-        ring.set_flag(RECEIVER_ATTACHED, 1);
+    fn with((region, layout): Made) -> Result<Self, ChannelError> {
+        if !claim(&region, RECEIVER_TAKEN) {
+            return Err(ChannelError::ReceiverTaken);
+        }
+        let lock = liveness_lock(region.segment(), RECEIVER_LOCK)?;
+        publish_cpu(&region, RECEIVER_CPU);
+        set_flag(&region, RECEIVER_ATTACHED, 1);
         Ok(Self {
-            rx: Consumer::attach(ring),
+            rx: (0..layout.producers)
+                .map(|i| Consumer::attach(layout.ring(&region, i)))
+                .collect(),
+            poisoned: vec![false; layout.producers],
+            next: 0,
+            region,
             lock,
         })
+    }
+
+    /// The largest message this channel takes.
+    pub fn max_message_len(&self) -> usize {
+        self.rx
+            .first()
+            .map_or(0, |c| max_message_len(c.memory().capacity()))
+    }
+
+    /// How many senders the channel takes (1 unless made for MPSC).
+    pub fn max_senders(&self) -> usize {
+        self.rx.len()
     }
 
     /// Receive the next message, waiting while the channel is empty.
     ///
     /// # Errors
     ///
-    /// [`ChannelError::Disconnected`] once the sender closed or died and every message it
+    /// [`ChannelError::Disconnected`] once every sender closed or died and every message
     /// committed has been received; [`ChannelError::Corrupted`].
     pub fn recv(&mut self) -> Result<Vec<u8>, ChannelError> {
         self.recv_deadline(Deadline::never())
@@ -553,7 +1007,10 @@ impl Receiver {
     ///
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_deadline(&mut self, deadline: Deadline) -> Result<Vec<u8>, ChannelError> {
-        self.recv_with(deadline, Consumer::try_recv_vec)
+        let slot = self.recv_slot_deadline(deadline)?;
+        let v = slot.slot.to_vec();
+        slot.release();
+        Ok(v)
     }
 
     /// Receive the next message into `buf` (no allocation), waiting at most until
@@ -568,90 +1025,264 @@ impl Receiver {
         buf: &mut [u8],
         deadline: Deadline,
     ) -> Result<usize, ChannelError> {
-        self.recv_with(deadline, |rx| rx.try_recv_into(buf))
+        let slot = self.recv_slot_deadline(deadline)?;
+        let len = slot.len();
+        let Some(dst) = buf.get_mut(..len) else {
+            return Err(ChannelError::BufferTooSmall { needed: len });
+        };
+        slot.read_at(0, dst);
+        slot.release();
+        Ok(len)
     }
 
-    fn recv_with<T>(
-        &mut self,
-        deadline: Deadline,
-        attempt: impl FnMut(&mut Consumer<ShmRing>) -> Result<T, RingError>,
-    ) -> Result<T, ChannelError> {
-        wait_loop(
-            &mut self.rx,
-            Consumer::memory,
-            attempt,
-            &self.lock,
-            &RECEIVER_SIDE,
-            deadline,
-        )
+    /// Receive the next message if there is one now.
+    ///
+    /// # Errors
+    ///
+    /// [`ChannelError::Empty`]; [`ChannelError::Disconnected`]; [`ChannelError::Corrupted`].
+    pub fn try_recv(&mut self) -> Result<Vec<u8>, ChannelError> {
+        match self.ready() {
+            Ok(_) => self.recv_deadline(Deadline::never()),
+            Err(RingError::Empty) if self.peer_gone(true) => {
+                // Look once more: a sender may have committed just before closing.
+                match self.ready() {
+                    Ok(_) => self.recv_deadline(Deadline::never()),
+                    Err(RingError::Empty) => Err(ChannelError::Disconnected),
+                    Err(e) => Err(e.into()),
+                }
+            }
+            Err(RingError::Empty) => Err(ChannelError::Empty),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// The next message in place, waiting while the channel is empty: read it through
+    /// the [`RecvSlot`], then [`release`](RecvSlot::release) it.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_slot(&mut self) -> Result<RecvSlot<'_>, ChannelError> {
+        self.recv_slot_deadline(Deadline::never())
+    }
+
+    /// [`recv_slot`](Self::recv_slot), waiting at most until `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_slot_deadline(&mut self, deadline: Deadline) -> Result<RecvSlot<'_>, ChannelError> {
+        let i = wait_loop(self, Self::ready, deadline)?;
+        self.next = if i + 1 == self.rx.len() { 0 } else { i + 1 };
+        let slot = self.rx[i].read()?;
+        Ok(RecvSlot { slot, sender: i })
+    }
+
+    /// Publish the position of every message [`consume`](RecvSlot::consume)d, freeing its
+    /// room, and wake senders waiting for room.
+    pub fn flush(&mut self) {
+        for rx in &mut self.rx {
+            rx.flush();
+        }
+        self.wake_peers();
+    }
+
+    /// The first sender ring (round robin) with a message ready.
+    #[inline]
+    fn ready(&mut self) -> Result<usize, RingError> {
+        let n = self.rx.len();
+        let mut i = self.next;
+        for _ in 0..n {
+            if !self.poisoned[i] {
+                match self.rx[i].poll() {
+                    Ok(()) => return Ok(i),
+                    Err(RingError::Empty) => {}
+                    Err(e) => {
+                        // Report it once, then leave that sender's ring alone.
+                        self.poisoned[i] = true;
+                        return Err(e);
+                    }
+                }
+            }
+            i = if i + 1 == n { 0 } else { i + 1 };
+        }
+        Err(RingError::Empty)
     }
 }
 
-/// What differs between the two ends' waiting.
-struct Side {
-    /// This end is the producer (its doorbell is the producer's).
-    producer: bool,
-    /// The ring error that means "wait": `Full` for the sender, `Empty` for the receiver.
-    would_wait: RingError,
-    /// The peer's closed flag, attached flag and liveness-lock byte.
-    peer_closed: usize,
-    peer_attached: usize,
-    peer_lock: i64,
-    /// Whether to look once more after seeing the peer gone (a receiver drains what was
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        set_flag(&self.region, RECEIVER_CLOSED, 1);
+        for rx in &self.rx {
+            bump(&self.region, rx.memory().ctl + S_SPACE_SEQ);
+        }
+    }
+}
+
+/// The next message, in place in the channel (see [`Receiver::recv_slot`]): read it with
+/// [`read_at`](Self::read_at), [`io::Read`] or [`to_vec`](Self::to_vec) (copies into your
+/// memory, so a misbehaving sender cannot cause undefined behaviour here), then
+/// [`release`](Self::release) it. Dropping it leaves the message in the channel.
+#[derive(Debug)]
+pub struct RecvSlot<'a> {
+    slot: ReadSlot<'a, SlotRing>,
+    sender: usize,
+}
+
+impl RecvSlot<'_> {
+    /// The slot of the sender that sent it ([`Sender::slot`]; 0 in a single-sender
+    /// channel). Order is kept per sender.
+    pub fn sender(&self) -> usize {
+        self.sender
+    }
+    /// The message's length.
+    pub fn len(&self) -> usize {
+        self.slot.len()
+    }
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.slot.is_empty()
+    }
+    /// Copy message bytes from `offset` into `dst`; returns how many.
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> usize {
+        self.slot.read_at(offset, dst)
+    }
+    /// The whole message, copied into a new vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        self.slot.to_vec()
+    }
+    /// Done: free the message's room and wake its sender if it waits for room.
+    pub fn release(self) {
+        let consumer = self.slot.release();
+        notify(&consumer.memory().producer_bell());
+    }
+    /// Done, but free the room later ([`Receiver::flush`], the next release, or an empty
+    /// channel): a burst costs one store.
+    pub fn consume(self) {
+        self.slot.consume();
+    }
+}
+
+impl io::Read for RecvSlot<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        self.slot.read(buf)
+    }
+}
+
+/// What the waiting loop needs from either end.
+trait End {
+    /// The ring error that means "wait": `Full` for a sender, `Empty` for the receiver.
+    const WOULD_WAIT: RingError;
+    /// Whether to look once more after seeing the peer gone (the receiver drains what was
     /// committed before reporting `Disconnected`).
-    drain: bool,
+    const DRAIN: bool;
+    /// This end's doorbell.
+    fn own_bell(&self) -> ShmBell<'_>;
+    /// Wake the peer(s) if they sleep (released room or published padding may be what
+    /// they wait for).
+    fn wake_peers(&self);
+    /// Whether the peer closed (flags), or, with `probe`, died (liveness locks: syscalls).
+    fn peer_gone(&self, probe: bool) -> bool;
+    /// How many checks to spin before yielding: none when the peer last ran on this CPU.
+    fn spin_budget(&self) -> u32;
 }
 
-const SENDER_SIDE: Side = Side {
-    producer: true,
-    would_wait: RingError::Full,
-    peer_closed: RECEIVER_CLOSED,
-    peer_attached: RECEIVER_ATTACHED,
-    peer_lock: RECEIVER_LOCK,
-    drain: false,
-};
+impl End for Sender {
+    const WOULD_WAIT: RingError = RingError::Full;
+    const DRAIN: bool = false;
+    fn own_bell(&self) -> ShmBell<'_> {
+        self.tx.memory().producer_bell()
+    }
+    fn wake_peers(&self) {
+        notify(&consumer_bell(self.region()));
+    }
+    fn peer_gone(&self, probe: bool) -> bool {
+        let r = self.region();
+        flag(r, RECEIVER_CLOSED)
+            || (probe && flag(r, RECEIVER_ATTACHED) && !peer_alive(&self.lock, RECEIVER_LOCK))
+    }
+    fn spin_budget(&self) -> u32 {
+        let r = self.region();
+        let cpu = publish_cpu(r, self.tx.memory().ctl + S_CPU);
+        if cpu != u32::MAX && cpu_of(r, RECEIVER_CPU) == cpu {
+            0
+        } else {
+            SPIN
+        }
+    }
+}
 
-const RECEIVER_SIDE: Side = Side {
-    producer: false,
-    would_wait: RingError::Empty,
-    peer_closed: SENDER_CLOSED,
-    peer_attached: SENDER_ATTACHED,
-    peer_lock: SENDER_LOCK,
-    drain: true,
-};
+impl End for Receiver {
+    const WOULD_WAIT: RingError = RingError::Empty;
+    const DRAIN: bool = true;
+    fn own_bell(&self) -> ShmBell<'_> {
+        consumer_bell(&self.region)
+    }
+    fn wake_peers(&self) {
+        for rx in &self.rx {
+            notify(&rx.memory().producer_bell());
+        }
+    }
+    /// Every sender slot was claimed, and every sender closed or died.
+    fn peer_gone(&self, probe: bool) -> bool {
+        let r = &*self.region;
+        self.rx.iter().enumerate().all(|(i, rx)| {
+            let ctl = rx.memory().ctl;
+            self.poisoned[i]
+                || (flag(r, ctl + S_CLAIMED)
+                    && (flag(r, ctl + S_CLOSED)
+                        || (probe
+                            && flag(r, ctl + S_ATTACHED)
+                            && !peer_alive(&self.lock, slot_lock(i)))))
+        })
+    }
+    fn spin_budget(&self) -> u32 {
+        let r = &*self.region;
+        let cpu = publish_cpu(r, RECEIVER_CPU);
+        let all_here = self.rx.iter().all(|rx| {
+            let ctl = rx.memory().ctl;
+            !flag(r, ctl + S_ATTACHED) || cpu_of(r, ctl + S_CPU) == cpu
+        });
+        if cpu != u32::MAX && all_here { 0 } else { SPIN }
+    }
+}
 
-/// Try `attempt` until it succeeds; while the ring is full (or empty): spin, yield, then
-/// sleep on this end's doorbell (announce, re-check, wait a slice), waking the peer after
-/// every success and before every sleep (a published padding record, or released room,
-/// may be what it waits for). Ends with `Disconnected` once the peer closed or died,
-/// `TimedOut` at the deadline.
-fn wait_loop<X, T>(
-    end: &mut X,
-    memory: impl Fn(&X) -> &ShmRing,
-    mut attempt: impl FnMut(&mut X) -> Result<T, RingError>,
-    lock: &OwnedFd,
-    side: &Side,
+/// Try `attempt` until it succeeds; while the ring is full (or empty): spin (unless the
+/// peer shares this CPU), yield, then sleep on this end's doorbell (announce, re-check,
+/// wait a slice). Ends with `Disconnected` once the peer closed or died, `TimedOut` at
+/// the deadline. The attempt wakes the peer on success.
+fn wait_loop<E: End, T>(
+    end: &mut E,
+    mut attempt: impl FnMut(&mut E) -> Result<T, RingError>,
     deadline: Deadline,
 ) -> Result<T, ChannelError> {
-    let mut spins = 0;
-    loop {
+    match attempt(end) {
+        Ok(v) => return Ok(v),
+        Err(e) if e == E::WOULD_WAIT => {}
+        Err(e) => return Err(e.into()),
+    }
+    end.wake_peers();
+    if deadline.has_passed() && !end.peer_gone(false) {
+        return Err(ChannelError::TimedOut);
+    }
+    // Spin: only the commit word (or the consumer's position) is checked, so that a
+    // message is seen within one pause of its arrival; no clock, no flags (bounded).
+    for _ in 0..end.spin_budget() {
+        std::hint::spin_loop();
         match attempt(end) {
-            Ok(v) => {
-                notify(&memory(end).bell(!side.producer));
-                return Ok(v);
-            }
-            Err(e) if e == side.would_wait => {}
+            Ok(v) => return Ok(v),
+            Err(e) if e == E::WOULD_WAIT => {}
             Err(e) => return Err(e.into()),
         }
-        let ring = memory(end);
-        notify(&ring.bell(!side.producer));
-        let died =
-            spins >= SPINS && ring.flag(side.peer_attached) && !peer_alive(lock, side.peer_lock);
-        if ring.flag(side.peer_closed) || died {
-            if side.drain {
+    }
+    let mut round: u32 = 0;
+    loop {
+        let sleeping = round >= YIELDS;
+        if end.peer_gone(sleeping) {
+            if E::DRAIN {
                 return match attempt(end) {
                     Ok(v) => Ok(v),
-                    Err(e) if e == side.would_wait => Err(ChannelError::Disconnected),
+                    Err(e) if e == E::WOULD_WAIT => Err(ChannelError::Disconnected),
                     Err(e) => Err(e.into()),
                 };
             }
@@ -660,39 +1291,30 @@ fn wait_loop<X, T>(
         if deadline.has_passed() {
             return Err(ChannelError::TimedOut);
         }
-        if spins < SPINS {
-            spins += 1;
-            if spins <= SPIN {
-                std::hint::spin_loop();
-            } else {
-                std::thread::yield_now();
+        if !sleeping {
+            std::thread::yield_now();
+        } else {
+            let seen = announce(&end.own_bell());
+            match attempt(end) {
+                Ok(v) => {
+                    withdraw(&end.own_bell());
+                    return Ok(v);
+                }
+                Err(e) if e == E::WOULD_WAIT => {}
+                Err(e) => {
+                    withdraw(&end.own_bell());
+                    return Err(e.into());
+                }
             }
-            continue;
+            end.wake_peers();
+            end.own_bell().wait(seen, deadline);
+            withdraw(&end.own_bell());
         }
-        let seen = announce(&ring.bell(side.producer));
-        let again = attempt(end);
-        let ring = memory(end);
-        match again {
-            Ok(v) => {
-                withdraw(&ring.bell(side.producer));
-                notify(&ring.bell(!side.producer));
-                return Ok(v);
-            }
-            Err(e) if e == side.would_wait => {}
+        round = round.saturating_add(1);
+        match attempt(end) {
+            Ok(v) => return Ok(v),
+            Err(e) if e == E::WOULD_WAIT => {}
             Err(e) => return Err(e.into()),
-        }
-        ring.bell(side.producer).wait(seen, deadline);
-        withdraw(&ring.bell(side.producer));
-    }
-}
-
-impl Drop for Receiver {
-    fn drop(&mut self) {
-        let ring = self.rx.memory();
-        ring.set_flag(RECEIVER_CLOSED, 1);
-        if let Some(w) = ring.word32(SPACE_SEQ) {
-            w.fetch_add(1, Ordering::Release);
-            futex::wake(w, i32::MAX);
         }
     }
 }

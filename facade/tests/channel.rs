@@ -268,7 +268,7 @@ fn opening_a_named_channel_of_another_kind_or_version_is_a_typed_error() {
         Receiver::open(&name),
         Err(ChannelError::IncompatibleVersion {
             found: 99,
-            expected: 1
+            expected: 2
         })
     ));
     drop(tx);

@@ -23,19 +23,20 @@ const CAPACITY: usize = 1 << 20;
 #[derive(Debug)]
 pub struct ChannelCase;
 
-struct Out(ChannelTx);
+/// The sending end, with one deadline for the whole measurement (a `Deadline::after` per
+/// message would add a clock read to every message, which the raw rows do not pay).
+struct Out(ChannelTx, Deadline);
 
 impl proto::Sender for Out {
     fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        self.0
-            .send_deadline(msg, Deadline::after(CHILD_TIMEOUT))
-            .map_err(io::Error::other)
+        self.0.send_deadline(msg, self.1).map_err(io::Error::other)
     }
 }
 
 struct In {
     rx: ChannelRx,
     buf: Vec<u8>,
+    deadline: Deadline,
 }
 
 impl proto::Receiver for In {
@@ -45,7 +46,7 @@ impl proto::Receiver for In {
         }
         let n = self
             .rx
-            .recv_into_deadline(&mut self.buf, Deadline::after(CHILD_TIMEOUT))
+            .recv_into_deadline(&mut self.buf, self.deadline)
             .map_err(io::Error::other)?;
         proto::check_len(&self.buf[..n], len)
     }
@@ -87,11 +88,13 @@ impl Case for ChannelCase {
             Stdio::from(child_in),
             Stdio::from(child_out),
             |_deadline| {
+                let deadline = Deadline::after(CHILD_TIMEOUT);
                 let rx = In {
                     rx: from_child,
                     buf: Vec::new(),
+                    deadline,
                 };
-                Self::side(test, Out(to_child), rx, true)?
+                Self::side(test, Out(to_child, deadline), rx, true)?
                     .ok_or_else(|| io::Error::other("the parent side measured nothing"))
             },
         )
@@ -99,11 +102,13 @@ impl Case for ChannelCase {
 
     fn child(&self, test: &Test) -> io::Result<()> {
         let (stdin, stdout) = child_stdio()?;
+        let deadline = Deadline::after(CHILD_TIMEOUT);
         let rx = In {
             rx: ChannelRx::from_fd(stdin).map_err(chan)?,
             buf: Vec::new(),
+            deadline,
         };
-        let tx = Out(ChannelTx::from_fd(stdout).map_err(chan)?);
+        let tx = Out(ChannelTx::from_fd(stdout).map_err(chan)?, deadline);
         Self::side(test, tx, rx, false).map(drop)
     }
 }

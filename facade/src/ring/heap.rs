@@ -3,12 +3,14 @@
 
 use super::spsc::RingMemory;
 use crate::loom::atomic::{AtomicU64, Ordering};
+use crossbeam_utils::CachePadded;
 
-/// Ring memory on the heap: positions and data as atomic words.
+/// Ring memory on the heap: positions (each on its own cache line) and data as atomic
+/// words.
 #[derive(Debug)]
 pub struct HeapRing {
-    producer: AtomicU64,
-    consumer: AtomicU64,
+    producer: CachePadded<AtomicU64>,
+    consumer: CachePadded<AtomicU64>,
     words: Vec<AtomicU64>,
 }
 
@@ -19,8 +21,8 @@ impl HeapRing {
             return None;
         }
         Some(Self {
-            producer: AtomicU64::new(0),
-            consumer: AtomicU64::new(0),
+            producer: CachePadded::new(AtomicU64::new(0)),
+            consumer: CachePadded::new(AtomicU64::new(0)),
             words: (0..capacity / 8).map(|_| AtomicU64::new(0)).collect(),
         })
     }
@@ -78,5 +80,17 @@ impl RingMemory for HeapRing {
         self.words
             .get(offset / 8)
             .map_or(0, |w| w.load(Ordering::Relaxed))
+    }
+
+    fn commit_word(&self, offset: usize, value: u64) {
+        if let Some(w) = self.words.get(offset / 8) {
+            w.store(value, Ordering::Release);
+        }
+    }
+
+    fn poll_word(&self, offset: usize) -> u64 {
+        self.words
+            .get(offset / 8)
+            .map_or(0, |w| w.load(Ordering::Acquire))
     }
 }

@@ -1,45 +1,88 @@
 //! A lock-free single-producer single-consumer ring of variable-length byte messages.
 //!
-//! **Status:** the algorithm, checked by loom, Miri and a model-based proptest, on heap
-//! memory ([`HeapRing`]). Placing it in shared memory between processes, blocking with a
-//! futex, and the channel built on it are the next steps (issue 7).
+//! The algorithm is generic over where its memory lives ([`RingMemory`]): on the heap
+//! ([`HeapRing`]) for loom, Miri and the model-based proptest; in shared memory between
+//! processes for [`crate::channel`].
 //!
 //! # Layout and protocol
 //!
-//! The ring is a power-of-two number of bytes. Two 64-bit positions count bytes written and
-//! bytes released since the start (they never wrap; `position % capacity` is the offset):
-//! the producer's, written only by the producer, and the consumer's, written only by the
-//! consumer. Each side caches the other's position and reloads it only when the cache says
-//! the ring is full (or empty), so the common case touches no shared cache line but the data.
+//! The data area is a power-of-two number of bytes. Two 64-bit positions count bytes
+//! written and bytes released since the start (they never wrap; `position % capacity` is
+//! the offset): the producer's and the consumer's, each written only by its side.
 //!
-//! A record is an 8-byte header (payload length and flags, one little-endian `u64`) then the
-//! payload, padded to 8 bytes. Records never wrap: when one does not fit before the end of
-//! the data area, a padding record fills the rest of the lap and the record starts at
-//! offset 0. The producer writes payload and header, then publishes its position with
-//! release ordering; the consumer loads it with acquire ordering before reading. A batch of
-//! records is published with one store.
+//! A record is an 8-byte **commit word** then the payload, padded to 8 bytes. The commit
+//! word holds the payload length, a padding flag, a committed bit and a *lap tag* (the low
+//! 30 bits of `position / capacity`), so a word left from an earlier lap never reads as a
+//! commit at the current one. The producer writes the payload, then stores the commit word
+//! with release ordering; the consumer polls the word **at its own position** with acquire
+//! ordering. The payload and its commit word share a cache line, so a message crosses
+//! cores with the line that carries it: the consumer never reads the producer's position,
+//! and the producer reads the consumer's only when its cached copy says the ring is full.
+//!
+//! Before committing, the producer clears the word where the *next* record will start
+//! (when that space is free), so that payload bytes of an earlier lap can never be taken
+//! for a commit word. When that space is not free it holds the header of the record one
+//! lap back, whose tag differs.
+//!
+//! Records never wrap: when one does not fit before the end of the data area, a padding
+//! record fills the rest of the lap and the record starts at offset 0.
+//!
+//! **Batches**: records can be *staged* (written, not visible) and published together by
+//! one [`Producer::flush`]: the first staged record's commit word is held back and stored
+//! last, so the consumer sees the whole batch at once, for the cost of one release store.
+//! The consumer can likewise [`consume`](ReadSlot::consume) several records and publish its
+//! position once ([`Consumer::flush`]).
+//!
+//! # Zero copy, and what a hostile peer can do
+//!
+//! [`Producer::reserve`] hands out a [`WriteSlot`], a window of the ring the producer owns
+//! until it commits; [`Consumer::read`] hands out a [`ReadSlot`], the next message in
+//! place, until it is released. Neither hands out a `&[u8]` or `&mut [u8]`: the bytes live
+//! in memory another process can write at any time, and a Rust reference to them would
+//! promise the compiler that they do not change. Both move bytes with explicit copies
+//! (`read_at`/`write_at`, [`std::io::Read`]/[`std::io::Write`]) straight between the ring
+//! and the caller's own memory, with no intermediate buffer: serialize into the ring, parse
+//! out of it. A peer that breaks the protocol can make these copies see torn or changing
+//! bytes (garbage in, at worst), never undefined behaviour in this process. No call of
+//! this module trusts the peer.
 //!
 //! # Untrusted peer
 //!
-//! Every position and length read from the ring is validated before use: positions must be
-//! ordered and at most a capacity apart, a record must fit before the end of the data area
-//! and before the producer's position, a padding record must end exactly at the end of the
-//! data area. A violation is [`RingError::Corrupted`], never an out-of-bounds access or a
-//! panic, and no call loops: each does a bounded amount of work.
+//! Every position and length read from the ring is validated before use: the consumer's
+//! position must be behind the producer's by at most a capacity; a record must fit before
+//! the end of the lap; a padding record must end exactly at the end of the lap. A violation
+//! is [`RingError::Corrupted`], never an out-of-bounds access or a panic, and no call
+//! loops: each does a bounded amount of work.
 
 mod heap;
 mod spsc;
 pub mod wake;
 
 pub use heap::HeapRing;
-pub use spsc::{Consumer, Producer, RingError, RingMemory, max_message_len, split};
+pub use spsc::{
+    Consumer, Producer, ReadSlot, RingError, RingMemory, WriteSlot, max_message_len, split,
+};
 
-/// Bytes of a record's header.
+/// Bytes of a record's commit word.
 pub const RECORD_HEADER: usize = 8;
-/// The padding flag in a record header's high half.
+/// Commit word: payload length in the low 32 bits.
+const LEN_MASK: u64 = 0xffff_ffff;
+/// Commit word: this record is padding to the end of the lap.
 const PAD_FLAG: u64 = 1 << 32;
+/// Commit word: the lap tag's shift and mask (30 bits).
+const TAG_SHIFT: u32 = 33;
+const TAG_MASK: u64 = (1 << 30) - 1;
+/// Commit word: set in every committed record (a zeroed word is never a commit).
+const COMMITTED: u64 = 1 << 63;
 
 /// Bytes a record with `len` payload bytes takes.
 const fn record_size(len: usize) -> usize {
     RECORD_HEADER + len.div_ceil(8) * 8
+}
+
+/// The commit word of a record at `position` of a ring of `capacity` bytes.
+const fn commit_word(position: u64, capacity: usize, len: usize, pad: bool) -> u64 {
+    let lap = position / capacity as u64;
+    let flags = if pad { PAD_FLAG } else { 0 };
+    COMMITTED | ((lap & TAG_MASK) << TAG_SHIFT) | flags | (len as u64 & LEN_MASK)
 }

@@ -1,11 +1,11 @@
 //! The single-producer single-consumer ring: [`Producer`] and [`Consumer`] over any
-//! [`RingMemory`].
+//! [`RingMemory`], with zero-copy [`WriteSlot`]s and [`ReadSlot`]s.
 
-use super::{PAD_FLAG, RECORD_HEADER, record_size};
-use std::fmt;
+use super::{COMMITTED, LEN_MASK, PAD_FLAG, RECORD_HEADER, commit_word, record_size};
+use std::{fmt, io};
 
 /// Where a ring lives: two positions and a data area of 64-bit words. Implemented on the
-/// heap by [`super::HeapRing`]; shared memory comes next.
+/// heap by [`super::HeapRing`] and in shared memory by the channel.
 pub trait RingMemory {
     /// Bytes of the data area: a power of two, at least 16.
     fn capacity(&self) -> usize;
@@ -13,31 +13,48 @@ pub trait RingMemory {
     fn load_position(&self, producer: bool) -> u64;
     /// Store a position, with release ordering.
     fn store_position(&self, producer: bool, value: u64);
-    /// Write the data word at byte `offset` (a multiple of 8, below the capacity).
+    /// Write the data word at byte `offset` (a multiple of 8, below the capacity), relaxed.
     fn write_word(&self, offset: usize, value: u64);
-    /// Read the data word at byte `offset` (a multiple of 8, below the capacity).
+    /// Read the data word at byte `offset` (a multiple of 8, below the capacity), relaxed.
     fn read_word(&self, offset: usize) -> u64;
+    /// Store a commit word at byte `offset`, with release ordering.
+    fn commit_word(&self, offset: usize, value: u64);
+    /// Load the word at byte `offset`, with acquire ordering.
+    fn poll_word(&self, offset: usize) -> u64;
 
-    /// Write `src` at byte `offset` (a multiple of 8; `offset + src.len()` rounded up to 8
-    /// is at most the capacity), in a window the protocol gives the writer alone. By default
-    /// word by word; shared memory overrides it with one copy.
+    /// Write `src` at byte `offset` (`offset + src.len()` is at most the capacity), in a
+    /// window the protocol gives the writer alone. By default word by word; shared memory
+    /// overrides it with one copy.
     fn write_bytes(&self, offset: usize, src: &[u8]) {
-        let mut at = offset;
-        for chunk in src.chunks(8) {
-            let mut word = [0u8; 8];
-            word[..chunk.len()].copy_from_slice(chunk);
-            self.write_word(at, u64::from_le_bytes(word));
-            at += 8;
+        let (mut at, mut rest) = (offset, src);
+        while !rest.is_empty() {
+            let word_at = at & !7;
+            let skip = at - word_at;
+            let n = (8 - skip).min(rest.len());
+            let mut word = if n == 8 {
+                [0; 8]
+            } else {
+                self.read_word(word_at).to_le_bytes()
+            };
+            word[skip..skip + n].copy_from_slice(&rest[..n]);
+            self.write_word(word_at, u64::from_le_bytes(word));
+            at += n;
+            rest = &rest[n..];
         }
     }
 
     /// Read `dst.len()` bytes at byte `offset` (as for [`write_bytes`](Self::write_bytes)).
     fn read_bytes(&self, offset: usize, dst: &mut [u8]) {
         let mut at = offset;
-        for chunk in dst.chunks_mut(8) {
-            let word = self.read_word(at).to_le_bytes();
-            chunk.copy_from_slice(&word[..chunk.len()]);
-            at += 8;
+        let mut done = 0;
+        while done < dst.len() {
+            let word_at = at & !7;
+            let skip = at - word_at;
+            let n = (8 - skip).min(dst.len() - done);
+            let word = self.read_word(word_at).to_le_bytes();
+            dst[done..done + n].copy_from_slice(&word[skip..skip + n]);
+            at += n;
+            done += n;
         }
     }
 }
@@ -91,7 +108,12 @@ impl std::error::Error for RingError {}
 
 /// The largest message a ring of `capacity` bytes accepts: one record filling the ring.
 pub const fn max_message_len(capacity: usize) -> usize {
-    capacity.saturating_sub(RECORD_HEADER)
+    let max = capacity.saturating_sub(RECORD_HEADER);
+    if max > LEN_MASK as usize {
+        LEN_MASK as usize
+    } else {
+        max
+    }
 }
 
 impl<M: RingMemory + ?Sized> RingMemory for &M {
@@ -109,6 +131,12 @@ impl<M: RingMemory + ?Sized> RingMemory for &M {
     }
     fn read_word(&self, offset: usize) -> u64 {
         (**self).read_word(offset)
+    }
+    fn commit_word(&self, offset: usize, value: u64) {
+        (**self).commit_word(offset, value);
+    }
+    fn poll_word(&self, offset: usize) -> u64 {
+        (**self).poll_word(offset)
     }
     fn write_bytes(&self, offset: usize, src: &[u8]) {
         (**self).write_bytes(offset, src);
@@ -128,8 +156,10 @@ pub fn split<M: RingMemory>(memory: &M) -> (Producer<&M>, Consumer<&M>) {
 pub struct Producer<M: RingMemory> {
     mem: M,
     cap: usize,
-    /// Bytes written and published so far.
+    /// Bytes written so far, staged records included.
     pos: u64,
+    /// The first staged record's offset and commit word, stored last by [`flush`](Self::flush).
+    held: Option<(usize, u64)>,
     /// The consumer's position when last loaded.
     cached_consumer: u64,
 }
@@ -144,6 +174,7 @@ impl<M: RingMemory> Producer<M> {
             mem,
             cap,
             pos,
+            held: None,
             cached_consumer,
         }
     }
@@ -156,7 +187,7 @@ impl<M: RingMemory> Producer<M> {
     /// Append one message and publish it.
     ///
     /// A message that would wrap needs the consumer to pass the end of the lap first, so
-    /// `Full` can be reported while only padding is queued; the consumer's next receive
+    /// `Full` can be reported while only padding is queued; the consumer's next read
     /// (which then reports `Empty`) releases it.
     ///
     /// # Errors
@@ -164,8 +195,9 @@ impl<M: RingMemory> Producer<M> {
     /// [`RingError::TooLarge`]; [`RingError::Full`] (nothing written); [`RingError::Corrupted`]
     /// when the consumer's position is impossible.
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), RingError> {
-        self.write(msg)?;
-        self.mem.store_position(true, self.pos);
+        let mut slot = self.reserve(msg.len())?;
+        slot.write_at(0, msg);
+        slot.commit();
         Ok(())
     }
 
@@ -178,46 +210,105 @@ impl<M: RingMemory> Producer<M> {
     pub fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize, RingError> {
         let mut sent = 0;
         for msg in msgs {
-            match self.write(msg) {
-                Ok(()) => sent += 1,
+            match self.reserve(msg.len()) {
+                Ok(mut slot) => {
+                    slot.write_at(0, msg);
+                    slot.stage();
+                    sent += 1;
+                }
                 Err(e) if sent == 0 => return Err(e),
                 Err(_) => break,
             }
         }
-        self.mem.store_position(true, self.pos);
+        self.flush();
         Ok(sent)
     }
 
-    /// Write one record after the published position (not yet published).
-    fn write(&mut self, msg: &[u8]) -> Result<(), RingError> {
+    /// Reserve room for a message of `len` bytes, to be written in place and then
+    /// committed ([`WriteSlot::commit`]) or staged. Dropping the slot abandons it.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Self::try_send).
+    pub fn reserve(&mut self, len: usize) -> Result<WriteSlot<'_, M>, RingError> {
+        let off = self.prepare(len)?;
+        Ok(WriteSlot {
+            producer: self,
+            off,
+            len,
+            cursor: 0,
+        })
+    }
+
+    /// Make room for a record of `len` payload bytes at the current position, padding the
+    /// rest of the lap first if it would wrap; returns its offset. Calling it again before
+    /// writing returns the same offset (the padding is not written twice).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Self::try_send).
+    pub fn prepare(&mut self, len: usize) -> Result<usize, RingError> {
         let max = max_message_len(self.cap);
-        if msg.len() > max || u32::try_from(msg.len()).is_err() {
-            return Err(RingError::TooLarge {
-                len: msg.len(),
-                max,
-            });
+        if len > max {
+            return Err(RingError::TooLarge { len, max });
         }
-        let need = record_size(msg.len());
         if !self.pos.is_multiple_of(8) {
             return Err(RingError::Corrupted("producer position not 8-aligned"));
         }
-        let mut off = self.offset();
+        let need = record_size(len);
+        let off = self.offset();
         let to_end = self.cap - off;
-        if need > to_end {
-            // The record would wrap: pad to the end of the lap first (and publish the pad, so
-            // the consumer can release it and make room at the start).
-            self.room_for(to_end)?;
-            self.mem
-                .write_word(off, PAD_FLAG | (to_end - RECORD_HEADER) as u64);
-            self.pos += to_end as u64;
-            self.mem.store_position(true, self.pos);
-            off = 0;
+        if need <= to_end {
+            self.room_for(need)?;
+            return Ok(off);
         }
-        self.room_for(need)?;
-        self.mem.write_bytes(off + RECORD_HEADER, msg);
-        self.mem.write_word(off, msg.len() as u64);
-        self.pos += need as u64;
-        Ok(())
+        // The record would wrap: pad to the end of the lap first, and publish the padding
+        // if the record does not fit at the start yet (the consumer must pass it to free
+        // that room).
+        self.room_for(to_end)?;
+        let word = super::commit_word(self.pos, self.cap, to_end - RECORD_HEADER, true);
+        self.stage_word(off, word);
+        self.pos += to_end as u64;
+        if let Err(e) = self.room_for(need) {
+            self.flush();
+            return Err(e);
+        }
+        Ok(0)
+    }
+
+    /// Whether records are staged and not yet published.
+    pub fn has_staged(&self) -> bool {
+        self.held.is_some()
+    }
+
+    /// Publish every staged record with one release store (nothing when none is staged).
+    pub fn flush(&mut self) {
+        let Some((off, word)) = self.held.take() else {
+            return;
+        };
+        // Clear the commit word where the next record will start, when that space is free,
+        // so that bytes of an earlier lap there can never pass for a commit. (When it is
+        // not free, it holds the commit word of the record one lap back: a different tag.)
+        if self.pos - self.cached_consumer < self.cap as u64 {
+            self.mem.write_word(self.offset(), 0);
+        }
+        self.mem.commit_word(off, word);
+        self.mem.store_position(true, self.pos);
+    }
+
+    /// Write (or hold back, if it is the first of a batch) a staged record's commit word.
+    fn stage_word(&mut self, off: usize, word: u64) {
+        if self.held.is_none() {
+            self.held = Some((off, word));
+        } else {
+            self.mem.write_word(off, word);
+        }
+    }
+
+    fn stage_record(&mut self, off: usize, len: usize) {
+        let word = commit_word(self.pos, self.cap, len, false);
+        self.stage_word(off, word);
+        self.pos += record_size(len) as u64;
     }
 
     fn offset(&self) -> usize {
@@ -244,15 +335,111 @@ impl<M: RingMemory> Producer<M> {
     }
 }
 
+/// Room for one message in the ring, owned by the producer until it commits (see
+/// [`Producer::reserve`]). Write with [`write_at`](Self::write_at) or [`io::Write`] (from
+/// the start); dropping the slot without committing abandons it.
+pub struct WriteSlot<'a, M: RingMemory> {
+    producer: &'a mut Producer<M>,
+    /// Offset of the record (its commit word).
+    off: usize,
+    len: usize,
+    /// Where [`io::Write`] writes next.
+    cursor: usize,
+}
+
+impl<M: RingMemory> fmt::Debug for WriteSlot<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("WriteSlot")
+            .field("len", &self.len)
+            .field("written", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, M: RingMemory> WriteSlot<'a, M> {
+    /// Bytes reserved.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the slot is for an empty message.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Bytes written through [`io::Write`] so far.
+    pub fn written(&self) -> usize {
+        self.cursor
+    }
+
+    /// Copy `src` into the slot at `offset`; returns how many bytes fit (fewer than
+    /// `src.len()` only at the end of the slot).
+    pub fn write_at(&mut self, offset: usize, src: &[u8]) -> usize {
+        let n = src.len().min(self.len.saturating_sub(offset));
+        if n > 0 {
+            let at = self.off + RECORD_HEADER + offset;
+            self.producer.mem.write_bytes(at, &src[..n]);
+        }
+        n
+    }
+
+    /// Publish the message (all [`len`](Self::len) bytes), and any staged before it.
+    /// Returns the producer (to wake a consumer, or go on).
+    pub fn commit(self) -> &'a mut Producer<M> {
+        let len = self.len;
+        self.finish(len, true)
+    }
+
+    /// Publish the first `len` bytes of the slot as the message (for a message whose size
+    /// was only bounded when reserving).
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::TooLarge`] when `len` is more than was reserved (nothing is published).
+    pub fn commit_len(self, len: usize) -> Result<&'a mut Producer<M>, RingError> {
+        if len > self.len {
+            return Err(RingError::TooLarge { len, max: self.len });
+        }
+        Ok(self.finish(len, true))
+    }
+
+    /// Stage the message: written, not visible until [`Producer::flush`] or the next
+    /// [`commit`](Self::commit).
+    pub fn stage(self) -> &'a mut Producer<M> {
+        let len = self.len;
+        self.finish(len, false)
+    }
+
+    fn finish(self, len: usize, publish: bool) -> &'a mut Producer<M> {
+        let producer = self.producer;
+        producer.stage_record(self.off, len);
+        if publish {
+            producer.flush();
+        }
+        producer
+    }
+}
+
+impl<M: RingMemory> io::Write for WriteSlot<'_, M> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.write_at(self.cursor, buf);
+        self.cursor += n;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
 /// The reading end. Only one may exist per ring.
 #[derive(Debug)]
 pub struct Consumer<M: RingMemory> {
     mem: M,
     cap: usize,
-    /// Bytes consumed and released so far.
+    /// Bytes consumed so far.
     pos: u64,
-    /// The producer's position when last loaded.
-    cached_producer: u64,
+    /// The position last published (consumed records up to here are free for the producer).
+    released: u64,
 }
 
 impl<M: RingMemory> Consumer<M> {
@@ -260,18 +447,43 @@ impl<M: RingMemory> Consumer<M> {
     pub fn attach(mem: M) -> Self {
         let cap = mem.capacity();
         let pos = mem.load_position(false);
-        let cached_producer = pos;
         Self {
             mem,
             cap,
             pos,
-            cached_producer,
+            released: pos,
         }
     }
 
     /// The ring memory.
     pub fn memory(&self) -> &M {
         &self.mem
+    }
+
+    /// The next message, in place: read it through the slot, then
+    /// [`release`](ReadSlot::release) it (dropping the slot leaves it in the ring).
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::Empty`]; [`RingError::Corrupted`].
+    pub fn read(&mut self) -> Result<ReadSlot<'_, M>, RingError> {
+        let (off, len, need) = self.next_record()?;
+        Ok(ReadSlot {
+            consumer: self,
+            off: off + RECORD_HEADER,
+            len,
+            need,
+            cursor: 0,
+        })
+    }
+
+    /// Whether a message is ready (skipping padding).
+    ///
+    /// # Errors
+    ///
+    /// [`RingError::Empty`]; [`RingError::Corrupted`].
+    pub fn poll(&mut self) -> Result<(), RingError> {
+        self.next_record().map(drop)
     }
 
     /// Copy the next message into `buf` and release it; returns its length.
@@ -281,13 +493,13 @@ impl<M: RingMemory> Consumer<M> {
     /// [`RingError::Empty`]; [`RingError::BufferTooSmall`] (the message stays);
     /// [`RingError::Corrupted`].
     pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize, RingError> {
-        let (off, len, need) = self.next_record()?;
-        if buf.len() < len {
+        let slot = self.read()?;
+        let len = slot.len();
+        let Some(dst) = buf.get_mut(..len) else {
             return Err(RingError::BufferTooSmall { needed: len });
-        }
-        self.copy_out(off, &mut buf[..len]);
-        self.pos += need as u64;
-        self.mem.store_position(false, self.pos);
+        };
+        slot.read_at(0, dst);
+        slot.release();
         Ok(len)
     }
 
@@ -297,54 +509,47 @@ impl<M: RingMemory> Consumer<M> {
     ///
     /// [`RingError::Empty`]; [`RingError::Corrupted`].
     pub fn try_recv_vec(&mut self) -> Result<Vec<u8>, RingError> {
-        let (off, len, need) = self.next_record()?;
-        let mut v = vec![0; len];
-        self.copy_out(off, &mut v);
-        self.pos += need as u64;
-        self.mem.store_position(false, self.pos);
+        let slot = self.read()?;
+        let v = slot.to_vec();
+        slot.release();
         Ok(v)
     }
 
-    fn copy_out(&self, off: usize, dst: &mut [u8]) {
-        self.mem.read_bytes(off + RECORD_HEADER, dst);
+    /// Publish the position of everything consumed, making its room free for the producer
+    /// (a no-op when nothing is pending).
+    pub fn flush(&mut self) {
+        if self.pos != self.released {
+            self.mem.store_position(false, self.pos);
+            self.released = self.pos;
+        }
     }
 
-    /// Find the next record, skipping (and releasing) at most one padding record:
-    /// `(offset, payload length, record size)`, every field validated.
+    /// Find the next record, skipping at most one padding record: `(offset, payload
+    /// length, record size)`, every field validated.
     fn next_record(&mut self) -> Result<(usize, usize, usize), RingError> {
         for _ in 0..2 {
-            if self.pos == self.cached_producer {
-                let prod = self.mem.load_position(true);
-                if prod < self.pos || prod - self.pos > self.cap as u64 || !prod.is_multiple_of(8) {
-                    return Err(RingError::Corrupted("producer position out of range"));
-                }
-                self.cached_producer = prod;
-                if prod == self.pos {
-                    return Err(RingError::Empty);
-                }
-            }
             let off = (self.pos % self.cap as u64) as usize;
             let to_end = self.cap - off;
-            let available = self.cached_producer - self.pos;
-            let header = self.mem.read_word(off);
-            if header & PAD_FLAG != 0 {
-                let pad = (header & 0xffff_ffff) as usize;
-                if header >> 33 != 0 || pad + RECORD_HEADER != to_end || off == 0 {
+            let word = self.mem.poll_word(off);
+            // Committed, for this lap: anything else is an empty ring (or a peer that
+            // has not kept to the protocol, which looks the same).
+            let expected = commit_word(self.pos, self.cap, 0, false);
+            if word & !(LEN_MASK | PAD_FLAG) != expected {
+                // Nothing to read: make what was consumed free now, for a waiting producer.
+                self.flush();
+                return Err(RingError::Empty);
+            }
+            debug_assert!(word & COMMITTED != 0);
+            let len = (word & LEN_MASK) as usize;
+            if word & PAD_FLAG != 0 {
+                if off == 0 || len + RECORD_HEADER != to_end {
                     return Err(RingError::Corrupted("padding record does not end the lap"));
                 }
-                if to_end as u64 > available {
-                    return Err(RingError::Corrupted("padding past the producer's position"));
-                }
                 self.pos += to_end as u64;
-                self.mem.store_position(false, self.pos);
                 continue;
             }
-            if header >> 32 != 0 {
-                return Err(RingError::Corrupted("unknown record flags"));
-            }
-            let len = header as usize;
             let need = record_size(len);
-            if need > to_end || need as u64 > available {
+            if need > to_end {
                 return Err(RingError::Corrupted("record length out of range"));
             }
             return Ok((off, len, need));
@@ -353,11 +558,89 @@ impl<M: RingMemory> Consumer<M> {
     }
 }
 
+/// The next message, in place in the ring (see [`Consumer::read`]). Read it with
+/// [`read_at`](Self::read_at), [`io::Read`] or [`to_vec`](Self::to_vec): copies from the
+/// ring into your memory (see the module docs for why there is no `&[u8]`).
+pub struct ReadSlot<'a, M: RingMemory> {
+    consumer: &'a mut Consumer<M>,
+    /// Offset of the payload.
+    off: usize,
+    len: usize,
+    /// Bytes of the whole record.
+    need: usize,
+    /// Where [`io::Read`] reads next.
+    cursor: usize,
+}
+
+impl<M: RingMemory> fmt::Debug for ReadSlot<'_, M> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ReadSlot")
+            .field("len", &self.len)
+            .field("read", &self.cursor)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<'a, M: RingMemory> ReadSlot<'a, M> {
+    /// The message's length.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the message is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// Copy message bytes from `offset` into `dst`; returns how many (fewer than
+    /// `dst.len()` only at the end of the message).
+    pub fn read_at(&self, offset: usize, dst: &mut [u8]) -> usize {
+        let n = dst.len().min(self.len.saturating_sub(offset));
+        if n > 0 {
+            self.consumer
+                .mem
+                .read_bytes(self.off + offset, &mut dst[..n]);
+        }
+        n
+    }
+
+    /// The whole message, copied into a new vector.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut v = vec![0; self.len];
+        self.read_at(0, &mut v);
+        v
+    }
+
+    /// Done with the message: free its room for the producer now. Returns the consumer (to
+    /// wake a producer, or go on).
+    pub fn release(self) -> &'a mut Consumer<M> {
+        let consumer = self.consume();
+        consumer.flush();
+        consumer
+    }
+
+    /// Done with the message, but publish the position later ([`Consumer::flush`], the
+    /// next [`release`](Self::release), or an empty ring): a burst costs one store.
+    pub fn consume(self) -> &'a mut Consumer<M> {
+        let consumer = self.consumer;
+        consumer.pos += self.need as u64;
+        consumer
+    }
+}
+
+impl<M: RingMemory> io::Read for ReadSlot<'_, M> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.read_at(self.cursor, buf);
+        self.cursor += n;
+        Ok(n)
+    }
+}
+
 // Plain tests run without loom: under `--cfg ipcraft_loom` the ring's atomics are loom's,
 // usable only inside a loom model.
 #[cfg(all(test, not(ipcraft_loom)))]
 mod tests {
-    use super::super::HeapRing;
+    use super::super::{HeapRing, commit_word};
     use super::*;
     use proptest::prelude::*;
     use std::collections::VecDeque;
@@ -420,21 +703,131 @@ mod tests {
         let mem = HeapRing::new(64).unwrap();
         let (mut tx, mut rx) = split(&mem);
         tx.try_send(b"hello").unwrap();
-        mem.scribble(0, 1_000_000); // record longer than the ring
+        let word = |len: u64, pad: bool| commit_word(0, 64, 0, pad) | len;
+        mem.scribble(0, word(1_000_000, false)); // record longer than the ring
         assert!(matches!(rx.try_recv_vec(), Err(RingError::Corrupted(_))));
-        mem.scribble(0, PAD_FLAG | 3); // padding in the wrong place
+        mem.scribble(0, word(3, true)); // padding in the wrong place
         assert!(matches!(rx.try_recv_vec(), Err(RingError::Corrupted(_))));
-        mem.scribble(0, 1 << 40); // unknown flags
+        mem.scribble(0, word(57, false)); // a record that would run past the end of the lap
         assert!(matches!(rx.try_recv_vec(), Err(RingError::Corrupted(_))));
-        let (mut tx2, mut rx2) = split(&mem);
-        mem.scribble_position(true, u64::MAX);
-        assert!(matches!(rx2.try_recv_vec(), Err(RingError::Corrupted(_))));
+        mem.scribble(0, 12345); // no commit for this lap: looks empty
+        assert_eq!(rx.try_recv_vec(), Err(RingError::Empty));
+        let (mut tx2, _) = split(&mem);
         mem.scribble_position(false, 12345);
         tx2.try_send(&[0; 40]).unwrap(); // fits by the cached position: no reload yet
         assert!(matches!(
             tx2.try_send(&[0; 40]),
             Err(RingError::Corrupted(_))
         ));
+    }
+
+    /// A payload full of words that would be valid commits one lap later cannot pass for
+    /// messages: the producer clears the next record's word before each commit.
+    #[test]
+    fn stale_payload_never_passes_for_a_commit() {
+        const CAP: usize = 128;
+        let mem = HeapRing::new(CAP).unwrap();
+        let (mut tx, mut rx) = split(&mem);
+        let mut model: VecDeque<Vec<u8>> = VecDeque::new();
+        for i in 0..400usize {
+            let len = (i * 24) % 72;
+            // Where this record's payload will lie, and the forged words for the next lap.
+            let p = mem.load_position(true);
+            let off = (p % CAP as u64) as usize;
+            let start = if record_size(len) > CAP - off {
+                p + (CAP - off) as u64
+            } else {
+                p
+            };
+            let msg: Vec<u8> = (0..len / 8)
+                .flat_map(|j| {
+                    let at = start + 8 + 8 * j as u64;
+                    commit_word(at + CAP as u64, CAP, 0, false).to_le_bytes()
+                })
+                .collect();
+            match tx.try_send(&msg) {
+                Ok(()) => model.push_back(msg),
+                Err(RingError::Full) => {
+                    while let Some(want) = model.pop_front() {
+                        assert_eq!(rx.try_recv_vec().unwrap(), want);
+                    }
+                    assert_eq!(rx.try_recv_vec(), Err(RingError::Empty));
+                }
+                Err(e) => panic!("{e}"),
+            }
+        }
+        while let Some(want) = model.pop_front() {
+            assert_eq!(rx.try_recv_vec().unwrap(), want);
+        }
+        assert_eq!(rx.try_recv_vec(), Err(RingError::Empty));
+    }
+
+    #[test]
+    fn zero_copy_slots_write_and_read_in_place() {
+        use std::io::{Read, Write};
+        let mem = HeapRing::new(256).unwrap();
+        let (mut tx, mut rx) = split(&mem);
+        // Reserve an upper bound, serialize in place, commit what was written.
+        let mut slot = tx.reserve(100).unwrap();
+        assert_eq!(slot.len(), 100);
+        write!(slot, "seq={} payload={:?}", 7, [1, 2, 3]).unwrap();
+        let n = slot.written();
+        assert!(slot.commit_len(n).is_ok());
+        // Odd offsets, and writes past the end are cut short, never out of bounds.
+        let mut slot = tx.reserve(13).unwrap();
+        assert_eq!(slot.write_at(3, b"abcdefghijklmnop"), 10);
+        assert_eq!(slot.write_at(0, b"xyz"), 3);
+        assert_eq!(slot.write_at(13, b"!"), 0);
+        assert!(matches!(
+            slot.commit_len(14),
+            Err(RingError::TooLarge { len: 14, max: 13 })
+        ));
+        // That slot was abandoned: the next reservation reuses its room.
+        let mut slot = tx.reserve(13).unwrap();
+        slot.write_at(0, b"xyzabcdefghij");
+        slot.commit();
+
+        let mut slot = rx.read().unwrap();
+        let mut text = String::new();
+        slot.read_to_string(&mut text).unwrap();
+        assert_eq!(text, "seq=7 payload=[1, 2, 3]");
+        slot.release();
+        let slot = rx.read().unwrap();
+        let mut part = [0u8; 4];
+        assert_eq!(slot.read_at(9, &mut part), 4);
+        assert_eq!(&part, b"ghij");
+        assert_eq!(slot.read_at(11, &mut part), 2);
+        assert_eq!(slot.read_at(99, &mut part), 0);
+        let _ = slot; // not released: still there
+        assert_eq!(rx.try_recv_vec().unwrap(), b"xyzabcdefghij");
+        assert_eq!(rx.try_recv_vec(), Err(RingError::Empty));
+    }
+
+    #[test]
+    fn staged_records_and_consumed_records_are_published_once() {
+        let mem = HeapRing::new(128).unwrap();
+        let (mut tx, mut rx) = split(&mem);
+        for m in [&b"one"[..], b"two", b"three"] {
+            let mut slot = tx.reserve(m.len()).unwrap();
+            slot.write_at(0, m);
+            slot.stage();
+        }
+        assert!(tx.has_staged());
+        assert_eq!(
+            rx.try_recv_vec(),
+            Err(RingError::Empty),
+            "staged: not visible"
+        );
+        assert_eq!(mem.load_position(true), 0);
+        tx.flush();
+        assert_eq!(mem.load_position(true), 48);
+        rx.read().unwrap().consume();
+        rx.read().unwrap().consume();
+        assert_eq!(mem.load_position(false), 0, "consumed, not yet published");
+        rx.flush();
+        assert_eq!(mem.load_position(false), 32);
+        assert_eq!(rx.try_recv_vec().unwrap(), b"three");
+        assert_eq!(mem.load_position(false), 48);
     }
 
     proptest! {
@@ -528,5 +921,22 @@ mod loom_tests {
     #[test]
     fn batched_commit() {
         run(32, &[b"a", b"bcdefghij", b"k"], true);
+    }
+
+    /// The first message fills the ring with words that would be valid (empty) commits at
+    /// positions 40, 48 and 56 of the next lap; the producer's clearing of the next
+    /// record's word, ordered before each commit, keeps them from passing for messages.
+    #[test]
+    fn stale_payload_never_passes_for_a_commit() {
+        static FORGED: std::sync::OnceLock<Vec<u8>> = std::sync::OnceLock::new();
+        let forged = FORGED.get_or_init(|| {
+            [40u64, 48, 56]
+                .iter()
+                .flat_map(|&p| super::super::commit_word(p, 32, 0, false).to_le_bytes())
+                .collect()
+        });
+        static MSGS: std::sync::OnceLock<[&'static [u8]; 3]> = std::sync::OnceLock::new();
+        let msgs = MSGS.get_or_init(|| [&forged[..], b"AAAAAAAA", b"BBBBBBBB"]);
+        run(32, &msgs[..], false);
     }
 }
