@@ -70,7 +70,9 @@
 //! an open-file-description lock on a byte of the segment, which the kernel releases when
 //! the process dies. The receiver gets everything committed, then
 //! [`ChannelError::Disconnected`] once every sender slot was claimed and every sender
-//! closed or died; a sender gets `Disconnected` once the receiver closed or died.
+//! closed or died; a sender gets `Disconnected` at its next send once the receiver closed,
+//! and, if the receiver died without closing, once the channel is full (a send into free
+//! room does not probe the peer: that would cost a system call per message).
 //!
 //! # Untrusted peers
 //!
@@ -711,6 +713,18 @@ impl Sender {
         &self.tx.memory().region
     }
 
+    /// `Disconnected` once the receiver closed (a flag on a line written once: no
+    /// syscall). A receiver that died is noticed when the channel is full (see the module
+    /// docs): until then, sends into free room succeed.
+    #[inline]
+    fn check_open(&self) -> Result<(), ChannelError> {
+        if flag(self.region(), RECEIVER_CLOSED) {
+            Err(ChannelError::Disconnected)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Wake the receiver if it announced sleep.
     #[inline]
     fn notify_receiver(&mut self) {
@@ -748,6 +762,7 @@ impl Sender {
     ///
     /// As [`send_timeout`](Self::send_timeout).
     pub fn send_deadline(&mut self, msg: &[u8], deadline: Deadline) -> Result<(), ChannelError> {
+        self.check_open()?;
         wait_loop(
             self,
             |s| {
@@ -765,6 +780,7 @@ impl Sender {
     ///
     /// [`ChannelError::Full`] (nothing was sent), and as [`send`](Self::send).
     pub fn try_send(&mut self, msg: &[u8]) -> Result<(), ChannelError> {
+        self.check_open()?;
         match self.tx.try_send(msg) {
             Ok(()) => {
                 self.notify_receiver();
@@ -803,6 +819,7 @@ impl Sender {
         len: usize,
         deadline: Deadline,
     ) -> Result<SendSlot<'_>, ChannelError> {
+        self.check_open()?;
         wait_loop(self, |s| s.tx.prepare(len).map(drop), deadline)?;
         let slot = self.tx.reserve(len)?;
         Ok(SendSlot { slot })

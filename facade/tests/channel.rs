@@ -303,3 +303,73 @@ fn bad_capacity_and_oversized_messages_are_typed_errors() {
         Err(ChannelError::Shm(_))
     ));
 }
+
+#[test]
+fn a_named_mpsc_channel_takes_its_senders_and_one_receiver() {
+    let name = unique_name("mpsc");
+    let mut rx = Receiver::create_mpsc(&name, 2, 4096).unwrap();
+    assert_eq!(rx.max_senders(), 2);
+    let mut a = Sender::open(&name).unwrap();
+    let mut b = Sender::open(&name).unwrap();
+    assert_ne!(a.slot(), b.slot());
+    assert!(matches!(
+        Sender::open(&name),
+        Err(ChannelError::SendersFull { max: 2 })
+    ));
+    assert!(matches!(
+        Receiver::open(&name),
+        Err(ChannelError::ReceiverTaken)
+    ));
+    a.send(b"from a").unwrap();
+    b.send(b"from b").unwrap();
+    a.send(b"a again").unwrap();
+    let mut got = Vec::new();
+    for _ in 0..3 {
+        let slot = rx.recv_slot().unwrap();
+        got.push((slot.sender(), slot.to_vec()));
+        slot.release();
+    }
+    // Per sender, in order; across senders, round robin.
+    let of = |s: usize| -> Vec<Vec<u8>> {
+        got.iter()
+            .filter(|g| g.0 == s)
+            .map(|g| g.1.clone())
+            .collect()
+    };
+    assert_eq!(of(a.slot()), vec![b"from a".to_vec(), b"a again".to_vec()]);
+    assert_eq!(of(b.slot()), vec![b"from b".to_vec()]);
+    assert!(matches!(rx.try_recv(), Err(ChannelError::Empty)));
+    drop(a);
+    assert!(
+        matches!(rx.try_recv(), Err(ChannelError::Empty)),
+        "b is still there"
+    );
+    drop(b);
+    assert!(matches!(rx.try_recv(), Err(ChannelError::Disconnected)));
+    assert!(matches!(
+        Receiver::create_mpsc(&unique_name("zero"), 0, 4096),
+        Err(ChannelError::BadProducers(0))
+    ));
+    assert!(matches!(
+        Receiver::anonymous_mpsc(65, 4096),
+        Err(ChannelError::BadProducers(65))
+    ));
+}
+
+#[test]
+fn try_send_and_try_recv_report_full_and_empty() {
+    let (mut tx, fd) = Sender::anonymous(64).unwrap();
+    let mut rx = Receiver::from_fd(fd).unwrap();
+    assert!(matches!(rx.try_recv(), Err(ChannelError::Empty)));
+    tx.try_send(&[1; 56]).unwrap();
+    assert!(matches!(tx.try_send(&[2; 8]), Err(ChannelError::Full)));
+    assert_eq!(rx.try_recv().unwrap(), vec![1; 56]);
+    tx.try_send(&[2; 8]).unwrap();
+    let e: std::io::Error = tx.try_send(&[3; 56]).unwrap_err().into();
+    assert_eq!(e.kind(), std::io::ErrorKind::WouldBlock);
+    drop(rx);
+    assert!(matches!(
+        tx.try_send(&[4; 8]),
+        Err(ChannelError::Disconnected)
+    ));
+}

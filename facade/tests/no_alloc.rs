@@ -81,3 +81,35 @@ fn the_channel_allocates_nothing_per_message() {
     });
     assert_eq!(n, 0, "allocations in 10 000 round trips");
 }
+
+#[test]
+fn the_zero_copy_path_allocates_nothing_per_message() {
+    let (mut tx, fd) = Sender::anonymous(1 << 16).unwrap();
+    let mut rx = Receiver::from_fd(fd).unwrap();
+    let msg = [5u8; 1000];
+    let mut buf = [0u8; 1000];
+    let n = allocations_in(|| {
+        for i in 0..10_000usize {
+            let mut slot = tx.reserve(1000).unwrap();
+            assert_eq!(slot.write_at(0, &msg), 1000);
+            slot.commit();
+            let slot = rx.recv_slot().unwrap();
+            assert_eq!(slot.read_at(0, &mut buf), 1000);
+            slot.release();
+            // And batches: three staged, one flush; three consumed, one flush.
+            if i % 100 == 0 {
+                for _ in 0..3 {
+                    let mut slot = tx.reserve(8).unwrap();
+                    slot.write_at(0, &i.to_le_bytes());
+                    slot.stage();
+                }
+                tx.flush();
+                for _ in 0..3 {
+                    rx.recv_slot().unwrap().consume();
+                }
+                rx.flush();
+            }
+        }
+    });
+    assert_eq!(n, 0, "allocations in 10 000 zero-copy round trips");
+}

@@ -128,7 +128,7 @@ fn produce(tx: &mut Sender, count: u64) {
     let deadline = || Deadline::after(STALL);
     for seq in 0..count {
         message(slot, seq, &mut buf);
-        if seq % 2 == 0 {
+        if seq.is_multiple_of(2) {
             tx.send_deadline(&buf, deadline()).unwrap();
         } else {
             let mut room = tx.reserve_deadline(buf.len(), deadline()).unwrap();
@@ -151,7 +151,7 @@ fn consume(rx: &mut Receiver) -> Vec<u64> {
     loop {
         n += 1;
         let deadline = Deadline::after(STALL);
-        if n % 2 == 0 {
+        if n.is_multiple_of(2) {
             match rx.recv_slot_deadline(deadline) {
                 Ok(msg) => {
                     let slot = msg.sender();

@@ -43,6 +43,10 @@ const STEPS: &[Step] = &[
         timeout: minutes(30),
     },
     Step {
+        name: "soak",
+        timeout: minutes(20),
+    },
+    Step {
         name: "examples",
         timeout: minutes(30),
     },
@@ -84,6 +88,17 @@ fn run_step(root: &Path, step: &Step) -> Result<Outcome> {
         ])
         .run(root, deadline)?,
         "test" => cargo(&["test", "--workspace"]).run(root, deadline)?,
+        // The channel's ten-million-message runs (SPSC, 3-sender MPSC) need a release
+        // build; `test` ran them with fewer messages (debug).
+        "soak" => cargo(&[
+            "test",
+            "--release",
+            "-p",
+            "ipcraft",
+            "--test",
+            "ten_million",
+        ])
+        .run(root, deadline)?,
         "examples" => cargo(&["build", "--workspace", "--examples"]).run(root, deadline)?,
         "doc" => cargo(&["doc", "--workspace", "--no-deps"])
             .env(

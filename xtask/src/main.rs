@@ -25,6 +25,8 @@ Commands:
                             fmt            cargo fmt --all --check
                             clippy         cargo clippy --workspace --all-targets -- -D warnings
                             test           cargo test --workspace (unit, integration, doc tests)
+                            soak           cargo test --release -p ipcraft --test ten_million
+                                           (10M messages through the channel, SPSC and MPSC)
                             examples       cargo build --workspace --examples
                             doc            cargo doc --workspace --no-deps (RUSTDOCFLAGS=-D warnings)
                             loom           cargo xtask loom
