@@ -51,12 +51,19 @@
 //! others (in a shared ring the consumer would wait at its hole forever, or need a recovery
 //! protocol). The cost: `producers` x `capacity` bytes, and a receiver that polls up to
 //! `producers` commit words (round robin, so no sender starves the others). Order is kept
-//! per sender, not across senders.
+//! per sender, not across senders ([`RecvSlot::sender`] says whose a message is).
+//!
+//! A channel made for `producers` senders serves that many over its life: a slot is
+//! claimed by a lock byte the kernel drops when the sender dies, and is never reused. The
+//! receiver reports `Disconnected` once every slot was claimed and every sender closed or
+//! died; with fewer senders than slots it keeps waiting for the rest (use timeouts, or
+//! size the channel to the senders you will start).
 //!
 //! # Waiting without losing speed
 //!
-//! A side that finds the ring full (or empty) spins on its commit word (only when the peer
-//! last ran on another CPU: on the same CPU, spinning only delays the peer), yields, then
+//! A side that finds the ring empty (or full) spins, polling the commit word at its
+//! position (or reloading the receiver's position), only when the peer last ran on
+//! another CPU (on the same CPU, spinning only delays the peer); then it yields, then
 //! announces that it sleeps (a flag word), re-checks, and sleeps on a shared futex word;
 //! the other side, after publishing, wakes it only if the flag is set, so the fast path
 //! makes no system call. The protocol is [`crate::ring::wake`], checked by loom for lost
@@ -77,9 +84,13 @@
 //! # Untrusted peers
 //!
 //! Every position and length read from the segment is validated (see [`crate::ring`]): a
-//! peer that scribbles over the segment causes [`ChannelError::Corrupted`] or garbage
-//! payloads, never an out-of-bounds access, a panic or a hang. In an MPSC channel, a ring a
-//! sender corrupted is reported once and then skipped, so it cannot stop the others.
+//! peer that scribbles over the segment causes [`ChannelError::Corrupted`], garbage
+//! payloads or, at worst, waits that end at their deadline; never an out-of-bounds access
+//! or a panic in this process. In an MPSC channel, a ring found corrupted is reported once
+//! and then skipped (its sender is told: [`ChannelError::Corrupted`]), so a broken sender
+//! cannot stop the receiver from serving the others. But all senders map the same
+//! segment: a hostile sender can corrupt another sender's ring, so MPSC senders must trust
+//! each other as far as delivery goes (never as far as memory safety).
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
 use crate::ring::wake::{Doorbell, announce, notify, withdraw};
@@ -110,10 +121,9 @@ const CONSUMER_SLEEPING: usize = 64;
 const DATA_SEQ: usize = 68;
 /// The receiver's state (a line written rarely).
 const RECEIVER_CLOSED: usize = 128;
-/// Set once the receiver holds its liveness lock: a receiver that has not attached yet is
-/// not dead.
-const RECEIVER_ATTACHED: usize = 132;
 const RECEIVER_CPU: usize = 136;
+/// Set by the receiver once it holds its lock byte: from then on, a free lock byte means
+/// the receiver died.
 const RECEIVER_TAKEN: usize = 140;
 /// Sender slots: control lines, one block of [`SLOT_STRIDE`] bytes each.
 const SLOTS: usize = 256;
@@ -126,16 +136,18 @@ const S_CONSUMER_POS: usize = 64;
 /// The sender's doorbell.
 const S_PRODUCER_SLEEPING: usize = 128;
 const S_SPACE_SEQ: usize = 132;
-/// The sender's state (a line written rarely).
+/// The sender's state (a line written rarely). Claimed: set by the sender once it holds
+/// the slot's lock byte (slots are never reused).
 const S_CLAIMED: usize = 192;
-const S_ATTACHED: usize = 196;
 const S_CLOSED: usize = 200;
 const S_CPU: usize = 204;
+/// Set by the receiver when it found this slot's ring corrupted and stopped reading it.
+const S_POISONED: usize = 208;
 /// The most senders an MPSC channel takes.
 pub const MAX_PRODUCERS: usize = 64;
 /// Lock bytes for liveness (open-file-description locks on the segment): the receiver's,
-/// then one per sender slot.
-const RECEIVER_LOCK: i64 = 0;
+/// then one per sender slot. (Byte 0 is the shm crate's creator-liveness lock.)
+const RECEIVER_LOCK: i64 = 1;
 /// Busy-wait this many checks (when the peer runs on another CPU) before yielding.
 const SPIN: u32 = 64;
 /// Then yield this many times (the peer may be waiting for this core) before sleeping.
@@ -167,6 +179,13 @@ pub enum ChannelError {
     BufferTooSmall {
         /// The next message's length.
         needed: usize,
+    },
+    /// `commit_len` of more bytes than were reserved (nothing was sent).
+    BeyondReserved {
+        /// The length asked for.
+        len: usize,
+        /// The bytes reserved.
+        reserved: usize,
     },
     /// A channel of another layout version.
     IncompatibleVersion {
@@ -209,6 +228,9 @@ impl fmt::Display for ChannelError {
                     f,
                     "the next message has {needed} bytes, more than the buffer holds"
                 )
+            }
+            Self::BeyondReserved { len, reserved } => {
+                write!(f, "cannot send {len} bytes: only {reserved} were reserved")
             }
             Self::IncompatibleVersion { found, expected } => write!(
                 f,
@@ -255,6 +277,7 @@ impl From<RingError> for ChannelError {
             RingError::TooLarge { len, max } => Self::TooLarge { len, max },
             RingError::Corrupted(w) => Self::Corrupted(w),
             RingError::BufferTooSmall { needed } => Self::BufferTooSmall { needed },
+            RingError::BeyondReserved { len, reserved } => Self::BeyondReserved { len, reserved },
             // Full and Empty are handled by the callers.
             _ => Self::Corrupted("unexpected ring state"),
         }
@@ -268,6 +291,7 @@ impl From<ChannelError> for io::Error {
             ChannelError::TimedOut => io::ErrorKind::TimedOut,
             ChannelError::Full | ChannelError::Empty => io::ErrorKind::WouldBlock,
             ChannelError::TooLarge { .. }
+            | ChannelError::BeyondReserved { .. }
             | ChannelError::BadCapacity(_)
             | ChannelError::BadProducers(_) => io::ErrorKind::InvalidInput,
             ChannelError::BufferTooSmall { .. } | ChannelError::Corrupted(_) => {
@@ -561,21 +585,34 @@ fn open_named(name: &str) -> Result<Made, ChannelError> {
     attach(SegmentOptions::new().tag(TAG).open(name)?)
 }
 
-/// Lock `byte` of the segment through a fresh open file description (an inherited or
-/// duplicated descriptor shares its description with the peer's, so it cannot tell them
-/// apart); the kernel drops the lock when this process dies.
-fn liveness_lock(seg: &Segment, byte: i64) -> Result<OwnedFd, ChannelError> {
+/// A fresh open file description of the segment (an inherited or duplicated descriptor
+/// shares its description with the peer's, so its locks could not tell them apart).
+fn own_description(seg: &Segment) -> Result<OwnedFd, ChannelError> {
     let path = format!("/proc/self/fd/{}", seg.as_raw_fd());
-    let fd = nix::fcntl::open(
+    nix::fcntl::open(
         path.as_str(),
         OFlag::O_RDWR | OFlag::O_CLOEXEC,
         nix::sys::stat::Mode::empty(),
     )
-    .map_err(|e| ChannelError::Sys(SysError::new("open", e).on(path)))?;
-    let lock = flock(nix::libc::F_RDLCK as i16, byte);
-    fcntl(&fd, FcntlArg::F_OFD_SETLK(&lock))
-        .map_err(|e| ChannelError::Sys(SysError::new("fcntl(F_OFD_SETLK)", e)))?;
-    Ok(fd)
+    .map_err(|e| ChannelError::Sys(SysError::new("open", e).on(path)))
+}
+
+/// Take the write lock on `byte` (`false`: another end holds it). The lock is the role's
+/// claim and its liveness signal at once: the kernel drops it when the process dies, so
+/// there is no moment at which a live end looks dead.
+fn lock_byte(fd: &OwnedFd, byte: i64) -> Result<bool, ChannelError> {
+    let lock = flock(nix::libc::F_WRLCK as i16, byte);
+    match fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)) {
+        Ok(_) => Ok(true),
+        Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => Ok(false),
+        Err(e) => Err(ChannelError::Sys(SysError::new("fcntl(F_OFD_SETLK)", e))),
+    }
+}
+
+/// Unlock `byte` (a claim given back).
+fn unlock_byte(fd: &OwnedFd, byte: i64) {
+    let lock = flock(nix::libc::F_UNLCK as i16, byte);
+    let _ = fcntl(fd, FcntlArg::F_OFD_SETLK(&lock));
 }
 
 fn peer_alive(own: &OwnedFd, byte: i64) -> bool {
@@ -597,7 +634,7 @@ fn flock(kind: i16, byte: i64) -> nix::libc::flock {
 }
 
 fn slot_lock(i: usize) -> i64 {
-    1 + i as i64
+    RECEIVER_LOCK + 1 + i as i64
 }
 
 /// The sending end of a cross-process channel.
@@ -674,23 +711,26 @@ impl Sender {
     }
 
     fn with((region, layout): Made) -> Result<Self, ChannelError> {
-        let slot = (0..layout.producers)
-            .find(|&i| claim(&region, layout.slot(i) + S_CLAIMED))
-            .ok_or(ChannelError::SendersFull {
-                max: layout.producers,
-            })?;
-        let ctl = layout.slot(slot);
-        let lock = match liveness_lock(region.segment(), slot_lock(slot)) {
-            Ok(lock) => lock,
-            Err(e) => {
-                // Claimed but never attached: mark it closed, so the receiver does not
-                // wait for it.
-                set_flag(&region, ctl + S_CLOSED, 1);
-                return Err(e);
+        let lock = own_description(region.segment())?;
+        // A slot is ours once we hold its lock byte and then flip its claimed word (a
+        // slot whose sender died stays claimed: slots are never reused).
+        let mut found = None;
+        for i in 0..layout.producers {
+            let claimed = layout.slot(i) + S_CLAIMED;
+            if flag(&region, claimed) || !lock_byte(&lock, slot_lock(i))? {
+                continue;
             }
-        };
+            if claim(&region, claimed) {
+                found = Some(i);
+                break;
+            }
+            unlock_byte(&lock, slot_lock(i));
+        }
+        let slot = found.ok_or(ChannelError::SendersFull {
+            max: layout.producers,
+        })?;
+        let ctl = layout.slot(slot);
         publish_cpu(&region, ctl + S_CPU);
-        set_flag(&region, ctl + S_ATTACHED, 1);
         Ok(Self {
             tx: Producer::attach(layout.ring(&region, slot)),
             lock,
@@ -718,7 +758,12 @@ impl Sender {
     /// docs): until then, sends into free room succeed.
     #[inline]
     fn check_open(&self) -> Result<(), ChannelError> {
-        if flag(self.region(), RECEIVER_CLOSED) {
+        let r = self.region();
+        if flag(r, self.tx.memory().ctl + S_POISONED) {
+            Err(ChannelError::Corrupted(
+                "the receiver found this sender's ring corrupted and stopped reading it",
+            ))
+        } else if flag(r, RECEIVER_CLOSED) {
             Err(ChannelError::Disconnected)
         } else {
             Ok(())
@@ -878,7 +923,8 @@ impl SendSlot<'_> {
     ///
     /// # Errors
     ///
-    /// [`ChannelError::TooLarge`] when `len` is more than was reserved (nothing is sent).
+    /// [`ChannelError::BeyondReserved`] when `len` is more than was reserved (nothing is
+    /// sent).
     pub fn commit_len(self, len: usize) -> Result<(), ChannelError> {
         let producer = self.slot.commit_len(len)?;
         notify(&consumer_bell(&producer.memory().region));
@@ -970,12 +1016,14 @@ impl Receiver {
     }
 
     fn with((region, layout): Made) -> Result<Self, ChannelError> {
-        if !claim(&region, RECEIVER_TAKEN) {
+        let lock = own_description(region.segment())?;
+        if flag(&region, RECEIVER_TAKEN)
+            || !lock_byte(&lock, RECEIVER_LOCK)?
+            || !claim(&region, RECEIVER_TAKEN)
+        {
             return Err(ChannelError::ReceiverTaken);
         }
-        let lock = liveness_lock(region.segment(), RECEIVER_LOCK)?;
         publish_cpu(&region, RECEIVER_CPU);
-        set_flag(&region, RECEIVER_ATTACHED, 1);
         Ok(Self {
             rx: (0..layout.producers)
                 .map(|i| Consumer::attach(layout.ring(&region, i)))
@@ -1058,19 +1106,23 @@ impl Receiver {
     ///
     /// [`ChannelError::Empty`]; [`ChannelError::Disconnected`]; [`ChannelError::Corrupted`].
     pub fn try_recv(&mut self) -> Result<Vec<u8>, ChannelError> {
-        match self.ready() {
-            Ok(_) => self.recv_deadline(Deadline::never()),
+        let i = match self.ready() {
+            Ok(i) => i,
             Err(RingError::Empty) if self.peer_gone(true) => {
                 // Look once more: a sender may have committed just before closing.
                 match self.ready() {
-                    Ok(_) => self.recv_deadline(Deadline::never()),
-                    Err(RingError::Empty) => Err(ChannelError::Disconnected),
-                    Err(e) => Err(e.into()),
+                    Ok(i) => i,
+                    Err(RingError::Empty) => return Err(ChannelError::Disconnected),
+                    Err(e) => return Err(e.into()),
                 }
             }
-            Err(RingError::Empty) => Err(ChannelError::Empty),
-            Err(e) => Err(e.into()),
-        }
+            Err(RingError::Empty) => return Err(ChannelError::Empty),
+            Err(e) => return Err(e.into()),
+        };
+        let slot = self.slot_at(i)?;
+        let v = slot.to_vec();
+        slot.release();
+        Ok(v)
     }
 
     /// The next message in place, waiting while the channel is empty: read it through
@@ -1090,9 +1142,35 @@ impl Receiver {
     /// As [`recv_timeout`](Self::recv_timeout).
     pub fn recv_slot_deadline(&mut self, deadline: Deadline) -> Result<RecvSlot<'_>, ChannelError> {
         let i = wait_loop(self, Self::ready, deadline)?;
+        self.slot_at(i)
+    }
+
+    /// The message `ready` found in ring `i`.
+    fn slot_at(&mut self, i: usize) -> Result<RecvSlot<'_>, ChannelError> {
         self.next = if i + 1 == self.rx.len() { 0 } else { i + 1 };
-        let slot = self.rx[i].read()?;
-        Ok(RecvSlot { slot, sender: i })
+        let unreleased_max = self.rx[i].memory().cap as u64 / 4;
+        let ctl = self.rx[i].memory().ctl;
+        let (rx, poisoned, region) = (&mut self.rx, &mut self.poisoned, &self.region);
+        match rx[i].read() {
+            Ok(slot) => Ok(RecvSlot {
+                slot,
+                sender: i,
+                unreleased_max,
+            }),
+            Err(e) => {
+                // It was ready a moment ago: only a sender breaking the protocol takes a
+                // commit back.
+                poisoned[i] = true;
+                set_flag(region, ctl + S_POISONED, 1);
+                bump(region, ctl + S_SPACE_SEQ);
+                Err(match e {
+                    RingError::Empty => {
+                        ChannelError::Corrupted("a sender took back a committed message")
+                    }
+                    e => e.into(),
+                })
+            }
+        }
     }
 
     /// Publish the position of every message [`consume`](RecvSlot::consume)d, freeing its
@@ -1111,12 +1189,18 @@ impl Receiver {
         let mut i = self.next;
         for _ in 0..n {
             if !self.poisoned[i] {
+                let released = self.rx[i].released();
                 match self.rx[i].poll() {
                     Ok(()) => return Ok(i),
-                    Err(RingError::Empty) => {}
+                    Err(RingError::Empty) => {
+                        // An empty ring publishes what was consumed (and padding passed):
+                        // its sender may be waiting for exactly that room.
+                        if self.rx[i].released() != released {
+                            notify(&self.rx[i].memory().producer_bell());
+                        }
+                    }
                     Err(e) => {
-                        // Report it once, then leave that sender's ring alone.
-                        self.poisoned[i] = true;
+                        self.poison(i);
                         return Err(e);
                     }
                 }
@@ -1124,6 +1208,14 @@ impl Receiver {
             i = if i + 1 == n { 0 } else { i + 1 };
         }
         Err(RingError::Empty)
+    }
+
+    /// Stop reading sender `i`'s ring (reported once by the caller), and tell its sender.
+    fn poison(&mut self, i: usize) {
+        self.poisoned[i] = true;
+        let ctl = self.rx[i].memory().ctl;
+        set_flag(&self.region, ctl + S_POISONED, 1);
+        bump(&self.region, ctl + S_SPACE_SEQ);
     }
 }
 
@@ -1144,6 +1236,9 @@ impl Drop for Receiver {
 pub struct RecvSlot<'a> {
     slot: ReadSlot<'a, SlotRing>,
     sender: usize,
+    /// Publish the consumer's position once this many bytes are consumed (a quarter of
+    /// the ring), or when the ring is found empty.
+    unreleased_max: u64,
 }
 
 impl RecvSlot<'_> {
@@ -1168,13 +1263,20 @@ impl RecvSlot<'_> {
     pub fn to_vec(&self) -> Vec<u8> {
         self.slot.to_vec()
     }
-    /// Done: free the message's room and wake its sender if it waits for room.
+    /// Done with the message. Its room is published (and a sender waiting for room
+    /// woken) once a quarter of the ring has been consumed, or when the receiver next finds
+    /// the ring empty: so that a receive costs no store to a shared line and no fence
+    /// unless a sender may need the room. [`Receiver::flush`] publishes at once.
     pub fn release(self) {
-        let consumer = self.slot.release();
-        notify(&consumer.memory().producer_bell());
+        let max = self.unreleased_max;
+        let consumer = self.slot.consume();
+        if consumer.unreleased() >= max {
+            consumer.flush();
+            notify(&consumer.memory().producer_bell());
+        }
     }
-    /// Done, but free the room later ([`Receiver::flush`], the next release, or an empty
-    /// channel): a burst costs one store.
+    /// Done, but free the room only at [`Receiver::flush`] or when the receiver finds
+    /// the channel empty.
     pub fn consume(self) {
         self.slot.consume();
     }
@@ -1216,7 +1318,8 @@ impl End for Sender {
     fn peer_gone(&self, probe: bool) -> bool {
         let r = self.region();
         flag(r, RECEIVER_CLOSED)
-            || (probe && flag(r, RECEIVER_ATTACHED) && !peer_alive(&self.lock, RECEIVER_LOCK))
+            || flag(r, self.tx.memory().ctl + S_POISONED)
+            || (probe && flag(r, RECEIVER_TAKEN) && !peer_alive(&self.lock, RECEIVER_LOCK))
     }
     fn spin_budget(&self) -> u32 {
         let r = self.region();
@@ -1248,9 +1351,7 @@ impl End for Receiver {
             self.poisoned[i]
                 || (flag(r, ctl + S_CLAIMED)
                     && (flag(r, ctl + S_CLOSED)
-                        || (probe
-                            && flag(r, ctl + S_ATTACHED)
-                            && !peer_alive(&self.lock, slot_lock(i)))))
+                        || (probe && !peer_alive(&self.lock, slot_lock(i)))))
         })
     }
     fn spin_budget(&self) -> u32 {
@@ -1258,7 +1359,7 @@ impl End for Receiver {
         let cpu = publish_cpu(r, RECEIVER_CPU);
         let all_here = self.rx.iter().all(|rx| {
             let ctl = rx.memory().ctl;
-            !flag(r, ctl + S_ATTACHED) || cpu_of(r, ctl + S_CPU) == cpu
+            !flag(r, ctl + S_CLAIMED) || cpu_of(r, ctl + S_CPU) == cpu
         });
         if cpu != u32::MAX && all_here { 0 } else { SPIN }
     }

@@ -15,9 +15,10 @@
 //! 30 bits of `position / capacity`), so a word left from an earlier lap never reads as a
 //! commit at the current one. The producer writes the payload, then stores the commit word
 //! with release ordering; the consumer polls the word **at its own position** with acquire
-//! ordering. The payload and its commit word share a cache line, so a message crosses
-//! cores with the line that carries it: the consumer never reads the producer's position,
-//! and the producer reads the consumer's only when its cached copy says the ring is full.
+//! ordering. The commit word shares a cache line with the start of the payload (all of a
+//! small record, when it does not straddle a line), so a message crosses cores with the
+//! line that carries it: the consumer never reads the producer's position, and the
+//! producer reads the consumer's only when its cached copy says the ring is full.
 //!
 //! Before committing, the producer clears the word where the *next* record will start
 //! (when that space is free), so that payload bytes of an earlier lap can never be taken
@@ -48,11 +49,13 @@
 //!
 //! # Untrusted peer
 //!
-//! Every position and length read from the ring is validated before use: the consumer's
-//! position must be behind the producer's by at most a capacity; a record must fit before
-//! the end of the lap; a padding record must end exactly at the end of the lap. A violation
-//! is [`RingError::Corrupted`], never an out-of-bounds access or a panic, and no call
-//! loops: each does a bounded amount of work.
+//! Every position and length read from the ring is validated before use: positions at
+//! attach (8-aligned, far from overflow, the consumer's at most a lap behind the
+//! producer's), the consumer's position whenever the producer reloads it, every commit
+//! word (a record must fit before the end of the lap; a padding record must end exactly
+//! at the end of the lap). A violation is [`RingError::Corrupted`], never an out-of-bounds
+//! access or a panic, and no call loops: each does a bounded amount of work. A commit word
+//! that is not a commit for the current lap reads as an empty ring.
 
 mod heap;
 mod spsc;

@@ -74,6 +74,13 @@ pub enum RingError {
         /// The largest message this ring accepts ([`max_message_len`]).
         max: usize,
     },
+    /// `commit_len` of more bytes than were reserved (nothing was published).
+    BeyondReserved {
+        /// The length asked for.
+        len: usize,
+        /// The bytes reserved.
+        reserved: usize,
+    },
     /// The receive buffer is smaller than the next message, which stays in the ring.
     BufferTooSmall {
         /// The next message's length.
@@ -99,6 +106,10 @@ impl fmt::Display for RingError {
                     "the next message has {needed} bytes, more than the buffer holds"
                 )
             }
+            Self::BeyondReserved { len, reserved } => write!(
+                f,
+                "cannot commit {len} bytes: only {reserved} were reserved"
+            ),
             Self::Corrupted(what) => write!(f, "the ring is corrupted: {what}"),
         }
     }
@@ -162,20 +173,50 @@ pub struct Producer<M: RingMemory> {
     held: Option<(usize, u64)>,
     /// The consumer's position when last loaded.
     cached_consumer: u64,
+    /// Set when the memory was found impossible at attach: every call reports it.
+    broken: Option<&'static str>,
+}
+
+/// Positions stay far below `u64::MAX`: a ring would need exabytes to get there, and a
+/// hostile start position cannot make `pos += n` overflow.
+const MAX_POSITION: u64 = 1 << 62;
+
+/// Whether a ring of `cap` bytes and a position read from it are possible.
+fn check_attach(cap: usize, pos: u64) -> Option<&'static str> {
+    if !cap.is_power_of_two() || cap < 16 {
+        Some("capacity is not a power of two of at least 16")
+    } else if !pos.is_multiple_of(8) || pos >= MAX_POSITION {
+        Some("position not 8-aligned or out of range")
+    } else {
+        None
+    }
 }
 
 impl<M: RingMemory> Producer<M> {
-    /// The writing end of the ring in `mem`, carrying on from its current positions.
+    /// The writing end of the ring in `mem`, carrying on from its published positions.
+    ///
+    /// Only one producer may write a ring at a time, and a new one may take over only
+    /// from a producer that flushed and stopped (a producer that died between storing a
+    /// commit word and its position leaves a position the consumer has passed: the new
+    /// producer reports [`RingError::Corrupted`]). Impossible positions or capacity are
+    /// reported as `Corrupted` by every call.
     pub fn attach(mem: M) -> Self {
         let cap = mem.capacity();
         let pos = mem.load_position(true);
         let cached_consumer = mem.load_position(false);
+        let broken = check_attach(cap, pos)
+            .or_else(|| check_attach(cap, cached_consumer))
+            .or_else(|| {
+                (cached_consumer > pos || pos - cached_consumer > cap as u64)
+                    .then_some("consumer position not within a lap behind the producer's")
+            });
         Self {
             mem,
-            cap,
-            pos,
+            cap: if broken.is_some() { 16 } else { cap },
+            pos: if broken.is_some() { 0 } else { pos },
             held: None,
-            cached_consumer,
+            cached_consumer: if broken.is_some() { 0 } else { cached_consumer },
+            broken,
         }
     }
 
@@ -205,8 +246,8 @@ impl<M: RingMemory> Producer<M> {
     ///
     /// # Errors
     ///
-    /// As [`try_send`](Self::try_send), for the first message only (later ones that do not
-    /// fit end the batch).
+    /// As [`try_send`](Self::try_send), for the first message only: a later message that
+    /// fails for any reason ends the batch (sending it alone reports why).
     pub fn try_send_batch(&mut self, msgs: &[&[u8]]) -> Result<usize, RingError> {
         let mut sent = 0;
         for msg in msgs {
@@ -248,6 +289,9 @@ impl<M: RingMemory> Producer<M> {
     ///
     /// As [`try_send`](Self::try_send).
     pub fn prepare(&mut self, len: usize) -> Result<usize, RingError> {
+        if let Some(why) = self.broken {
+            return Err(RingError::Corrupted(why));
+        }
         let max = max_message_len(self.cap);
         if len > max {
             return Err(RingError::TooLarge { len, max });
@@ -259,21 +303,28 @@ impl<M: RingMemory> Producer<M> {
         let off = self.offset();
         let to_end = self.cap - off;
         if need <= to_end {
-            self.room_for(need)?;
+            self.room_or_flush(need)?;
             return Ok(off);
         }
         // The record would wrap: pad to the end of the lap first, and publish the padding
         // if the record does not fit at the start yet (the consumer must pass it to free
         // that room).
-        self.room_for(to_end)?;
+        self.room_or_flush(to_end)?;
         let word = super::commit_word(self.pos, self.cap, to_end - RECORD_HEADER, true);
         self.stage_word(off, word);
         self.pos += to_end as u64;
-        if let Err(e) = self.room_for(need) {
-            self.flush();
-            return Err(e);
-        }
+        self.room_or_flush(need)?;
         Ok(0)
+    }
+
+    /// [`room_for`](Self::room_for); when there is no room, publish whatever is staged
+    /// (records or padding take room the consumer can only free once it sees them).
+    fn room_or_flush(&mut self, bytes: usize) -> Result<(), RingError> {
+        let r = self.room_for(bytes);
+        if r.is_err() {
+            self.flush();
+        }
+        r
     }
 
     /// Whether records are staged and not yet published.
@@ -383,7 +434,8 @@ impl<'a, M: RingMemory> WriteSlot<'a, M> {
         n
     }
 
-    /// Publish the message (all [`len`](Self::len) bytes), and any staged before it.
+    /// Publish the message (all [`len`](Self::len) bytes, written or not: bytes not
+    /// written are whatever the ring held there), and any staged before it.
     /// Returns the producer (to wake a consumer, or go on).
     pub fn commit(self) -> &'a mut Producer<M> {
         let len = self.len;
@@ -395,10 +447,14 @@ impl<'a, M: RingMemory> WriteSlot<'a, M> {
     ///
     /// # Errors
     ///
-    /// [`RingError::TooLarge`] when `len` is more than was reserved (nothing is published).
+    /// [`RingError::BeyondReserved`] when `len` is more than was reserved (nothing is
+    /// published; the slot is abandoned).
     pub fn commit_len(self, len: usize) -> Result<&'a mut Producer<M>, RingError> {
         if len > self.len {
-            return Err(RingError::TooLarge { len, max: self.len });
+            return Err(RingError::BeyondReserved {
+                len,
+                reserved: self.len,
+            });
         }
         Ok(self.finish(len, true))
     }
@@ -440,19 +496,37 @@ pub struct Consumer<M: RingMemory> {
     pos: u64,
     /// The position last published (consumed records up to here are free for the producer).
     released: u64,
+    /// Set when the memory was found impossible at attach: every call reports it.
+    broken: Option<&'static str>,
 }
 
 impl<M: RingMemory> Consumer<M> {
     /// The reading end of the ring in `mem`, carrying on from its current positions.
+    ///
+    /// Impossible positions or capacity are reported as [`RingError::Corrupted`] by every
+    /// call.
     pub fn attach(mem: M) -> Self {
         let cap = mem.capacity();
         let pos = mem.load_position(false);
+        let broken = check_attach(cap, pos);
+        let pos = if broken.is_some() { 0 } else { pos };
         Self {
             mem,
-            cap,
+            cap: if broken.is_some() { 16 } else { cap },
             pos,
             released: pos,
+            broken,
         }
+    }
+
+    /// Bytes consumed but not yet published (see [`flush`](Self::flush)).
+    pub fn unreleased(&self) -> u64 {
+        self.pos - self.released
+    }
+
+    /// The position last published.
+    pub fn released(&self) -> u64 {
+        self.released
     }
 
     /// The ring memory.
@@ -527,6 +601,9 @@ impl<M: RingMemory> Consumer<M> {
     /// Find the next record, skipping at most one padding record: `(offset, payload
     /// length, record size)`, every field validated.
     fn next_record(&mut self) -> Result<(usize, usize, usize), RingError> {
+        if let Some(why) = self.broken {
+            return Err(RingError::Corrupted(why));
+        }
         for _ in 0..2 {
             let off = (self.pos % self.cap as u64) as usize;
             let to_end = self.cap - off;
@@ -540,19 +617,21 @@ impl<M: RingMemory> Consumer<M> {
                 return Err(RingError::Empty);
             }
             debug_assert!(word & COMMITTED != 0);
-            let len = (word & LEN_MASK) as usize;
+            // Lengths in u64: a hostile 0xffff_ffff cannot overflow a 32-bit usize.
+            let len = word & LEN_MASK;
             if word & PAD_FLAG != 0 {
-                if off == 0 || len + RECORD_HEADER != to_end {
+                if off == 0 || len + RECORD_HEADER as u64 != to_end as u64 {
                     return Err(RingError::Corrupted("padding record does not end the lap"));
                 }
                 self.pos += to_end as u64;
                 continue;
             }
-            let need = record_size(len);
-            if need > to_end {
+            let need = RECORD_HEADER as u64 + len.div_ceil(8) * 8;
+            if need > to_end as u64 {
                 return Err(RingError::Corrupted("record length out of range"));
             }
-            return Ok((off, len, need));
+            // Both fit in usize now: at most the capacity.
+            return Ok((off, len as usize, need as usize));
         }
         Err(RingError::Corrupted("two padding records in a row"))
     }
@@ -763,6 +842,57 @@ mod tests {
     }
 
     #[test]
+    fn impossible_positions_at_attach_are_corruption_not_panics() {
+        for (producer, consumer) in [(0, 8), (u64::MAX - 7, 0), (4, 0), (200, 0), (0, 3)] {
+            let mem = HeapRing::new(64).unwrap();
+            mem.scribble_position(true, producer);
+            mem.scribble_position(false, consumer);
+            let (mut tx, mut rx) = split(&mem);
+            assert!(matches!(tx.try_send(b"x"), Err(RingError::Corrupted(_))));
+            if consumer % 8 != 0 {
+                assert!(matches!(rx.try_recv_vec(), Err(RingError::Corrupted(_))));
+            }
+        }
+        let mem = HeapRing::new(64).unwrap();
+        mem.scribble_position(false, u64::MAX - 7);
+        let (_, mut rx) = split(&mem);
+        assert!(matches!(rx.try_recv_vec(), Err(RingError::Corrupted(_))));
+    }
+
+    /// Staged records, or padding left by an abandoned slot, take room the consumer can
+    /// only free once it sees them: a producer that finds no room publishes them.
+    #[test]
+    fn no_room_publishes_what_is_staged() {
+        let mem = HeapRing::new(64).unwrap();
+        let (mut tx, mut rx) = split(&mem);
+        for _ in 0..3 {
+            tx.reserve(8).unwrap().stage();
+        }
+        assert_eq!(tx.try_send(&[0; 20]), Err(RingError::Full));
+        assert!(!tx.has_staged());
+        for _ in 0..3 {
+            assert_eq!(rx.try_recv_vec().unwrap().len(), 8);
+        }
+        tx.try_send(&[1; 20]).unwrap();
+        assert_eq!(rx.try_recv_vec().unwrap(), vec![1; 20]);
+        tx.try_send(&[3; 8]).unwrap();
+        assert_eq!(rx.try_recv_vec().unwrap(), vec![3; 8]);
+        // Both at 112 (offset 48): a 20-byte reservation pads the lap, and is abandoned.
+        {
+            let _abandoned = tx.reserve(20).unwrap();
+        }
+        assert!(tx.has_staged(), "the padding");
+        assert_eq!(tx.try_send(&[2; 56]), Err(RingError::Full));
+        assert_eq!(
+            rx.try_recv_vec(),
+            Err(RingError::Empty),
+            "passes the padding"
+        );
+        tx.try_send(&[2; 56]).unwrap();
+        assert_eq!(rx.try_recv_vec().unwrap(), vec![2; 56]);
+    }
+
+    #[test]
     fn zero_copy_slots_write_and_read_in_place() {
         use std::io::{Read, Write};
         let mem = HeapRing::new(256).unwrap();
@@ -780,7 +910,10 @@ mod tests {
         assert_eq!(slot.write_at(13, b"!"), 0);
         assert!(matches!(
             slot.commit_len(14),
-            Err(RingError::TooLarge { len: 14, max: 13 })
+            Err(RingError::BeyondReserved {
+                len: 14,
+                reserved: 13
+            })
         ));
         // That slot was abandoned: the next reservation reuses its room.
         let mut slot = tx.reserve(13).unwrap();
@@ -865,6 +998,83 @@ mod tests {
                     }
                 }
             }
+        }
+
+        /// The same with the zero-copy and batch calls: staged messages become visible on
+        /// flush (or the next commit), consumed ones free their room on flush.
+        #[test]
+        fn slots_and_batches_behave_like_a_queue(
+            ops in prop::collection::vec((0u8..6, 0usize..60), 1..200)
+        ) {
+            let mem = HeapRing::new(128).unwrap();
+            let (mut tx, mut rx) = split(&mem);
+            let mut visible: VecDeque<Vec<u8>> = VecDeque::new();
+            let mut staged: Vec<Vec<u8>> = Vec::new();
+            for (i, (op, len)) in ops.into_iter().enumerate() {
+                let msg: Vec<u8> = (0..len).map(|j| (i * 17 + j) as u8).collect();
+                match op {
+                    0 | 1 => {
+                        // Op 0: reserve more than needed, commit what was written;
+                        // op 1: reserve exactly, write through io::Write, commit.
+                        let reserve = if op == 0 { len + 3 } else { len };
+                        match tx.reserve(reserve) {
+                            Ok(mut slot) => {
+                                if op == 0 {
+                                    prop_assert_eq!(slot.write_at(0, &msg), len);
+                                    prop_assert!(slot.commit_len(len).is_ok());
+                                } else {
+                                    std::io::Write::write_all(&mut slot, &msg).unwrap();
+                                    slot.commit();
+                                }
+                                visible.extend(staged.drain(..));
+                                visible.push_back(msg);
+                            }
+                            Err(RingError::Full) => {
+                                if !tx.has_staged() {
+                                    visible.extend(staged.drain(..));
+                                }
+                            }
+                            Err(e) => prop_assert!(false, "{e}"),
+                        }
+                    }
+                    2 => match tx.reserve(len) {
+                        Ok(mut slot) => {
+                            slot.write_at(0, &msg);
+                            slot.stage();
+                            staged.push(msg);
+                        }
+                        Err(RingError::Full) => {
+                            if !tx.has_staged() {
+                                visible.extend(staged.drain(..));
+                            }
+                        }
+                        Err(e) => prop_assert!(false, "{e}"),
+                    },
+                    3 => {
+                        tx.flush();
+                        visible.extend(staged.drain(..));
+                    }
+                    4 => match rx.read() {
+                        Ok(slot) => {
+                            prop_assert_eq!(Some(slot.to_vec()), visible.pop_front());
+                            if len % 2 == 0 {
+                                slot.consume();
+                            } else {
+                                slot.release();
+                            }
+                        }
+                        Err(RingError::Empty) => prop_assert!(visible.is_empty()),
+                        Err(e) => prop_assert!(false, "{e}"),
+                    },
+                    _ => rx.flush(),
+                }
+            }
+            tx.flush();
+            visible.extend(staged.drain(..));
+            while let Some(want) = visible.pop_front() {
+                prop_assert_eq!(rx.try_recv_vec(), Ok(want));
+            }
+            prop_assert_eq!(rx.try_recv_vec(), Err(RingError::Empty));
         }
     }
 }
