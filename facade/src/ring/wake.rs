@@ -95,16 +95,28 @@ mod loom_tests {
     /// it is full: every message must still arrive, in order.
     #[test]
     fn no_lost_wakeup() {
-        loom::model(|| {
+        sleepers(16, &[b"one", b"two"]);
+    }
+
+    /// The second message does not fit before the end of the lap: the producer publishes
+    /// padding and sleeps until the consumer has passed it, which the consumer learns only
+    /// from an empty read (that released the padding); it must wake the producer then.
+    #[test]
+    fn no_lost_wakeup_when_only_padding_frees_room() {
+        sleepers(32, &[b"abcdefgh", b"0123456789abcdefghijklmn"]);
+    }
+
+    fn sleepers(capacity: usize, msgs: &'static [&'static [u8]]) {
+        loom::model(move || {
             let s = Arc::new(Shared {
-                ring: HeapRing::new(16).unwrap(),
+                ring: HeapRing::new(capacity).unwrap(),
                 producer_bell: Bell::default(),
                 consumer_bell: Bell::default(),
             });
             let p = s.clone();
             let producer = thread::spawn(move || {
                 let mut tx = Producer::attach(&p.ring);
-                for msg in [&b"one"[..], b"two"] {
+                for &msg in msgs {
                     loop {
                         match tx.try_send(msg) {
                             Ok(()) => {
@@ -112,6 +124,9 @@ mod loom_tests {
                                 break;
                             }
                             Err(RingError::Full) => {
+                                // Padding may have just been published: the consumer must
+                                // pass it (as the channel's sender does, it wakes it).
+                                notify(&p.consumer_bell);
                                 let seen = announce(&p.producer_bell);
                                 match tx.try_send(msg) {
                                     Ok(()) => {
@@ -132,15 +147,22 @@ mod loom_tests {
                 }
             });
             let mut rx = Consumer::attach(&s.ring);
-            for want in [&b"one"[..], b"two"] {
+            for &want in msgs {
                 let got = loop {
+                    let released = rx.released();
                     match rx.try_recv_vec() {
                         Ok(v) => {
                             notify(&s.producer_bell);
                             break v;
                         }
                         Err(RingError::Empty) => {
+                            // An empty read that released padding frees room: say so (as
+                            // the channel's receiver does).
+                            if rx.released() != released {
+                                notify(&s.producer_bell);
+                            }
                             let seen = announce(&s.consumer_bell);
+                            let released = rx.released();
                             match rx.try_recv_vec() {
                                 Ok(v) => {
                                     withdraw(&s.consumer_bell);
@@ -148,6 +170,9 @@ mod loom_tests {
                                     break v;
                                 }
                                 Err(RingError::Empty) => {
+                                    if rx.released() != released {
+                                        notify(&s.producer_bell);
+                                    }
                                     s.consumer_bell.wait(seen, Deadline::never());
                                     withdraw(&s.consumer_bell);
                                 }
