@@ -1,7 +1,7 @@
 //! The single-producer single-consumer ring: [`Producer`] and [`Consumer`] over any
 //! [`RingMemory`], with zero-copy [`WriteSlot`]s and [`ReadSlot`]s.
 
-use super::{COMMITTED, LEN_MASK, PAD_FLAG, RECORD_HEADER, commit_word, record_size};
+use super::{COMMITTED, LEN_MASK, PAD_FLAG, RECORD_HEADER, commit_word_at_lap, record_size};
 use std::{fmt, io};
 
 /// Where a ring lives: two positions and a data area of 64-bit words. Implemented on the
@@ -149,6 +149,7 @@ impl<M: RingMemory + ?Sized> RingMemory for &M {
     fn poll_word(&self, offset: usize) -> u64 {
         (**self).poll_word(offset)
     }
+
     fn write_bytes(&self, offset: usize, src: &[u8]) {
         (**self).write_bytes(offset, src);
     }
@@ -310,7 +311,7 @@ impl<M: RingMemory> Producer<M> {
         // if the record does not fit at the start yet (the consumer must pass it to free
         // that room).
         self.room_or_flush(to_end)?;
-        let word = super::commit_word(self.pos, self.cap, to_end - RECORD_HEADER, true);
+        let word = commit_word_at_lap(self.lap(), to_end - RECORD_HEADER, true);
         self.stage_word(off, word);
         self.pos += to_end as u64;
         self.room_or_flush(need)?;
@@ -357,13 +358,19 @@ impl<M: RingMemory> Producer<M> {
     }
 
     fn stage_record(&mut self, off: usize, len: usize) {
-        let word = commit_word(self.pos, self.cap, len, false);
+        let word = commit_word_at_lap(self.lap(), len, false);
         self.stage_word(off, word);
         self.pos += record_size(len) as u64;
     }
 
+    #[inline]
     fn offset(&self) -> usize {
-        (self.pos % self.cap as u64) as usize
+        (self.pos & (self.cap as u64 - 1)) as usize
+    }
+
+    #[inline]
+    fn lap(&self) -> u64 {
+        self.pos >> self.cap.trailing_zeros()
     }
 
     /// Whether `bytes` fit after the current position, reloading the consumer's position
@@ -605,12 +612,12 @@ impl<M: RingMemory> Consumer<M> {
             return Err(RingError::Corrupted(why));
         }
         for _ in 0..2 {
-            let off = (self.pos % self.cap as u64) as usize;
+            let off = (self.pos & (self.cap as u64 - 1)) as usize;
             let to_end = self.cap - off;
             let word = self.mem.poll_word(off);
             // Committed, for this lap: anything else is an empty ring (or a peer that
             // has not kept to the protocol, which looks the same).
-            let expected = commit_word(self.pos, self.cap, 0, false);
+            let expected = commit_word_at_lap(self.pos >> self.cap.trailing_zeros(), 0, false);
             if word & !(LEN_MASK | PAD_FLAG) != expected {
                 // Nothing to read: make what was consumed free now, for a waiting producer.
                 self.flush();
