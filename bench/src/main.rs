@@ -325,6 +325,13 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          `shm-futex` throughput is bistable (a receiver that falls asleep pays the VM wake-up \
          per message): read its spread, not its ratio."
             .into(),
+        "Channel (`ipcraft::channel`, no raw row: compare with `cacheline` and the `shm-*` \
+         rows): a 1 MiB lock-free ring per direction in a sealed memfd. `channel` waits \
+         adaptively (spins only when the peer last ran on another CPU, then yields, then \
+         sleeps on a futex); `channel-sleep` sleeps on the futex as soon as it finds the ring \
+         empty or full (`Wait::Sleep`), the blocking mode to compare with `shm-futex` on one \
+         core. One deadline per measurement, not per message."
+            .into(),
         "Sockets: a connected pair per measurement (socketpair; TCP: the parent connects to \
          itself on 127.0.0.1 and hands the child the accepted end), both directions on it, \
          TCP_NODELAY on both TCP ends. Streams (`unix-stream`, `tcp-loopback`) move bytes \

@@ -156,6 +156,20 @@ const SLICE: Duration = Duration::from_millis(100);
 /// The shm header tag of a named channel segment.
 const TAG: u64 = u64::from_le_bytes(*b"IPCRCHN1");
 
+/// How an end waits while the channel is full (sender) or empty (receiver).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[non_exhaustive]
+pub enum Wait {
+    /// Spin (only when the peer last ran on another CPU), then yield, then sleep on the
+    /// futex: the lowest latency, for a CPU that is busy while it waits.
+    #[default]
+    Adaptive,
+    /// Sleep on the futex as soon as the channel is found full or empty (after one more
+    /// look): no CPU spent waiting; each wait costs a futex wake-up (on a VM whose idle
+    /// CPU halts, tens of microseconds across cores).
+    Sleep,
+}
+
 /// Why a channel operation failed.
 #[derive(Debug)]
 #[non_exhaustive]
@@ -462,9 +476,9 @@ impl Doorbell for ShmBell<'_> {
         bump(self.region, self.seq);
     }
     /// One slice at most, so that a dead peer is noticed (see the module docs).
-    fn wait(&self, seen: u32, deadline: Deadline) {
+    fn wait(&self, seen: u32, timeout: Option<Duration>) {
         if let Some(w) = self.region.u32(self.seq) {
-            let slice = deadline.remaining().map_or(SLICE, |r| r.min(SLICE));
+            let slice = timeout.map_or(SLICE, |r| r.min(SLICE));
             futex::wait(w, seen, Some(slice));
         }
     }
@@ -646,6 +660,7 @@ pub struct Sender {
     slot: usize,
     /// Sends since the CPU was last published.
     sends: u32,
+    wait: Wait,
 }
 
 /// The receiving end of a cross-process channel.
@@ -658,6 +673,7 @@ pub struct Receiver {
     next: usize,
     region: Arc<SharedRegion>,
     lock: OwnedFd,
+    wait: Wait,
 }
 
 impl Sender {
@@ -736,6 +752,7 @@ impl Sender {
             lock,
             slot,
             sends: 0,
+            wait: Wait::default(),
         })
     }
 
@@ -747,6 +764,11 @@ impl Sender {
     /// Which sender slot this sender has (0 in a single-sender channel).
     pub fn slot(&self) -> usize {
         self.slot
+    }
+
+    /// How this end waits while the channel is full (default [`Wait::Adaptive`]).
+    pub fn set_wait(&mut self, wait: Wait) {
+        self.wait = wait;
     }
 
     fn region(&self) -> &SharedRegion {
@@ -1032,6 +1054,7 @@ impl Receiver {
             next: 0,
             region,
             lock,
+            wait: Wait::default(),
         })
     }
 
@@ -1045,6 +1068,11 @@ impl Receiver {
     /// How many senders the channel takes (1 unless made for MPSC).
     pub fn max_senders(&self) -> usize {
         self.rx.len()
+    }
+
+    /// How this end waits while the channel is empty (default [`Wait::Adaptive`]).
+    pub fn set_wait(&mut self, wait: Wait) {
+        self.wait = wait;
     }
 
     /// Receive the next message, waiting while the channel is empty.
@@ -1304,6 +1332,8 @@ trait End {
     fn peer_gone(&self, probe: bool) -> bool;
     /// How many checks to spin before yielding: none when the peer last ran on this CPU.
     fn spin_budget(&self) -> u32;
+    /// This end's waiting strategy.
+    fn wait(&self) -> Wait;
 }
 
 impl End for Sender {
@@ -1320,6 +1350,9 @@ impl End for Sender {
         flag(r, RECEIVER_CLOSED)
             || flag(r, self.tx.memory().ctl + S_POISONED)
             || (probe && flag(r, RECEIVER_TAKEN) && !peer_alive(&self.lock, RECEIVER_LOCK))
+    }
+    fn wait(&self) -> Wait {
+        self.wait
     }
     fn spin_budget(&self) -> u32 {
         let r = self.region();
@@ -1354,6 +1387,9 @@ impl End for Receiver {
                         || (probe && !peer_alive(&self.lock, slot_lock(i)))))
         })
     }
+    fn wait(&self) -> Wait {
+        self.wait
+    }
     fn spin_budget(&self) -> u32 {
         let r = &*self.region;
         let cpu = publish_cpu(r, RECEIVER_CPU);
@@ -1380,12 +1416,14 @@ fn wait_loop<E: End, T>(
         Err(e) => return Err(e.into()),
     }
     end.wake_peers();
-    if deadline.has_passed() && !end.peer_gone(false) {
-        return Err(ChannelError::TimedOut);
-    }
     // Spin: only the commit word (or the consumer's position) is checked, so that a
     // message is seen within one pause of its arrival; no clock, no flags (bounded).
-    for _ in 0..end.spin_budget() {
+    let adaptive = end.wait() == Wait::Adaptive;
+    let spin = if adaptive { end.spin_budget() } else { 0 };
+    if spin > 0 && deadline.has_passed() && !end.peer_gone(false) {
+        return Err(ChannelError::TimedOut);
+    }
+    for _ in 0..spin {
         std::hint::spin_loop();
         match attempt(end) {
             Ok(v) => return Ok(v),
@@ -1393,10 +1431,12 @@ fn wait_loop<E: End, T>(
             Err(e) => return Err(e.into()),
         }
     }
-    let mut round: u32 = 0;
+    let mut round: u32 = if adaptive { 0 } else { YIELDS };
     loop {
         let sleeping = round >= YIELDS;
-        if end.peer_gone(sleeping) {
+        // Probing the peer's liveness costs a system call: only once a sleep slice has
+        // passed without news (a peer that closed sets a flag, checked every time).
+        if end.peer_gone(round > YIELDS) {
             if E::DRAIN {
                 return match attempt(end) {
                     Ok(v) => Ok(v),
@@ -1406,7 +1446,9 @@ fn wait_loop<E: End, T>(
             }
             return Err(ChannelError::Disconnected);
         }
-        if deadline.has_passed() {
+        // One clock read per round (none without a deadline).
+        let left = deadline.remaining();
+        if left == Some(Duration::ZERO) {
             return Err(ChannelError::TimedOut);
         }
         if !sleeping {
@@ -1425,7 +1467,7 @@ fn wait_loop<E: End, T>(
                 }
             }
             end.wake_peers();
-            end.own_bell().wait(seen, deadline);
+            end.own_bell().wait(seen, left);
             withdraw(&end.own_bell());
         }
         round = round.saturating_add(1);

@@ -108,6 +108,8 @@ fn child_role() {
         "receive-named" => {
             let name = std::env::var("IPCRAFT_CHANNEL_TEST_ARG").unwrap();
             let mut rx = Receiver::open(&name).unwrap();
+            // This end never spins: it sleeps whenever the channel is empty.
+            rx.set_wait(ipcraft::channel::Wait::Sleep);
             let mut n = 0;
             while let Ok(m) = rx.recv_timeout(Duration::from_secs(30)) {
                 assert_eq!(m, message(n, 4096 - 8));
@@ -241,6 +243,7 @@ fn unique_name(tag: &str) -> String {
 fn a_named_channel_between_unrelated_processes() {
     let name = unique_name("named");
     let mut tx = Sender::create(&name, 4096).unwrap();
+    tx.set_wait(ipcraft::channel::Wait::Sleep);
     let mut child = spawn_role_arg("receive-named", &name, Stdio::null());
     for seq in 0..20_000 {
         tx.send_timeout(&message(seq, 4096 - 8), Duration::from_secs(30))

@@ -10,7 +10,7 @@ use std::io;
 use std::os::fd::OwnedFd;
 use std::process::Stdio;
 
-use ipcraft::channel::{Receiver as ChannelRx, Sender as ChannelTx};
+use ipcraft::channel::{Receiver as ChannelRx, Sender as ChannelTx, Wait};
 use ipcraft_core::Deadline;
 
 use crate::harness::{CHILD_TIMEOUT, Case, Env, Impl, Placement, Sample, Test, child_stdio};
@@ -19,9 +19,13 @@ use crate::proto;
 /// Ring bytes per direction: room for the largest message (64 KiB) many times over.
 const CAPACITY: usize = 1 << 20;
 
-/// The channel case.
+/// The channel case: `channel` waits adaptively (spins when the peer runs on another
+/// CPU), `channel-sleep` sleeps on the futex at once ([`Wait::Sleep`]).
 #[derive(Debug)]
-pub struct ChannelCase;
+pub struct ChannelCase {
+    /// [`Wait::Sleep`] on both ends of both channels.
+    pub sleep: bool,
+}
 
 /// The sending end, with one deadline for the whole measurement (a `Deadline::after` per
 /// message would add a clock read to every message, which the raw rows do not pay).
@@ -63,13 +67,27 @@ impl ChannelCase {
     }
 }
 
+impl ChannelCase {
+    fn wait(&self) -> Wait {
+        if self.sleep {
+            Wait::Sleep
+        } else {
+            Wait::Adaptive
+        }
+    }
+}
+
 fn chan(e: ipcraft::channel::ChannelError) -> io::Error {
     io::Error::other(e)
 }
 
 impl Case for ChannelCase {
     fn mechanism(&self) -> &'static str {
-        "channel"
+        if self.sleep {
+            "channel-sleep"
+        } else {
+            "channel"
+        }
     }
 
     fn implementation(&self) -> Impl {
@@ -77,10 +95,12 @@ impl Case for ChannelCase {
     }
 
     fn measure(&self, env: &Env, placement: Placement, test: &Test) -> io::Result<Sample> {
-        let (to_child, child_in): (ChannelTx, OwnedFd) =
+        let (mut to_child, child_in): (ChannelTx, OwnedFd) =
             ChannelTx::anonymous(CAPACITY).map_err(chan)?;
-        let (from_child, child_out): (ChannelRx, OwnedFd) =
+        let (mut from_child, child_out): (ChannelRx, OwnedFd) =
             ChannelRx::anonymous(CAPACITY).map_err(chan)?;
+        to_child.set_wait(self.wait());
+        from_child.set_wait(self.wait());
         env.two_processes(
             self,
             placement,
@@ -103,12 +123,16 @@ impl Case for ChannelCase {
     fn child(&self, test: &Test) -> io::Result<()> {
         let (stdin, stdout) = child_stdio()?;
         let deadline = Deadline::after(CHILD_TIMEOUT);
+        let mut rx = ChannelRx::from_fd(stdin).map_err(chan)?;
+        rx.set_wait(self.wait());
         let rx = In {
-            rx: ChannelRx::from_fd(stdin).map_err(chan)?,
+            rx,
             buf: Vec::new(),
             deadline,
         };
-        let tx = Out(ChannelTx::from_fd(stdout).map_err(chan)?, deadline);
+        let mut tx = ChannelTx::from_fd(stdout).map_err(chan)?;
+        tx.set_wait(self.wait());
+        let tx = Out(tx, deadline);
         Self::side(test, tx, rx, false).map(drop)
     }
 }

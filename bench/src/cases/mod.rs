@@ -55,7 +55,8 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(sync::SyncCase::new(sync::Row::Handoff, Impl::Ipcraft)),
         Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Raw)),
         Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Ipcraft)),
-        Box::new(channel::ChannelCase),
+        Box::new(channel::ChannelCase { sleep: false }),
+        Box::new(channel::ChannelCase { sleep: true }),
     ]
 }
 

@@ -11,7 +11,7 @@
 //! wake-up would hang the model.
 
 use crate::loom::atomic::{Ordering, fence};
-use ipcraft_core::Deadline;
+use std::time::Duration;
 
 /// One side's doorbell: its sleeping flag and the sequence word it sleeps on.
 pub trait Doorbell {
@@ -23,9 +23,9 @@ pub trait Doorbell {
     fn is_sleeping(&self) -> bool;
     /// Bump the sequence word and wake its sleepers.
     fn ring(&self);
-    /// Sleep while the sequence word is `seen`, at most until `deadline` (spurious returns
-    /// are fine).
-    fn wait(&self, seen: u32, deadline: Deadline);
+    /// Sleep while the sequence word is `seen`, at most `timeout` (`None`: no limit but
+    /// the implementation's own; spurious returns are fine).
+    fn wait(&self, seen: u32, timeout: Option<Duration>);
 }
 
 /// After publishing (or releasing) on the ring: wake the other side if it announced sleep.
@@ -78,7 +78,7 @@ mod loom_tests {
             self.seq.fetch_add(1, Ordering::Release);
         }
         /// No timeout: a lost wake-up would spin here forever, and loom would report it.
-        fn wait(&self, seen: u32, _deadline: Deadline) {
+        fn wait(&self, seen: u32, _timeout: Option<Duration>) {
             while self.seq.load(Ordering::Acquire) == seen {
                 thread::yield_now();
             }
@@ -135,7 +135,7 @@ mod loom_tests {
                                         break;
                                     }
                                     Err(RingError::Full) => {
-                                        p.producer_bell.wait(seen, Deadline::never());
+                                        p.producer_bell.wait(seen, None);
                                         withdraw(&p.producer_bell);
                                     }
                                     Err(e) => panic!("{e}"),
@@ -173,7 +173,7 @@ mod loom_tests {
                                     if rx.released() != released {
                                         notify(&s.producer_bell);
                                     }
-                                    s.consumer_bell.wait(seen, Deadline::never());
+                                    s.consumer_bell.wait(seen, None);
                                     withdraw(&s.consumer_bell);
                                 }
                                 Err(e) => panic!("{e}"),
