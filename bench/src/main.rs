@@ -326,7 +326,9 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          per message): read its spread, not its ratio."
             .into(),
         "Channel (`ipcraft::channel`, no raw row: compare with `cacheline` and the `shm-*` \
-         rows): a 1 MiB lock-free ring per direction in a sealed memfd. `channel` waits \
+         rows): a lock-free ring per direction in a sealed memfd, 64 KiB for the latency \
+         rows (it stays in the caches; 1 MiB rings cost ~10 ns and a 4 us p99 here), \
+         1 MiB for throughput. `channel` waits \
          adaptively (spins only when the peer last ran on another CPU, then yields, then \
          sleeps on a futex); `channel-sleep` sleeps on the futex as soon as it finds the ring \
          empty or full (`Wait::Sleep`), the blocking mode to compare with `shm-futex` on one \
