@@ -59,6 +59,13 @@
 //! died; with fewer senders than slots it keeps waiting for the rest (use timeouts, or
 //! size the channel to the senders you will start).
 //!
+//! # Choosing a capacity
+//!
+//! For latency, a ring that stays in the caches: on the project's machine a 64 B round
+//! trip took 151 ns (p99 ~230 ns) with 64 KiB rings and 160 ns (p99 4 us) with 1 MiB
+//! rings, whose fresh lines come from further away. For throughput, room for many
+//! messages: 1 MiB moved 4 KiB messages at ~8 M/s and 64 KiB ones at ~60 GB/s.
+//!
 //! # Waiting without losing speed
 //!
 //! A side that finds the ring empty (or full) spins, polling the commit word at its

@@ -25,7 +25,7 @@
 //! | another machine | [`socket`] (TCP) | same framed API | ~12 us (loopback) |
 //! | priorities, messages that outlive both processes | [`mqueue`] | kernel-held queue | 5.4 us / 49 us |
 //! | shared state, bulk data at memory speed | [`shm`] + [`sync`] | atomics, robust mutex | - |
-//! | the fastest messages between two processes on one machine, one or several senders | [`channel`] | lock-free ring in shared memory, no syscall on the fast path, zero-copy slots | 2.8 us / 160-170 ns |
+//! | the fastest messages between two processes on one machine, one or several senders | [`channel`] | lock-free ring in shared memory, no syscall on the fast path, zero-copy slots | 2.8 us / 151 ns |
 //!
 //! \* Figures from `cargo xtask bench` on the project's 2-vCPU VM (README table); across
 //! cores, every blocking mechanism pays the VM's ~25 us wake-up each way, which the

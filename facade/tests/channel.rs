@@ -132,6 +132,21 @@ fn child_role() {
                 let _ = seg.write(at, &value);
             }
         }
+        #[cfg(feature = "socket")]
+        "receive-over-socket" => {
+            // The channel's memfd arrives over the Unix socket that is our stdin.
+            let sock = ipcraft::socket::UnixStream::from(stdin_fd());
+            let mut buf = [0u8; 16];
+            let (n, mut fds) = sock.recv_with_fds(&mut buf, 1).unwrap();
+            assert_eq!(&buf[..n], b"channel");
+            let mut rx = Receiver::from_fd(fds.pop().unwrap()).unwrap();
+            let mut count = 0u64;
+            while let Ok(m) = rx.recv_timeout(Duration::from_secs(30)) {
+                assert_eq!(m, message(count, 4096 - 8));
+                count += 1;
+            }
+            println!("RECEIVED {count}");
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -375,4 +390,27 @@ fn try_send_and_try_recv_report_full_and_empty() {
         tx.try_send(&[4; 8]),
         Err(ChannelError::Disconnected)
     ));
+}
+
+/// The anonymous channel's memfd handed over a Unix socket (`SCM_RIGHTS`) rather than at
+/// spawn: nothing named, nothing to clean up.
+#[cfg(feature = "socket")]
+#[test]
+fn an_anonymous_channel_handed_over_a_unix_socket() {
+    use ipcraft::socket::UnixStream;
+    use std::os::fd::{AsFd, OwnedFd};
+    let (ours, theirs) = UnixStream::pair().unwrap();
+    let mut child = spawn_role("receive-over-socket", Stdio::from(OwnedFd::from(theirs)));
+    let (mut tx, fd) = Sender::anonymous(4096).unwrap();
+    ours.send_with_fds(b"channel", &[fd.as_fd()]).unwrap();
+    drop(fd);
+    for seq in 0..10_000 {
+        tx.send_timeout(&message(seq, 4096 - 8), Duration::from_secs(30))
+            .unwrap();
+    }
+    drop(tx);
+    let out = BufReader::new(child.stdout.take().unwrap());
+    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
+    assert!(child.wait().unwrap().success());
+    assert!(lines.contains(&"RECEIVED 10000".to_owned()), "{lines:?}");
 }
