@@ -395,7 +395,9 @@ impl<M: RingMemory> Producer<M> {
 
 /// Room for one message in the ring, owned by the producer until it commits (see
 /// [`Producer::reserve`]). Write with [`write_at`](Self::write_at) or [`io::Write`] (from
-/// the start); dropping the slot without committing abandons it.
+/// the start); dropping the slot without committing abandons it (padding written to reach
+/// it, when it wrapped, stays staged: published with the next commit or flush, or when
+/// the producer next finds no room).
 pub struct WriteSlot<'a, M: RingMemory> {
     producer: &'a mut Producer<M>,
     /// Offset of the record (its commit word).
