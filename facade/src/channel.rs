@@ -98,6 +98,23 @@
 //! cannot stop the receiver from serving the others. But all senders map the same
 //! segment: a hostile sender can corrupt another sender's ring, so MPSC senders must trust
 //! each other as far as delivery goes (never as far as memory safety).
+//!
+//! # Layout (version 2)
+//!
+//! The segment's data area, in bytes; each group of words has a 64-byte cache line of its
+//! own (the role of `crossbeam_utils::CachePadded` in [`crate::ring::HeapRing`]), so that
+//! no line is written by both sides on the fast path:
+//!
+//! | offset | what | written by |
+//! |---|---|---|
+//! | 0 | magic `IPCRING1`, version, capacity per ring, number of sender slots | creator, once |
+//! | 64 | receiver's doorbell: sleeping flag, futex sequence | receiver (sleep/wake), senders (wake) |
+//! | 128 | receiver's state: closed, CPU, taken | receiver, rarely |
+//! | 256 + 256 i | slot i: producer position (line +0), consumer position (+64), sender's doorbell (+128), sender's state: claimed, closed, CPU, poisoned (+192) | as named |
+//! | 256 + 256 n + i c | ring i's data: records (commit word, payload) | sender i, then receiver |
+//!
+//! Liveness locks: byte 1 of the file for the receiver, byte 2 + i for sender i (byte 0
+//! is `ipcraft-shm`'s creator lock).
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
 use crate::ring::wake::{Doorbell, announce, notify, withdraw};
