@@ -43,6 +43,7 @@ usage: ipcraft-bench [--quick] [--runs N] [--json | --markdown] [--filter TEXT]
   --json         one JSON object per row per line instead of the table
   --markdown     the table as Markdown, with a header naming machine, date and command
   --filter TEXT  only cases whose id (mechanism/impl, e.g. pipe-framed/raw) contains TEXT
+                 (or one of several, comma-separated: --filter channel,shm-futex)
 
 Set IPCRAFT_BENCH_COMMAND to the command line to show in the Markdown header.";
 
@@ -150,12 +151,20 @@ struct Job {
     row: usize,
 }
 
+/// Whether `--filter` (absent: everything; else comma-separated texts) selects case `id`.
+fn selects(filter: Option<&str>, id: &str) -> bool {
+    filter.is_none_or(|f| {
+        f.split(',')
+            .any(|part| !part.is_empty() && id.contains(part))
+    })
+}
+
 /// Run everything and print the results. `Ok(false)` when a measurement failed.
 fn parent_main(opts: &Options, args: &[String]) -> io::Result<bool> {
     let env = Env::setup()?;
     let all = cases::all();
     let selected: Vec<usize> = (0..all.len())
-        .filter(|&i| opts.filter.as_ref().is_none_or(|f| all[i].id().contains(f)))
+        .filter(|&i| selects(opts.filter.as_deref(), &all[i].id()))
         .collect();
     if selected.is_empty() {
         return Err(io::Error::other("no case matches --filter"));
@@ -425,6 +434,21 @@ mod tests {
         assert!(parse_options(&args("--runs 0")).is_err());
         assert!(parse_options(&args("--runs")).is_err());
         assert!(parse_options(&args("--bogus")).is_err());
+    }
+
+    #[test]
+    fn filter_selects_by_any_comma_separated_text() {
+        assert!(selects(None, "pipe/raw"));
+        assert!(selects(Some("pipe"), "pipe/raw"));
+        assert!(!selects(Some("pipe"), "channel/ipcraft"));
+        assert!(selects(Some("channel,shm-futex/raw"), "shm-futex/raw"));
+        assert!(selects(
+            Some("channel,shm-futex/raw"),
+            "channel-sleep/ipcraft"
+        ));
+        assert!(!selects(Some("channel,shm-futex/raw"), "shm-futex/ipcraft"));
+        // An empty part (a trailing comma) selects nothing by itself.
+        assert!(!selects(Some("channel,"), "pipe/raw"));
     }
 
     #[test]

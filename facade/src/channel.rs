@@ -117,7 +117,7 @@
 //! is `ipcraft-shm`'s creator lock).
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
-use crate::ring::wake::{Doorbell, announce, notify, withdraw};
+use crate::ring::wake::{Doorbell, announce, notify, notify_each, withdraw};
 use crate::ring::{
     Consumer, Producer, ReadSlot, RingError, RingMemory, WriteSlot, max_message_len,
 };
@@ -489,8 +489,11 @@ impl Doorbell for ShmBell<'_> {
             .u32(self.seq)
             .map_or(0, |w| w.load(Ordering::Acquire))
     }
+    /// Relaxed, as in the loom model: [`announce`] orders it with a fence.
     fn set_sleeping(&self, on: bool) {
-        set_flag(self.region, self.sleeping, u32::from(on));
+        if let Some(w) = word32(self.region, self.sleeping) {
+            w.store(u32::from(on), Ordering::Relaxed);
+        }
     }
     #[inline]
     fn is_sleeping(&self) -> bool {
@@ -1396,9 +1399,7 @@ impl End for Receiver {
         consumer_bell(&self.region)
     }
     fn wake_peers(&self) {
-        for rx in &self.rx {
-            notify(&rx.memory().producer_bell());
-        }
+        notify_each(self.rx.iter().map(|rx| rx.memory().producer_bell()));
     }
     /// Every sender slot was claimed, and every sender closed or died.
     fn peer_gone(&self, probe: bool) -> bool {
@@ -1439,10 +1440,14 @@ fn wait_loop<E: End, T>(
         Err(e) if e == E::WOULD_WAIT => {}
         Err(e) => return Err(e.into()),
     }
-    end.wake_peers();
+    let adaptive = end.wait() == Wait::Adaptive;
+    if adaptive {
+        // Published padding or released room may be what the peer waits for: wake it
+        // before spinning (a sleeper does so after announcing, below).
+        end.wake_peers();
+    }
     // Spin: only the commit word (or the consumer's position) is checked, so that a
     // message is seen within one pause of its arrival; no clock, no flags (bounded).
-    let adaptive = end.wait() == Wait::Adaptive;
     let spin = if adaptive { end.spin_budget() } else { 0 };
     if spin > 0 && deadline.has_passed() && !end.peer_gone(false) {
         return Err(ChannelError::TimedOut);

@@ -50,7 +50,7 @@ Commands:
                           `# Safety` doc section, or a file with unsafe code no #![allow(unsafe_code)].
   bench [--update-readme] [<args>...]
                           cargo run --release -p ipcraft-bench -- <args>: the two-process benchmarks
-                          (its options: --quick, --json, --markdown, --runs N). --update-readme runs
+                          (its options: --quick, --json, --markdown, --runs N, --filter A,B). --update-readme runs
                           it with --markdown and puts the table between the README.md markers
                           <!-- bench:start --> and <!-- bench:end -->.
   help                    this text

@@ -36,6 +36,16 @@ pub fn notify<D: Doorbell + ?Sized>(other: &D) {
     }
 }
 
+/// [`notify`] for several sleepers (an MPSC receiver's senders): one fence for them all.
+pub fn notify_each<D: Doorbell>(others: impl IntoIterator<Item = D>) {
+    fence(Ordering::SeqCst);
+    for other in others {
+        if other.is_sleeping() {
+            other.ring();
+        }
+    }
+}
+
 /// Announce that this side is about to sleep; returns the sequence to sleep on. Check the
 /// ring once more after this, then [`wait`](Doorbell::wait) or [`withdraw`].
 pub fn announce<D: Doorbell + ?Sized>(own: &D) -> u32 {
