@@ -1133,6 +1133,46 @@ impl Receiver {
         Ok(v)
     }
 
+    /// Receive the next message into `buf` (no allocation), waiting while the channel is
+    /// empty; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv), and [`ChannelError::BufferTooSmall`] with the length
+    /// needed (the message stays in the channel: call again with a larger buffer).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft::channel::{ChannelError, Receiver, Sender};
+    ///
+    /// let (mut tx, fd) = Sender::anonymous(4096)?;
+    /// let mut rx = Receiver::from_fd(fd)?;
+    /// tx.send(b"hello")?;
+    /// let mut small = [0u8; 2];
+    /// assert!(matches!(rx.recv_into(&mut small), Err(ChannelError::BufferTooSmall { needed: 5 })));
+    /// let mut buf = [0u8; 64];
+    /// let n = rx.recv_into(&mut buf)?;
+    /// assert_eq!(&buf[..n], b"hello");
+    /// # Ok::<(), ChannelError>(())
+    /// ```
+    pub fn recv_into(&mut self, buf: &mut [u8]) -> Result<usize, ChannelError> {
+        self.recv_into_deadline(buf, Deadline::never())
+    }
+
+    /// [`recv_into`](Self::recv_into), waiting at most `timeout` (monotonic clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_into`](Self::recv_into), and [`ChannelError::TimedOut`].
+    pub fn recv_into_timeout(
+        &mut self,
+        buf: &mut [u8],
+        timeout: Duration,
+    ) -> Result<usize, ChannelError> {
+        self.recv_into_deadline(buf, Deadline::after(timeout))
+    }
+
     /// Receive the next message into `buf` (no allocation), waiting at most until
     /// `deadline`; returns its length.
     ///

@@ -59,3 +59,8 @@ mod loom;
 pub mod ring;
 #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
 mod shared;
+
+/// The README's example, compiled and run as a doctest.
+#[cfg(all(doctest, feature = "shm", feature = "sync"))]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -392,6 +392,32 @@ fn try_send_and_try_recv_report_full_and_empty() {
     ));
 }
 
+#[test]
+fn recv_into_a_short_buffer_keeps_the_message() {
+    let (mut tx, fd) = Sender::anonymous(4096).unwrap();
+    let mut rx = Receiver::from_fd(fd).unwrap();
+    tx.send(&[7; 100]).unwrap();
+    tx.send(b"next").unwrap();
+    let mut small = [0u8; 99];
+    assert!(matches!(
+        rx.recv_into(&mut small),
+        Err(ChannelError::BufferTooSmall { needed: 100 })
+    ));
+    assert!(matches!(
+        rx.recv_into_timeout(&mut small, Duration::from_millis(10)),
+        Err(ChannelError::BufferTooSmall { needed: 100 })
+    ));
+    let mut buf = [0u8; 100];
+    assert_eq!(rx.recv_into(&mut buf).unwrap(), 100);
+    assert_eq!(buf, [7; 100]);
+    assert_eq!(rx.recv_into(&mut buf).unwrap(), 4);
+    assert_eq!(&buf[..4], b"next");
+    assert!(matches!(
+        rx.recv_into_timeout(&mut buf, Duration::from_millis(10)),
+        Err(ChannelError::TimedOut)
+    ));
+}
+
 /// The anonymous channel's memfd handed over a Unix socket (`SCM_RIGHTS`) rather than at
 /// spawn: nothing named, nothing to clean up.
 #[cfg(feature = "socket")]
