@@ -2,9 +2,10 @@
 #![allow(clippy::disallowed_types)] // Std atomics in shared memory, for the test's own flags.
 
 mod common;
-use common::{ARG_ENV, Name, ROLE_ENV, spawn_role, wait_for};
+use common::{Name, ROLES, spawn_role};
 use ipcraft_shm::Segment;
 use ipcraft_sync::{Condvar, LockError, Mutex, MutexGuard};
+use ipcraft_testkit::{finish, kill, wait_for};
 use std::process::Child;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
@@ -36,10 +37,9 @@ fn relock<'a>(
 
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, name)) = ROLES.current() else {
         return;
     };
-    let name = std::env::var(ARG_ENV).unwrap_or_default();
     let seg = Segment::open(&name).unwrap();
     let m = Mutex::in_segment(&seg, 0, 0u64).unwrap();
     let cv = Condvar::in_segment(&seg, 128).unwrap();
@@ -96,8 +96,7 @@ fn condvar_ping_pong_between_two_processes() {
         drop(g);
         cv.notify_all();
     }
-    let mut child = child;
-    assert!(child.wait().unwrap().success());
+    finish(child, "pong");
     assert_eq!(lock(&m).get(), 2 * ROUNDS);
 }
 
@@ -109,8 +108,7 @@ fn a_waiter_whose_partner_died_returns_by_its_timeout_not_before() {
     let cv = Condvar::in_segment(&seg, 128).unwrap();
     let mut partner = spawn_role("silent", &name.0);
     wait_for(&mut partner, "READY");
-    partner.kill().unwrap();
-    partner.wait().unwrap();
+    kill(&mut partner);
     let timeout = Duration::from_millis(200);
     let start = Instant::now();
     let (g, timed_out) = cv
@@ -143,8 +141,7 @@ fn eight_processes_killed_at_random_two_thousand_times_never_block_the_survivors
         state ^= state << 5;
         let victim = (state % 8) as usize;
         std::thread::sleep(Duration::from_micros(u64::from(state % 500)));
-        children[victim].kill().unwrap();
-        children[victim].wait().unwrap();
+        kill(&mut children[victim]);
         children[victim] = start_child();
     }
     // The survivors still make progress.
@@ -152,8 +149,8 @@ fn eight_processes_killed_at_random_two_thousand_times_never_block_the_survivors
     std::thread::sleep(Duration::from_millis(300));
     let after = lock(&m).get();
     stop.store(1, Ordering::Release);
-    for mut c in children {
-        assert!(c.wait().unwrap().success(), "a survivor failed");
+    for c in children {
+        finish(c, "a survivor");
     }
     assert!(
         after > before,

@@ -4,30 +4,20 @@
 //! environment; they report on stdout with marker lines.
 
 mod common;
-use common::{ARG_ENV, Name, ROLE_ENV, spawn_role, wait_for};
+use common::{Name, ROLES, spawn_role};
 use ipcraft_shm::Segment;
 use ipcraft_sync::{Error, LockError, Mutex};
+use ipcraft_testkit::{finish, kill, wait_for};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 const PER_PROCESS: u64 = 500_000;
 
-fn finish(mut child: Child) {
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status:?}");
-}
-
-fn kill(mut child: Child) {
-    child.kill().unwrap();
-    child.wait().unwrap();
-}
-
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, arg)) = ROLES.current() else {
         return;
     };
-    let arg = std::env::var(ARG_ENV).unwrap_or_default();
     match role.as_str() {
         "increment" => {
             let m = Mutex::<u64>::open(&arg).unwrap();
@@ -74,7 +64,7 @@ fn two_processes_increment_a_million_times_exactly() {
     let m = Mutex::create(&name.0, 0u64).unwrap();
     let child = spawn_role("increment", &name.0);
     increment(&m, PER_PROCESS);
-    finish(child);
+    finish(child, "increment");
     assert_eq!(m.lock().unwrap().get(), 2 * PER_PROCESS);
 }
 
@@ -92,7 +82,7 @@ fn owner_killed_holding_the_lock_is_owner_died_then_recovered() {
     ));
     assert!(start.elapsed() >= Duration::from_millis(100));
     assert!(matches!(m.try_lock(), Err(LockError::WouldBlock)));
-    kill(child);
+    kill(&mut child);
     match m.lock() {
         Err(LockError::OwnerDied(recovery)) => {
             assert_eq!(recovery.get(), 999, "sees the half-done update");
@@ -111,7 +101,7 @@ fn a_recovery_dropped_without_repair_makes_the_mutex_not_recoverable_never_hung(
     let m = Mutex::create(&name.0, 0u64).unwrap();
     let mut child = spawn_role("hold", &name.0);
     wait_for(&mut child, "HOLDING");
-    kill(child);
+    kill(&mut child);
     match m.lock() {
         Err(LockError::OwnerDied(recovery)) => drop(recovery),
         other => panic!("expected OwnerDied, got {other:?}"),
@@ -149,7 +139,7 @@ fn killed_at_random_points_hundreds_of_times_the_survivor_never_hangs() {
         state ^= state >> 17;
         state ^= state << 5;
         std::thread::sleep(Duration::from_micros(u64::from(state % 3000)));
-        kill(child);
+        kill(&mut child);
         match m.lock_timeout(Duration::from_secs(10)) {
             Ok(_) => clean += 1,
             Err(LockError::OwnerDied(r)) => {
@@ -170,7 +160,7 @@ fn placed_in_a_segment_by_eight_racing_processes_it_is_initialized_once() {
     let seg = Segment::create(&name.0, 4096).unwrap();
     let children: Vec<Child> = (0..8).map(|_| spawn_role("place", &name.0)).collect();
     for c in children {
-        finish(c);
+        finish(c, "place");
     }
     let m = Mutex::in_segment(&seg, 64, 0u64).unwrap();
     assert_eq!(

@@ -6,12 +6,12 @@
 //! counter) and removed by a guard, so a failing test leaves nothing in `/dev/shm`.
 
 mod common;
-use common::{ARG_ENV, Name, ROLE_ENV, spawn_role, wait_for};
+use common::{Name, ROLES, spawn_role};
 use ipcraft_core::Deadline;
 use ipcraft_core::name::NameErrorKind;
 use ipcraft_shm::Segment;
 use ipcraft_sync::{Error, Mutex, SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, unlink_semaphore};
-use std::io::Read;
+use ipcraft_testkit::{finish, python_has_posix_ipc, wait_for};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -19,19 +19,6 @@ use std::time::{Duration, Instant};
 const ROUNDS: u32 = 2000;
 /// Generous: the machine is shared and has 2 cores. Only "never hangs" rides on it.
 const LONG: Duration = Duration::from_secs(30);
-
-fn finish(mut child: Child) -> String {
-    let mut out = String::new();
-    child
-        .stdout
-        .take()
-        .unwrap()
-        .read_to_string(&mut out)
-        .unwrap();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status:?}; stdout: {out}");
-    out
-}
 
 fn pong(ping: &Semaphore<'_>, pong: &Semaphore<'_>, rounds: u32) {
     for _ in 0..rounds {
@@ -49,10 +36,9 @@ fn ping(ping: &Semaphore<'_>, pong: &Semaphore<'_>, rounds: u32) {
 
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, arg)) = ROLES.current() else {
         return;
     };
-    let arg = std::env::var(ARG_ENV).unwrap_or_default();
     match role.as_str() {
         "named-pong" => {
             let (a, b) = arg.split_once(',').unwrap();
@@ -102,7 +88,7 @@ fn named_ping_pong_between_two_processes() {
     assert!(sa.owns_name());
     let child = spawn_role("named-pong", &format!("{},{}", &*a, &*b));
     ping(&sa, &sb, ROUNDS);
-    finish(child);
+    finish(child, "named-pong");
     assert_eq!((sa.value().unwrap(), sb.value().unwrap()), (0, 0));
 }
 
@@ -116,7 +102,7 @@ fn unnamed_in_a_segment_ping_pong_between_two_processes() {
     assert_eq!(a.name(), None);
     let child = spawn_role("segment-pong", &name);
     ping(&a, &b, ROUNDS);
-    finish(child);
+    finish(child, "segment-pong");
     assert_eq!((a.value().unwrap(), b.value().unwrap()), (0, 0));
 }
 
@@ -131,7 +117,7 @@ fn placed_by_racing_processes_it_is_initialized_once() {
         .map(|_| spawn_role("place-and-post", &name))
         .collect();
     for c in children {
-        finish(c);
+        finish(c, "place-and-post");
     }
     let s = Semaphore::in_segment(&seg, 0, 99).unwrap();
     assert_eq!(s.value().unwrap(), 5 + 6, "one initialization, every post");
@@ -184,7 +170,7 @@ fn a_timed_wait_wakes_on_a_post_from_another_process() {
     let start = Instant::now();
     s.wait_timeout(LONG).unwrap();
     assert!(start.elapsed() < LONG);
-    finish(child);
+    finish(child, "post-later");
 }
 
 #[test]
@@ -200,7 +186,7 @@ fn a_waiter_stopped_and_continued_keeps_its_timeout() {
         let ok = Command::new("kill").args([sig, &pid]).status().unwrap();
         assert!(ok.success());
     }
-    let out = finish(child);
+    let out = finish(child, "timed-wait");
     let line = out
         .lines()
         .find_map(|l| l.strip_prefix("RESULT "))
@@ -257,25 +243,12 @@ fn named_semaphores_are_mode_0600_whatever_the_umask() {
     for umask in ["277", "000", "077"] {
         let name = Name::new("mode");
         // This test binary as a `create-persist` child, started under the umask by a shell.
-        let child = Command::new("sh")
-            .arg("-c")
-            .arg(format!("umask {umask} && exec \"$@\""))
-            .arg("sh")
-            .arg(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_role",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(ROLE_ENV, "create-persist")
-            .env(ARG_ENV, &*name)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
+        let script = format!("umask {umask} && exec \"$@\"");
+        let child = ROLES
+            .command_via("sh", &["-c", &script, "sh"], "create-persist", &name)
             .spawn()
             .unwrap();
-        let out = finish(child);
+        let out = finish(child, "create-persist");
         assert!(out.contains("CREATED"), "{out}");
         let mode = std::fs::metadata(name.file()).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o600, "umask {umask}");
@@ -287,23 +260,6 @@ fn named_semaphores_are_mode_0600_whatever_the_umask() {
 
 // ---------------------------------------------------------------------------------------
 // Python's posix_ipc as the peer.
-
-fn python_has_posix_ipc() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import posix_ipc"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!(
-            "SKIPPED: posix_ipc not installed (python3 -c 'import posix_ipc' failed); \
-             `pip install posix_ipc` to run the interop test"
-        );
-        eprintln!("SKIPPED: posix_ipc not installed");
-    }
-    ok
-}
 
 fn python(script: &str, args: &[&str]) -> Child {
     Command::new("python3")
@@ -338,7 +294,7 @@ fn python_posix_ipc_interop_both_ways() {
     );
     s.wait_timeout(LONG).unwrap();
     s.wait_timeout(LONG).unwrap();
-    let out = finish(py);
+    let out = finish(py, "python");
     assert_eq!(out.trim(), SEM_VALUE_MAX.to_string(), "the same limit");
     assert_eq!(s.value().unwrap(), 0);
 
@@ -362,29 +318,31 @@ fn python_posix_ipc_interop_both_ways() {
     wait_for(&mut py, "WAITING");
     std::thread::sleep(Duration::from_millis(100));
     s.post().unwrap();
-    assert_eq!(finish(py).trim(), "ACQUIRED 0");
+    assert_eq!(finish(py, "python").trim(), "ACQUIRED 0");
     assert_eq!(s.value().unwrap(), 0);
 
     // Python creates (posix_ipc: mode 0600); we open, wait and post; Python sees it.
     let name = Name::new("py-creates");
-    finish(python(
+    let py = python(
         "import posix_ipc, sys\n\
          posix_ipc.Semaphore(sys.argv[1], posix_ipc.O_CREX, initial_value=3).close()\n",
         &[&name],
-    ));
+    );
+    finish(py, "python");
     let s = Semaphore::open(&name).unwrap();
     assert!(!s.owns_name());
     assert_eq!(s.value().unwrap(), 3);
     s.wait().unwrap();
     s.post().unwrap();
     s.post().unwrap();
-    let out = finish(python(
+    let py = python(
         "import posix_ipc, sys\n\
          s = posix_ipc.Semaphore(sys.argv[1])\n\
          print(s.value)\n\
          s.unlink()\n",
         &[&name],
-    ));
+    );
+    let out = finish(py, "python");
     assert_eq!(out.trim(), "4");
     assert!(matches!(
         Semaphore::open(&name),
