@@ -5,50 +5,21 @@
 #![allow(clippy::disallowed_types)] // Std atomics in shared memory: what this crate serves.
 
 use ipcraft_shm::{Error, Segment, SegmentOptions, list, remove_stale, unlink};
-use std::io::{BufRead, BufReader};
+use ipcraft_testkit::{Roles, finish, kill, unique_name, wait_for};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-const ROLE_ENV: &str = "IPCRAFT_SHM_TEST_ROLE";
-const ARG_ENV: &str = "IPCRAFT_SHM_TEST_ARG";
+const ROLES: Roles = Roles::new("IPCRAFT_SHM_TEST_ROLE", "IPCRAFT_SHM_TEST_ARG");
 const INCREMENTS: u64 = 200_000;
-
-fn spawn_role(role: &str, arg: &str, stdin: Stdio) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
 
 /// A unique segment name, unlinked on drop; the drop also checks nothing is left.
 struct Name(String);
 
 impl Name {
     fn new(tag: &str) -> Self {
-        static N: Mutex<usize> = Mutex::new(0);
-        let n = {
-            let mut n = N.lock().unwrap();
-            *n += 1;
-            *n
-        };
-        Self(format!(
-            "/ipcraft-shm-test-{}-{n}-{tag}",
-            std::process::id()
-        ))
+        Self(unique_name("/ipcraft-shm-test", tag))
     }
 }
 
@@ -62,39 +33,11 @@ impl Drop for Name {
     }
 }
 
-/// Wait for a marker line; returns every line up to it.
-fn wait_for(child: &mut Child, marker: &str) -> Vec<String> {
-    let out = child.stdout.as_mut().unwrap();
-    let mut lines = Vec::new();
-    let mut reader = BufReader::new(out);
-    loop {
-        let mut line = String::new();
-        if reader.read_line(&mut line).unwrap() == 0 {
-            panic!("child ended before {marker}: {lines:?}");
-        }
-        let line = line.trim_end().to_owned();
-        let done = line.starts_with(marker);
-        lines.push(line);
-        if done {
-            return lines;
-        }
-    }
-}
-
-fn finish(mut child: Child) -> Vec<String> {
-    let out = child.stdout.take().unwrap();
-    let lines = BufReader::new(out).lines().map(Result::unwrap).collect();
-    let status = child.wait().unwrap();
-    assert!(status.success(), "child failed: {status:?} {lines:?}");
-    lines
-}
-
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, arg)) = ROLES.current() else {
         return;
     };
-    let arg = std::env::var(ARG_ENV).unwrap_or_default();
     match role.as_str() {
         "increment-named" => {
             let seg = Segment::open(&arg).unwrap();
@@ -174,9 +117,9 @@ fn increment(seg: &Segment) {
 fn counters_incremented_by_two_processes_add_up_named_and_anonymous() {
     let name = Name::new("count");
     let seg = Segment::create(&name.0, 4096).unwrap();
-    let child = spawn_role("increment-named", &name.0, Stdio::null());
+    let child = ROLES.spawn("increment-named", &name.0, Stdio::null());
     increment_here(&seg);
-    finish(child);
+    finish(child, "increment-named");
     assert_eq!(
         seg.get::<AtomicU64>(0).unwrap().load(Ordering::SeqCst),
         2 * INCREMENTS
@@ -184,9 +127,9 @@ fn counters_incremented_by_two_processes_add_up_named_and_anonymous() {
 
     let anon = Segment::anonymous(4096).unwrap();
     let fd: OwnedFd = anon.as_fd().try_clone_to_owned().unwrap();
-    let child = spawn_role("increment-memfd", "", Stdio::from(fd));
+    let child = ROLES.spawn("increment-memfd", "", Stdio::from(fd));
     increment_here(&anon);
-    finish(child);
+    finish(child, "increment-memfd");
     assert_eq!(
         anon.get::<AtomicU64>(0).unwrap().load(Ordering::SeqCst),
         2 * INCREMENTS
@@ -230,13 +173,13 @@ fn writer_and_reader_processes_share_bytes() {
 fn open_or_create_raced_by_eight_processes_initializes_once() {
     let name = Name::new("race");
     let children: Vec<Child> = (0..8)
-        .map(|_| spawn_role("race", &name.0, Stdio::null()))
+        .map(|_| ROLES.spawn("race", &name.0, Stdio::null()))
         .collect();
     let mut created = 0;
     for c in children {
-        let lines = finish(c);
-        let line = lines
-            .iter()
+        let out = finish(c, "race");
+        let line = out
+            .lines()
             .find(|l| l.starts_with("RACE"))
             .expect("a RACE line");
         assert!(
@@ -258,17 +201,16 @@ fn open_or_create_raced_by_eight_processes_initializes_once() {
 #[cfg_attr(miri, ignore = "processes")]
 fn an_initializer_killed_mid_way_is_reported_within_the_timeout() {
     let name = Name::new("initkill");
-    let mut init = spawn_role("init-and-hang", &name.0, Stdio::null());
+    let mut init = ROLES.spawn("init-and-hang", &name.0, Stdio::null());
     wait_for(&mut init, "IN-INIT");
     let openers: Vec<Child> = (0..2)
-        .map(|_| spawn_role("open-wait", &name.0, Stdio::null()))
+        .map(|_| ROLES.spawn("open-wait", &name.0, Stdio::null()))
         .collect();
     std::thread::sleep(Duration::from_millis(200));
-    init.kill().unwrap();
-    init.wait().unwrap();
+    kill(&mut init);
     for o in openers {
-        let lines = finish(o);
-        let line = lines.iter().find(|l| l.starts_with("OPENED")).unwrap();
+        let out = finish(o, "open-wait");
+        let line = out.lines().find(|l| l.starts_with("OPENED")).unwrap();
         assert!(line.contains("OPENED CreatorDied"), "{line}");
         let ms: u64 = line.rsplit("after_ms=").next().unwrap().parse().unwrap();
         assert!(ms < 20_000, "returned within its timeout: {line}");
@@ -286,10 +228,10 @@ fn a_sealed_memfd_cannot_be_truncated_by_the_peer() {
     let seg = Segment::anonymous(1 << 16).unwrap();
     seg.write_at((1 << 16) - 4, b"tail").unwrap();
     let fd = seg.as_fd().try_clone_to_owned().unwrap();
-    let child = spawn_role("truncate-memfd", "", Stdio::from(fd));
-    let lines = finish(child);
-    assert!(lines.iter().any(|l| l == "TRUNCATE-REFUSED"), "{lines:?}");
-    assert!(lines.iter().any(|l| l == "GROW-REFUSED"), "{lines:?}");
+    let child = ROLES.spawn("truncate-memfd", "", Stdio::from(fd));
+    let out = finish(child, "truncate-memfd");
+    assert!(out.lines().any(|l| l == "TRUNCATE-REFUSED"), "{out}");
+    assert!(out.lines().any(|l| l == "GROW-REFUSED"), "{out}");
     // Still mapped whole: no SIGBUS on the last page.
     let mut buf = [0u8; 4];
     seg.read_at((1 << 16) - 4, &mut buf).unwrap();
@@ -339,7 +281,7 @@ fn a_killed_creators_segment_is_stale_and_only_it_is_removed() {
     let dead = Name::new("dead");
     let live = Name::new("live");
     let mine = Segment::create(&live.0, 4096).unwrap();
-    let mut child = spawn_role("create-and-hang", &dead.0, Stdio::null());
+    let mut child = ROLES.spawn("create-and-hang", &dead.0, Stdio::null());
     wait_for(&mut child, "CREATED");
 
     let find = |n: &str| list().unwrap().into_iter().find(|s| s.name == n).unwrap();
@@ -352,8 +294,7 @@ fn a_killed_creators_segment_is_stale_and_only_it_is_removed() {
         "a live creator's segment stays"
     );
 
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     let info = find(&dead.0);
     assert!(info.is_stale(), "{info:?}");
     assert_eq!(info.size, 4096 + 64);
