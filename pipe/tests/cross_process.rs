@@ -11,28 +11,22 @@ use common::TempPath;
 use ipcraft_pipe::{
     Error, Fifo, FrameError, FrameReader, FrameWriter, PIPE_BUF, PipeReader, PipeWriter, pipe,
 };
+use ipcraft_testkit::{Roles, finish, kill, wait_for};
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsFd, AsRawFd};
 use std::os::unix::process::ExitStatusExt;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-const ROLE_ENV: &str = "IPCRAFT_PIPE_TEST_ROLE";
-const ARG_ENV: &str = "IPCRAFT_PIPE_TEST_ARG";
+const ROLES: Roles = Roles::new("IPCRAFT_PIPE_TEST_ROLE", "IPCRAFT_PIPE_TEST_ARG");
 /// Generous: the machine is shared and has 2 cores.
 const PEER_TIMEOUT: Duration = Duration::from_secs(20);
 
+/// A child playing `role` with `arg`, with the given stdio: its data channels are stdin
+/// and stderr.
 fn spawn_role(role: &str, arg: &str, stdin: Stdio, stdout: Stdio, stderr: Stdio) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
+    ROLES
+        .command(role, arg)
         .stdin(stdin)
         .stdout(stdout)
         .stderr(stderr)
@@ -43,10 +37,9 @@ fn spawn_role(role: &str, arg: &str, stdin: Stdio, stdout: Stdio, stderr: Stdio)
 /// The entry point of every child process; a no-op in the parent's own test run.
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, arg)) = ROLES.current() else {
         return;
     };
-    let arg = std::env::var(ARG_ENV).unwrap_or_default();
     match role.as_str() {
         "echo-reversed" => echo_reversed_role(),
         "partial-frame" => partial_frame_role(),
@@ -162,11 +155,6 @@ fn sigpipe_default_role(suppress: &str) {
     }
 }
 
-fn wait_ok(mut child: Child, what: &str) {
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{what} failed: {status:?}");
-}
-
 /// Lines the child printed on stdout (the harness's own lines included).
 fn stdout_lines(child: &mut Child) -> Vec<String> {
     let out = child.stdout.take().unwrap();
@@ -212,7 +200,7 @@ fn framed_messages_both_ways_with_a_child() {
         None,
         "child closes after our end of stream"
     );
-    wait_ok(child, "echo child");
+    finish(child, "echo child");
 }
 
 #[test]
@@ -229,11 +217,8 @@ fn child_killed_mid_frame_leaves_earlier_frames_and_a_truncation_error() {
         );
     }
     // Wait until the child says the partial frame is in the pipe, then kill it.
-    let out = child.stdout.take().unwrap();
-    let mut lines = BufReader::new(out).lines();
-    assert!(lines.any(|l| l.unwrap() == "PARTIAL-WRITTEN"));
-    child.kill().unwrap();
-    let status = child.wait().unwrap();
+    wait_for(&mut child, "PARTIAL-WRITTEN");
+    let status = kill(&mut child);
     assert_eq!(status.signal(), Some(9));
     match rx.next_frame() {
         Err(FrameError::Truncated {
@@ -265,8 +250,8 @@ fn fifo_between_two_unrelated_processes() {
         Stdio::inherit(),
     );
     let lines = stdout_lines(&mut reader);
-    wait_ok(writer, "fifo writer");
-    wait_ok(reader, "fifo reader");
+    finish(writer, "fifo writer");
+    finish(reader, "fifo reader");
     assert!(
         lines.iter().any(|l| l == "COUNT=100"),
         "reader saw {lines:?}"
@@ -289,7 +274,7 @@ fn shell_writes_to_our_fifo_and_cat_reads_from_it() {
     let mut got = String::new();
     r.read_to_string(&mut got).unwrap();
     assert_eq!(got, "from the shell\n");
-    wait_ok(sh, "sh");
+    finish(sh, "sh");
     // Our reader would count as the reader the writer below waits for.
     drop(r);
 
@@ -308,7 +293,7 @@ fn shell_writes_to_our_fifo_and_cat_reads_from_it() {
     assert_eq!(rx.next_frame().unwrap(), Some(&b"alpha"[..]));
     assert_eq!(rx.next_frame().unwrap(), Some(&[0u8; 5000][..]));
     assert_eq!(rx.next_frame().unwrap(), None);
-    wait_ok(cat, "cat");
+    finish(cat, "cat");
 }
 
 #[test]
@@ -352,7 +337,7 @@ fn atomic_writes_from_several_processes_never_interleave() {
         total += 1;
     }
     for c in children {
-        wait_ok(c, "atomic writer");
+        finish(c, "atomic writer");
     }
     assert_eq!(total, 800);
 }
@@ -381,7 +366,7 @@ fn a_child_inherits_only_the_descriptors_it_was_handed() {
     let mut listing = String::new();
     let mut report_r = report_r;
     report_r.read_to_string(&mut listing).unwrap();
-    wait_ok(child, "list-fds child");
+    finish(child, "list-fds child");
     drop(handed_w);
     let fds: Vec<(&str, &str)> = listing.lines().filter_map(|l| l.split_once(' ')).collect();
     assert!(

@@ -1,7 +1,7 @@
 //! Helpers shared by this crate's integration tests.
 
+use ipcraft_testkit::unique_name;
 use std::path::PathBuf;
-use std::sync::Mutex;
 
 /// A unique path in the temporary directory (pid and a counter), removed on drop whatever
 /// is there, so parallel runs never collide and nothing is left behind.
@@ -9,13 +9,7 @@ pub struct TempPath(pub PathBuf);
 
 impl TempPath {
     pub fn new(tag: &str) -> Self {
-        static N: Mutex<usize> = Mutex::new(0);
-        let n = {
-            let mut n = N.lock().unwrap();
-            *n += 1;
-            *n
-        };
-        Self(std::env::temp_dir().join(format!("ipcraft-pipe-{}-{n}-{tag}", std::process::id())))
+        Self(std::env::temp_dir().join(unique_name("ipcraft-pipe", tag)))
     }
 }
 
