@@ -1,8 +1,9 @@
 //! Unix sockets between real processes.
 //!
 //! Children are this test binary re-run with `--exact child_role` and the role in the
-//! environment (see [`spawn_role`]), never a bare `fork()` of the multi-threaded harness.
-//! A child prints line markers on stdout (the harness prints its own lines there too).
+//! environment (see `ROLES`, from `ipcraft-testkit`), never a bare `fork()` of the
+//! multi-threaded harness. A child prints line markers on stdout (the harness prints its own
+//! lines there too).
 #![allow(unsafe_code)] // Two calls, in `sigpipe_default_role` and `pidfd_at_fd_limit_role`, with SAFETY notes.
 
 mod common;
@@ -12,43 +13,24 @@ use ipcraft_socket::{
     SeqpacketConn, SeqpacketListener, SocketAddr, TcpListener, TcpStream, UnixDatagram,
     UnixListener, UnixStream,
 };
-use std::io::{BufRead, BufReader, Read, Seek, Write};
+use ipcraft_testkit::{Roles, finish, kill, wait_for_line, wait_for_prefix};
+use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
 use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
-const ROLE_ENV: &str = "IPCRAFT_SOCKET_TEST_ROLE";
-const ARG_ENV: &str = "IPCRAFT_SOCKET_TEST_ARG";
+const ROLES: Roles = Roles::new("IPCRAFT_SOCKET_TEST_ROLE", "IPCRAFT_SOCKET_TEST_ARG");
 /// Generous: the machine is shared and has 2 cores.
 const LONG: Duration = Duration::from_secs(20);
-
-fn spawn_role(role: &str, arg: &str, stdin: Stdio) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
 
 /// The entry point of every child process; a no-op in the parent's own test run.
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, arg)) = ROLES.current() else {
         return;
     };
-    let arg = std::env::var(ARG_ENV).unwrap_or_default();
     match role.as_str() {
         "framed-client" => framed_client_role(&arg),
         "partial-client" => partial_client_role(&arg),
@@ -72,32 +54,6 @@ fn child_role() {
 fn marker(line: &str) {
     println!("{line}");
     std::io::stdout().flush().unwrap();
-}
-
-/// Wait for a line starting with `prefix` on the child's stdout; returns it.
-fn wait_marker(child: &mut Child, prefix: &str) -> String {
-    let out = child.stdout.as_mut().unwrap();
-    let mut r = BufReader::new(out);
-    let mut line = String::new();
-    loop {
-        line.clear();
-        assert!(
-            r.read_line(&mut line).unwrap() > 0,
-            "child ended before printing {prefix}"
-        );
-        if line.starts_with(prefix) {
-            return line.trim_end().to_string();
-        }
-    }
-}
-
-fn wait_ok(mut child: Child, what: &str) {
-    // Drain stdout: a child whose stdout is closed fails in the harness's own printing.
-    if let Some(mut out) = child.stdout.take() {
-        let _ = std::io::copy(&mut out, &mut std::io::sink());
-    }
-    let status = child.wait().unwrap();
-    assert!(status.success(), "{what} failed: {status:?}");
 }
 
 fn payload(id: u32, i: u32) -> Vec<u8> {
@@ -413,11 +369,10 @@ fn serve_clients_one_killed<S: Send + 'static>(
         }));
     }
     drop(tx);
-    wait_marker(&mut partial, "PARTIAL-WRITTEN");
-    partial.kill().unwrap();
-    partial.wait().unwrap();
+    wait_for_prefix(&mut partial, "PARTIAL-WRITTEN");
+    kill(&mut partial);
     for (i, c) in clients.into_iter().enumerate() {
-        wait_ok(c, &format!("client {}", i + 1));
+        finish(c, &format!("client {}", i + 1));
     }
     let mut results: Vec<_> = rx.iter().collect();
     results.sort_by_key(|(id, _)| *id);
@@ -454,8 +409,8 @@ fn server_with_several_clients_and_one_killed_mid_frame() {
     serve_clients_one_killed(
         || listener.accept_timeout(LONG).unwrap(),
         |c: &mut UnixStream| c.set_read_timeout(Some(LONG * 3)),
-        |id| spawn_role("framed-client", &format!("{path}|{id}|60"), Stdio::null()),
-        || spawn_role("partial-client", &format!("{path}|99"), Stdio::null()),
+        |id| ROLES.spawn("framed-client", &format!("{path}|{id}|60"), Stdio::null()),
+        || ROLES.spawn("partial-client", &format!("{path}|99"), Stdio::null()),
     );
 }
 
@@ -471,13 +426,13 @@ fn tcp_loopback_server_with_several_clients_and_one_killed_mid_frame() {
             c.set_read_timeout(Some(LONG * 3));
         },
         |id| {
-            spawn_role(
+            ROLES.spawn(
                 "tcp-framed-client",
                 &format!("{addr}|{id}|60"),
                 Stdio::null(),
             )
         },
-        || spawn_role("tcp-partial-client", &format!("{addr}|99"), Stdio::null()),
+        || ROLES.spawn("tcp-partial-client", &format!("{addr}|99"), Stdio::null()),
     );
 }
 
@@ -554,10 +509,9 @@ fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
     let path = p.0.to_str().unwrap();
 
     // A listener SIGKILLed leaves its file behind.
-    let mut dead = spawn_role("listen-forever", path, Stdio::null());
-    wait_marker(&mut dead, "LISTENING");
-    dead.kill().unwrap();
-    dead.wait().unwrap();
+    let mut dead = ROLES.spawn("listen-forever", path, Stdio::null());
+    wait_for_prefix(&mut dead, "LISTENING");
+    kill(&mut dead);
     assert!(p.0.exists());
     let e = UnixListener::bind(&p.0).unwrap_err();
     assert!(
@@ -567,21 +521,14 @@ fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
 
     // Three starters race for the stale path: exactly one wins.
     let mut racers: Vec<Child> = (0..3)
-        .map(|_| spawn_role("reclaim-race", path, Stdio::piped()))
+        .map(|_| ROLES.spawn("reclaim-race", path, Stdio::piped()))
         .collect();
     let outcomes: Vec<String> = racers
         .iter_mut()
         .map(|c| {
-            let out = c.stdout.as_mut().unwrap();
-            let mut r = BufReader::new(out);
-            let mut line = String::new();
-            loop {
-                line.clear();
-                assert!(r.read_line(&mut line).unwrap() > 0, "racer ended silently");
-                if line.starts_with("WON") || line.starts_with("LOST") {
-                    return line.trim_end().to_string();
-                }
-            }
+            wait_for_line(c, "WON or LOST", |l| {
+                l.starts_with("WON") || l.starts_with("LOST")
+            })
         })
         .collect();
     let won = outcomes.iter().filter(|o| o.as_str() == "WON").count();
@@ -597,16 +544,16 @@ fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
     drop(c);
     for mut r in racers {
         drop(r.stdin.take());
-        wait_ok(r, "racer");
+        finish(r, "racer");
     }
     assert!(!p.0.exists(), "the winner removed its file on exit");
 
     // A live listener in this process: a starter never takes it over.
     let ours = ListenerOptions::new().bind_reclaiming_stale(&p.0).unwrap();
-    let mut racer = spawn_role("reclaim-race", path, Stdio::piped());
-    let line = wait_marker(&mut racer, "LOST");
+    let mut racer = ROLES.spawn("reclaim-race", path, Stdio::piped());
+    let line = wait_for_prefix(&mut racer, "LOST");
     assert_eq!(line, "LOST a live listener answers there");
-    wait_ok(racer, "live-path racer");
+    finish(racer, "live-path racer");
     let c = UnixStream::connect(&p.0).unwrap();
     let probe = ours.accept_timeout(LONG).unwrap(); // the racer's probe
     drop(probe);
@@ -637,7 +584,7 @@ fn datagram_server_with_several_client_processes() {
         .iter()
         .map(|o| {
             let arg = format!("{path}|{}|40", o.0.display());
-            spawn_role("dgram-client", &arg, Stdio::null())
+            ROLES.spawn("dgram-client", &arg, Stdio::null())
         })
         .collect();
     let mut buf = vec![0u8; 70_000];
@@ -650,7 +597,7 @@ fn datagram_server_with_several_client_processes() {
         server.send_to(&rev, &from).unwrap();
     }
     for c in clients {
-        wait_ok(c, "datagram client");
+        finish(c, "datagram client");
     }
 }
 
@@ -661,9 +608,9 @@ fn seqpacket_server_with_several_clients_and_one_killed() {
     let listener = SeqpacketListener::bind(&p.0).unwrap();
     let path = p.0.to_str().unwrap().to_string();
     let clients: Vec<Child> = (0..3)
-        .map(|_| spawn_role("seq-client", &format!("{path}|40"), Stdio::null()))
+        .map(|_| ROLES.spawn("seq-client", &format!("{path}|40"), Stdio::null()))
         .collect();
-    let mut hanging = spawn_role("seq-client", &format!("{path}|2|hang"), Stdio::null());
+    let mut hanging = ROLES.spawn("seq-client", &format!("{path}|2|hang"), Stdio::null());
     let hanging_pid = hanging.id() as i32;
     let (tx, rx) = mpsc::channel();
     let mut servers = Vec::new();
@@ -690,11 +637,10 @@ fn seqpacket_server_with_several_clients_and_one_killed() {
         }));
     }
     drop(tx);
-    wait_marker(&mut hanging, "HANGING");
-    hanging.kill().unwrap();
-    hanging.wait().unwrap();
+    wait_for_prefix(&mut hanging, "HANGING");
+    kill(&mut hanging);
     for c in clients {
-        wait_ok(c, "seqpacket client");
+        finish(c, "seqpacket client");
     }
     let results: Vec<_> = rx.iter().collect();
     assert_eq!(results.len(), 4);
@@ -715,7 +661,7 @@ fn seqpacket_server_with_several_clients_and_one_killed() {
 #[cfg_attr(miri, ignore = "processes")]
 fn a_child_receives_and_uses_a_pipe_end_a_file_and_a_memfd() {
     let (ours, theirs) = UnixStream::pair().unwrap();
-    let child = spawn_role("fd-receiver", "", Stdio::from(OwnedFd::from(theirs)));
+    let child = ROLES.spawn("fd-receiver", "", Stdio::from(OwnedFd::from(theirs)));
     let (mut pipe_r, pipe_w) = std::io::pipe().unwrap();
     let file_path = TempPath::new("file");
     let file = std::fs::File::create_new(&file_path.0).unwrap();
@@ -737,7 +683,7 @@ fn a_child_receives_and_uses_a_pipe_end_a_file_and_a_memfd() {
     let mut buf = [0u8; 4];
     let n = ours.recv_deadline(&mut buf, Deadline::after(LONG)).unwrap();
     assert_eq!(&buf[..n], b"done");
-    wait_ok(child, "fd-receiver");
+    finish(child, "fd-receiver");
     assert_eq!(
         std::fs::read(&file_path.0).unwrap(),
         b"parent wrote and the file"
@@ -753,25 +699,25 @@ fn a_child_receives_and_uses_a_pipe_end_a_file_and_a_memfd() {
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn truncated_descriptors_are_all_closed() {
-    let mut child = spawn_role("truncation", "", Stdio::null());
-    wait_marker(&mut child, "NO-LEAK");
-    wait_ok(child, "truncation");
+    let mut child = ROLES.spawn("truncation", "", Stdio::null());
+    wait_for_prefix(&mut child, "NO-LEAK");
+    finish(child, "truncation");
 }
 
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn a_receiver_at_its_descriptor_limit_gets_the_truncation_error() {
-    let mut child = spawn_role("fd-limit", "", Stdio::null());
-    wait_marker(&mut child, "FD-LIMIT-OK");
-    wait_ok(child, "fd-limit");
+    let mut child = ROLES.spawn("fd-limit", "", Stdio::null());
+    wait_for_prefix(&mut child, "FD-LIMIT-OK");
+    finish(child, "fd-limit");
 }
 
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn a_failed_pidfd_at_the_descriptor_limit_is_not_adopted_as_a_descriptor() {
-    let mut child = spawn_role("pidfd-at-fd-limit", "", Stdio::null());
-    wait_marker(&mut child, "PIDFD-OK");
-    wait_ok(child, "pidfd-at-fd-limit");
+    let mut child = ROLES.spawn("pidfd-at-fd-limit", "", Stdio::null());
+    wait_for_prefix(&mut child, "PIDFD-OK");
+    finish(child, "pidfd-at-fd-limit");
 }
 
 #[test]
@@ -779,9 +725,9 @@ fn a_failed_pidfd_at_the_descriptor_limit_is_not_adopted_as_a_descriptor() {
 fn the_mode_is_exact_whatever_the_umask() {
     let dir = TempPath::new("umaskdir");
     std::fs::create_dir(&dir.0).unwrap();
-    let mut child = spawn_role("umask-bind", dir.0.to_str().unwrap(), Stdio::null());
-    let line = wait_marker(&mut child, "MODES");
-    wait_ok(child, "umask-bind");
+    let mut child = ROLES.spawn("umask-bind", dir.0.to_str().unwrap(), Stdio::null());
+    let line = wait_for_prefix(&mut child, "MODES");
+    finish(child, "umask-bind");
     let _ = std::fs::remove_dir(&dir.0);
     assert_eq!(line, "MODES 660 600");
 }
@@ -789,9 +735,9 @@ fn the_mode_is_exact_whatever_the_umask() {
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn no_sigpipe_even_with_the_default_disposition() {
-    let mut child = spawn_role("sigpipe-default", "", Stdio::null());
-    wait_marker(&mut child, "PEER-CLOSED-REPORTED");
-    wait_ok(child, "sigpipe-default");
+    let mut child = ROLES.spawn("sigpipe-default", "", Stdio::null());
+    wait_for_prefix(&mut child, "PEER-CLOSED-REPORTED");
+    finish(child, "sigpipe-default");
 }
 
 #[test]
@@ -802,7 +748,7 @@ fn peer_credentials_name_the_child_and_the_policy_refuses() {
     let mut listener = UnixListener::bind(&p.0).unwrap();
     let path = p.0.to_str().unwrap();
 
-    let mut child = spawn_role("connect-and-wait", path, Stdio::null());
+    let mut child = ROLES.spawn("connect-and-wait", path, Stdio::null());
     let conn = listener.accept_timeout(LONG).unwrap();
     let c = conn.peer_credentials().unwrap();
     assert_eq!(c.pid, child.id() as i32);
@@ -821,23 +767,23 @@ fn peer_credentials_name_the_child_and_the_policy_refuses() {
         "{}",
         fdinfo(&pidfd)
     );
-    wait_marker(&mut child, "CONNECTED");
+    wait_for_prefix(&mut child, "CONNECTED");
     conn.send(b"hi").unwrap();
-    assert_eq!(wait_marker(&mut child, "READ"), "READ 2");
-    wait_ok(child, "connect-and-wait");
+    assert_eq!(wait_for_prefix(&mut child, "READ"), "READ 2");
+    finish(child, "connect-and-wait");
     // Once the child is reaped, the pidfd says so (Pid: -1) instead of naming a stranger.
     assert!(fdinfo(&pidfd).contains("Pid:\t-1\n"), "{}", fdinfo(&pidfd));
 
     // A policy that admits only another uid refuses the child before handing out the
     // connection; the child sees end of stream.
     listener.set_peer_policy(Some(PeerPolicy::allow_uids([me.wrapping_add(1)])));
-    let mut child = spawn_role("connect-and-wait", path, Stdio::null());
+    let mut child = ROLES.spawn("connect-and-wait", path, Stdio::null());
     match listener.accept_timeout(LONG) {
         Err(Error::PeerRefused { peer }) => assert_eq!(peer.pid, child.id() as i32),
         other => panic!("expected PeerRefused, got {other:?}"),
     }
-    assert_eq!(wait_marker(&mut child, "READ"), "READ 0");
-    wait_ok(child, "refused connect-and-wait");
+    assert_eq!(wait_for_prefix(&mut child, "READ"), "READ 0");
+    finish(child, "refused connect-and-wait");
 }
 
 #[test]

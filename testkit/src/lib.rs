@@ -210,7 +210,8 @@ fn read_until(child: &mut Child, what: &str, mut is_it: impl FnMut(&str) -> bool
 /// and checks that it succeeded; returns what it printed. `what` names the child in the
 /// panic message.
 ///
-/// Reading to the end first means a child never blocks on a full stdout pipe.
+/// Reading to the end first means a child never blocks on a full stdout pipe, nor fails in
+/// the harness's own printing on a closed one.
 ///
 /// # Panics
 ///
