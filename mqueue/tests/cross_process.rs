@@ -3,7 +3,7 @@
 //! Python's `posix_ipc` as a peer no one here wrote.
 //!
 //! Children are this test binary re-run with `--exact child_role` and the role in the
-//! environment (see [`spawn_role`]), never a bare `fork()` of the multi-threaded harness. A
+//! environment (see [`Reaper::spawn`]), never a bare `fork()` of the multi-threaded harness. A
 //! child reports on stdout in lines with a marker prefix (the harness prints its own lines
 //! there too) and takes commands on stdin.
 //!
@@ -12,15 +12,16 @@
 //! the whole suite in a child and checks that none of the names it made is left.
 
 use ipcraft_mqueue::{Access, Attributes, Error, Limit, Limits, MQ_PRIO_MAX, MessageQueue, unlink};
+use ipcraft_testkit::{Roles, kill, python_has_posix_ipc, unique_name};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Write};
 use std::os::fd::AsFd;
 use std::process::{Child, ChildStdout, Command, Stdio};
-use std::sync::{Mutex, RwLock, RwLockReadGuard};
+use std::sync::{RwLock, RwLockReadGuard};
 use std::time::{Duration, Instant};
 
 const ROLE_ENV: &str = "IPCRAFT_MQ_TEST_ROLE";
-const ARG_ENV: &str = "IPCRAFT_MQ_TEST_ARG";
+const ROLES: Roles = Roles::new(ROLE_ENV, "IPCRAFT_MQ_TEST_ARG");
 /// Set by `zz_suite_leaves_no_queue_behind` for the suite it runs: a file that collects every
 /// queue name the suite makes.
 const NAME_LOG_ENV: &str = "IPCRAFT_MQ_TEST_NAME_LOG";
@@ -41,13 +42,7 @@ struct QName(String);
 
 impl QName {
     fn new(tag: &str) -> Self {
-        static N: Mutex<usize> = Mutex::new(0);
-        let n = {
-            let mut n = N.lock().unwrap_or_else(|e| e.into_inner());
-            *n += 1;
-            *n
-        };
-        let name = format!("/ipcraft-test-{}-{n}-{tag}", std::process::id());
+        let name = unique_name("/ipcraft-test", tag);
         if let Ok(log) = std::env::var(NAME_LOG_ENV) {
             let mut f = std::fs::OpenOptions::new()
                 .append(true)
@@ -74,30 +69,13 @@ impl Drop for QName {
     }
 }
 
-fn spawn_role(role: &str, arg: &str) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(ARG_ENV, arg)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
-
 /// Kills the child on drop unless it was waited for: a failing test leaves no process.
 struct Reaper(Child);
 
 impl Reaper {
+    /// A child playing `role` with `arg`; its stdin takes commands ([`tell`](Self::tell)).
     fn spawn(role: &str, arg: &str) -> Self {
-        Self(spawn_role(role, arg))
+        Self(ROLES.spawn(role, arg, Stdio::piped()))
     }
 
     fn stdout(&mut self) -> BufReader<ChildStdout> {
@@ -179,10 +157,9 @@ const END: u32 = u32::MAX;
 /// The entry point of every child process; a no-op in the parent's own test run.
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, arg)) = ROLES.current() else {
         return;
     };
-    let arg = std::env::var(ARG_ENV).unwrap_or_default();
     match role.as_str() {
         "batch-producer" => batch_producer_role(&arg),
         "stream-producer" => stream_producer_role(&arg),
@@ -531,8 +508,7 @@ fn a_consumer_killed_mid_stream_loses_nothing() {
             }
         }
         assert_eq!(got, (0..50).collect::<Vec<_>>());
-        first.0.kill().unwrap();
-        let status = first.0.wait().unwrap();
+        let status = kill(&mut first.0);
         assert_eq!(
             std::os::unix::process::ExitStatusExt::signal(&status),
             Some(9)
@@ -934,21 +910,11 @@ fn a_queue_descriptor_passed_to_a_child_is_adopted_without_a_name() {
     // Both queued before the child starts, so that it must take them by priority.
     q.send(b"low", 1).unwrap();
     q.send(b"high", 2).unwrap();
-    let mut child = Reaper(
-        Command::new(std::env::current_exe().unwrap())
-            .args([
-                "--exact",
-                "child_role",
-                "--nocapture",
-                "--test-threads=1",
-                "-q",
-            ])
-            .env(ROLE_ENV, "adopt-stdin")
-            .stdin(Stdio::from(OwnedFd::try_from(reader).unwrap()))
-            .stdout(Stdio::piped())
-            .spawn()
-            .unwrap(),
-    );
+    let mut child = Reaper(ROLES.spawn(
+        "adopt-stdin",
+        "",
+        Stdio::from(OwnedFd::try_from(reader).unwrap()),
+    ));
     let mut out = child.stdout();
     assert_eq!(
         next_marked(&mut out, "ADOPTED ").as_deref(),
@@ -990,23 +956,6 @@ fn the_descriptor_is_pollable() {
 
 // ---------------------------------------------------------------------------------------
 // Python's posix_ipc as the peer.
-
-fn python_has_posix_ipc() -> bool {
-    let ok = Command::new("python3")
-        .args(["-c", "import posix_ipc"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .status()
-        .is_ok_and(|s| s.success());
-    if !ok {
-        println!(
-            "SKIPPED: posix_ipc not installed (python3 -c 'import posix_ipc' failed); \
-             `pip install posix_ipc` to run the interop test"
-        );
-        eprintln!("SKIPPED: posix_ipc not installed");
-    }
-    ok
-}
 
 fn python(script: &str, args: &[&str]) -> String {
     let out = Command::new("python3")
