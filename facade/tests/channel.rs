@@ -2,36 +2,14 @@
 #![cfg(all(feature = "shm", feature = "sync"))]
 
 use ipcraft::channel::{ChannelError, Receiver, Sender};
-use std::io::{BufRead, BufReader};
+use ipcraft_testkit::{Roles, finish, kill, unique_name, wait_for};
 use std::os::fd::AsFd;
-use std::process::{Child, Command, Stdio};
+use std::process::Stdio;
 use std::time::{Duration, Instant};
 
-const ROLE_ENV: &str = "IPCRAFT_CHANNEL_TEST_ROLE";
+const ROLES: Roles = Roles::new("IPCRAFT_CHANNEL_TEST_ROLE", "IPCRAFT_CHANNEL_TEST_ARG");
 const MESSAGES: u64 = 200_000;
 const CAPACITY: usize = 1 << 16;
-
-fn spawn_role(role: &str, stdin: Stdio) -> Child {
-    spawn_role_arg(role, "", stdin)
-}
-
-fn spawn_role_arg(role: &str, arg: &str, stdin: Stdio) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .env("IPCRAFT_CHANNEL_TEST_ARG", arg)
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .stdin(stdin)
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
-}
 
 /// Message `seq`: its number, then bytes derived from it, of a length derived from it
 /// (0 to ~3 KiB, and now and then the largest the ring takes).
@@ -49,27 +27,13 @@ fn message(seq: u64, max: usize) -> Vec<u8> {
     m
 }
 
-fn wait_for(child: &mut Child, marker: &str) {
-    let mut out = BufReader::new(child.stdout.as_mut().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(
-            out.read_line(&mut line).unwrap() > 0,
-            "child ended before {marker}"
-        );
-        if line.trim_end() == marker {
-            return;
-        }
-    }
-}
-
 fn stdin_fd() -> std::os::fd::OwnedFd {
     std::io::stdin().as_fd().try_clone_to_owned().unwrap()
 }
 
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, arg)) = ROLES.current() else {
         return;
     };
     match role.as_str() {
@@ -106,8 +70,7 @@ fn child_role() {
             std::thread::sleep(Duration::from_secs(120));
         }
         "receive-named" => {
-            let name = std::env::var("IPCRAFT_CHANNEL_TEST_ARG").unwrap();
-            let mut rx = Receiver::open(&name).unwrap();
+            let mut rx = Receiver::open(&arg).unwrap();
             // This end never spins: it sleeps whenever the channel is empty.
             rx.set_wait(ipcraft::channel::Wait::Sleep);
             let mut n = 0;
@@ -154,7 +117,7 @@ fn child_role() {
 #[test]
 fn every_message_arrives_once_in_order_intact() {
     let (mut tx, fd) = Sender::anonymous(CAPACITY).unwrap();
-    let mut child = spawn_role("receive-all", Stdio::from(fd));
+    let child = ROLES.spawn("receive-all", "", Stdio::from(fd));
     let max = tx.max_message_len();
     assert_eq!(max, CAPACITY - 8);
     for seq in 0..MESSAGES {
@@ -162,24 +125,22 @@ fn every_message_arrives_once_in_order_intact() {
             .unwrap();
     }
     drop(tx);
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
-    assert!(child.wait().unwrap().success());
-    assert!(lines.contains(&format!("RECEIVED {MESSAGES}")), "{lines:?}");
+    let out = finish(child, "receive-all");
+    let want = format!("RECEIVED {MESSAGES}");
+    assert!(out.lines().any(|l| l == want), "{out}");
 }
 
 #[test]
 fn a_producer_killed_mid_stream_leaves_every_committed_message_then_disconnected() {
     let (mut rx, fd) = Receiver::anonymous(CAPACITY).unwrap();
-    let mut child = spawn_role("send-forever", Stdio::from(fd));
+    let mut child = ROLES.spawn("send-forever", "", Stdio::from(fd));
     wait_for(&mut child, "STARTED");
     let mut n = 0u64;
     while n < 5000 {
         assert_eq!(rx.recv().unwrap(), message(n, CAPACITY - 8));
         n += 1;
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     let start = Instant::now();
     loop {
         match rx.recv_timeout(Duration::from_secs(30)) {
@@ -204,11 +165,10 @@ fn a_producer_killed_mid_stream_leaves_every_committed_message_then_disconnected
 #[test]
 fn a_consumer_killed_gives_the_producer_disconnected_not_a_hang() {
     let (mut tx, fd) = Sender::anonymous(CAPACITY).unwrap();
-    let mut child = spawn_role("receive-then-hang", Stdio::from(fd));
+    let mut child = ROLES.spawn("receive-then-hang", "", Stdio::from(fd));
     tx.send(b"first").unwrap();
     wait_for(&mut child, "GOT-ONE");
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     let start = Instant::now();
     let mut seq = 0;
     let err = loop {
@@ -224,7 +184,7 @@ fn a_consumer_killed_gives_the_producer_disconnected_not_a_hang() {
 #[test]
 fn a_hostile_peer_scribbling_over_the_ring_causes_errors_not_crashes_or_hangs() {
     let (mut rx, fd) = Receiver::anonymous(4096).unwrap();
-    let mut child = spawn_role("scribble", Stdio::from(fd));
+    let mut child = ROLES.spawn("scribble", "", Stdio::from(fd));
     wait_for(&mut child, "STARTED");
     let start = Instant::now();
     let (mut ok, mut corrupted, mut other) = (0, 0, 0);
@@ -244,37 +204,34 @@ fn a_hostile_peer_scribbling_over_the_ring_causes_errors_not_crashes_or_hangs() 
             "a receive never hangs"
         );
     }
-    child.kill().unwrap();
-    child.wait().unwrap();
+    kill(&mut child);
     println!("hostile peer: {ok} garbage messages, {corrupted} Corrupted, {other} other errors");
     assert!(corrupted + ok + other > 0);
 }
 
-fn unique_name(tag: &str) -> String {
-    format!("/ipcraft-chan-test-{}-{tag}", std::process::id())
+fn channel_name(tag: &str) -> String {
+    unique_name("/ipcraft-chan-test", tag)
 }
 
 #[test]
 fn a_named_channel_between_unrelated_processes() {
-    let name = unique_name("named");
+    let name = channel_name("named");
     let mut tx = Sender::create(&name, 4096).unwrap();
     tx.set_wait(ipcraft::channel::Wait::Sleep);
-    let mut child = spawn_role_arg("receive-named", &name, Stdio::null());
+    let child = ROLES.spawn("receive-named", &name, Stdio::null());
     for seq in 0..20_000 {
         tx.send_timeout(&message(seq, 4096 - 8), Duration::from_secs(30))
             .unwrap();
     }
     drop(tx); // closes the channel and removes the name
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
-    assert!(child.wait().unwrap().success());
-    assert!(lines.contains(&"RECEIVED 20000".to_owned()), "{lines:?}");
+    let out = finish(child, "receive-named");
+    assert!(out.lines().any(|l| l == "RECEIVED 20000"), "{out}");
     assert!(!std::path::Path::new(&format!("/dev/shm{name}")).exists());
 }
 
 #[test]
 fn opening_a_named_channel_of_another_kind_or_version_is_a_typed_error() {
-    let name = unique_name("version");
+    let name = channel_name("version");
     let tx = Sender::create(&name, 4096).unwrap();
     // Another layout version: rewrite the version word behind the creator's back.
     let seg = ipcraft_shm::SegmentOptions::new()
@@ -291,11 +248,11 @@ fn opening_a_named_channel_of_another_kind_or_version_is_a_typed_error() {
     ));
     drop(tx);
     // A segment that is not a channel.
-    let other = unique_name("other");
+    let other = channel_name("other");
     let _seg = ipcraft_shm::Segment::create(&other, 8192).unwrap();
     assert!(matches!(Receiver::open(&other), Err(ChannelError::Shm(_))));
     assert!(matches!(
-        Receiver::open(&unique_name("missing")),
+        Receiver::open(&channel_name("missing")),
         Err(ChannelError::Shm(_))
     ));
 }
@@ -324,7 +281,7 @@ fn bad_capacity_and_oversized_messages_are_typed_errors() {
 
 #[test]
 fn a_named_mpsc_channel_takes_its_senders_and_one_receiver() {
-    let name = unique_name("mpsc");
+    let name = channel_name("mpsc");
     let mut rx = Receiver::create_mpsc(&name, 2, 4096).unwrap();
     assert_eq!(rx.max_senders(), 2);
     let mut a = Sender::open(&name).unwrap();
@@ -365,7 +322,7 @@ fn a_named_mpsc_channel_takes_its_senders_and_one_receiver() {
     drop(b);
     assert!(matches!(rx.try_recv(), Err(ChannelError::Disconnected)));
     assert!(matches!(
-        Receiver::create_mpsc(&unique_name("zero"), 0, 4096),
+        Receiver::create_mpsc(&channel_name("zero"), 0, 4096),
         Err(ChannelError::BadProducers(0))
     ));
     assert!(matches!(
@@ -426,7 +383,11 @@ fn an_anonymous_channel_handed_over_a_unix_socket() {
     use ipcraft::socket::UnixStream;
     use std::os::fd::{AsFd, OwnedFd};
     let (ours, theirs) = UnixStream::pair().unwrap();
-    let mut child = spawn_role("receive-over-socket", Stdio::from(OwnedFd::from(theirs)));
+    let child = ROLES.spawn(
+        "receive-over-socket",
+        "",
+        Stdio::from(OwnedFd::from(theirs)),
+    );
     let (mut tx, fd) = Sender::anonymous(4096).unwrap();
     ours.send_with_fds(b"channel", &[fd.as_fd()]).unwrap();
     drop(fd);
@@ -435,8 +396,6 @@ fn an_anonymous_channel_handed_over_a_unix_socket() {
             .unwrap();
     }
     drop(tx);
-    let out = BufReader::new(child.stdout.take().unwrap());
-    let lines: Vec<String> = out.lines().map(Result::unwrap).collect();
-    assert!(child.wait().unwrap().success());
-    assert!(lines.contains(&"RECEIVED 10000".to_owned()), "{lines:?}");
+    let out = finish(child, "receive-over-socket");
+    assert!(out.lines().any(|l| l == "RECEIVED 10000"), "{out}");
 }

@@ -13,13 +13,14 @@
 
 use ipcraft::channel::{ChannelError, Receiver, Sender};
 use ipcraft_core::Deadline;
-use std::io::{BufRead, BufReader, Write};
+use ipcraft_testkit::{Roles, finish, kill, wait_for};
+use std::io::Write;
 use std::os::fd::{AsFd, OwnedFd};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Stdio};
 use std::time::{Duration, Instant};
 
-const ROLE_ENV: &str = "IPCRAFT_TEN_MILLION_ROLE";
-const COUNT_ENV: &str = "IPCRAFT_TEN_MILLION_COUNT";
+/// A child's role, and how many messages it sends.
+const ROLES: Roles = Roles::new("IPCRAFT_TEN_MILLION_ROLE", "IPCRAFT_TEN_MILLION_COUNT");
 /// Ring bytes per sender: the largest message is 16 376 bytes.
 const CAPACITY: usize = 1 << 14;
 const MAX: usize = CAPACITY - 8;
@@ -189,30 +190,17 @@ fn stdin_fd() -> OwnedFd {
     std::io::stdin().as_fd().try_clone_to_owned().unwrap()
 }
 
+/// A sender child: `role`, sending `count` messages into the channel `fd` (its stdin).
 fn spawn(role: &str, count: u64, fd: OwnedFd) -> Child {
-    Command::new(std::env::current_exe().unwrap())
-        .args([
-            "--exact",
-            "child_role",
-            "--nocapture",
-            "--test-threads=1",
-            "-q",
-        ])
-        .env(ROLE_ENV, role)
-        .env(COUNT_ENV, count.to_string())
-        .stdin(Stdio::from(fd))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .unwrap()
+    ROLES.spawn(role, &count.to_string(), Stdio::from(fd))
 }
 
 #[test]
 fn child_role() {
-    let Ok(role) = std::env::var(ROLE_ENV) else {
+    let Some((role, count)) = ROLES.current() else {
         return;
     };
-    let count: u64 = std::env::var(COUNT_ENV).unwrap().parse().unwrap();
+    let count: u64 = count.parse().unwrap();
     let mut tx = Sender::from_fd(stdin_fd()).unwrap();
     match role.as_str() {
         "produce" => {
@@ -227,11 +215,6 @@ fn child_role() {
     }
 }
 
-fn reap(mut child: Child) {
-    let status = child.wait().unwrap();
-    assert!(status.success(), "producer failed: {status}");
-}
-
 #[test]
 fn ten_million_messages_arrive_once_in_order_intact() {
     let total = total();
@@ -239,7 +222,7 @@ fn ten_million_messages_arrive_once_in_order_intact() {
     let start = Instant::now();
     let child = spawn("produce", total, fd);
     let got = consume(&mut rx);
-    reap(child);
+    finish(child, "producer");
     println!("SPSC: {total} messages in {:?}", start.elapsed());
     assert_eq!(got, vec![total]);
 }
@@ -257,7 +240,9 @@ fn ten_million_messages_from_three_sender_processes() {
         .collect();
     drop(fd);
     let mut got = consume(&mut rx);
-    children.into_iter().for_each(reap);
+    for c in children {
+        finish(c, "producer");
+    }
     println!(
         "MPSC: {total} messages from 3 senders in {:?}",
         start.elapsed()
@@ -273,27 +258,21 @@ fn ten_million_messages_from_three_sender_processes() {
 fn an_mpsc_sender_killed_mid_stream_stops_no_one_else() {
     let (mut rx, fd) = Receiver::anonymous_mpsc(3, CAPACITY).unwrap();
     let mut victim = spawn("produce-forever", 0, fd.try_clone().unwrap());
-    let mut out = BufReader::new(victim.stdout.take().unwrap());
-    loop {
-        let mut line = String::new();
-        assert!(out.read_line(&mut line).unwrap() > 0, "victim ended early");
-        if line.trim_end() == "STARTED" {
-            break;
-        }
-    }
+    wait_for(&mut victim, "STARTED");
     let others: Vec<Child> = (0..2)
         .map(|_| spawn("produce", 50_000, fd.try_clone().unwrap()))
         .collect();
     drop(fd);
     let killer = std::thread::spawn(move || {
         std::thread::sleep(Duration::from_millis(200));
-        victim.kill().unwrap();
-        victim.wait().unwrap();
+        kill(&mut victim);
     });
     let start = Instant::now();
     let got = consume(&mut rx);
     killer.join().unwrap();
-    others.into_iter().for_each(reap);
+    for c in others {
+        finish(c, "producer");
+    }
     // Every message the killed sender committed arrived intact and in order (verified by
     // consume), then its slot counted as gone; the other two delivered everything.
     let mut finished: Vec<u64> = got.iter().copied().filter(|&n| n == 50_000).collect();
