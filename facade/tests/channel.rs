@@ -110,6 +110,19 @@ fn child_role() {
             }
             println!("RECEIVED {count}");
         }
+        "attach-write-sealed" => {
+            // A peer handed us a channel memfd sealed against writing: it maps read-only,
+            // so attaching must be an error, not a SIGSEGV on the first atomic store.
+            let r = if arg == "sender" {
+                Sender::from_fd(stdin_fd()).map(drop)
+            } else {
+                Receiver::from_fd(stdin_fd()).map(drop)
+            };
+            match r {
+                Ok(()) => println!("ATTACHED"),
+                Err(e) => println!("REFUSED {e}"),
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -398,4 +411,34 @@ fn an_anonymous_channel_handed_over_a_unix_socket() {
     drop(tx);
     let out = finish(child, "receive-over-socket");
     assert!(out.lines().any(|l| l == "RECEIVED 10000"), "{out}");
+}
+
+/// A peer that seals the memfd against writes (`F_SEAL_FUTURE_WRITE`, allowed while the
+/// creator keeps its writable mapping) makes `Segment::from_fd` map it read-only: the
+/// channel must refuse it, not crash on its first store.
+#[test]
+fn a_channel_memfd_sealed_against_writing_is_refused_not_a_crash() {
+    use nix::fcntl::{FcntlArg, SealFlag, fcntl};
+    for role in ["receiver", "sender"] {
+        let (_keep_tx, _keep_rx, fd) = if role == "receiver" {
+            let (tx, fd) = Sender::anonymous(4096).unwrap();
+            (Some(tx), None, fd)
+        } else {
+            let (rx, fd) = Receiver::anonymous(4096).unwrap();
+            (None, Some(rx), fd)
+        };
+        fcntl(&fd, FcntlArg::F_ADD_SEALS(SealFlag::F_SEAL_FUTURE_WRITE)).unwrap();
+        let child = ROLES
+            .command("attach-write-sealed", role)
+            .stdin(Stdio::from(fd))
+            .spawn()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stdout = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success() && stdout.contains("REFUSED"),
+            "{role} attaching a write-sealed memfd: {:?}, stdout: {stdout}",
+            out.status
+        );
+    }
 }
