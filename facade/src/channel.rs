@@ -591,6 +591,11 @@ fn new_named(name: &str, producers: usize, capacity: usize) -> Result<Made, Chan
 
 /// Validate a channel segment someone else made.
 fn attach(seg: Segment) -> Result<Made, ChannelError> {
+    // A memfd its sender sealed against writing (`F_SEAL_WRITE`/`F_SEAL_FUTURE_WRITE`) is
+    // mapped read-only: the first atomic store would kill this process with SIGSEGV.
+    if seg.is_read_only() {
+        return Err(ChannelError::Shm(ipcraft_shm::Error::ReadOnly));
+    }
     if seg.len() < SLOTS + SLOT_STRIDE + 16 {
         return Err(ChannelError::Corrupted("segment too small for a channel"));
     }

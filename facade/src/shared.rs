@@ -7,6 +7,8 @@
 //!   of its data area (64-byte aligned). It never grows or re-maps the segment (it hands out
 //!   only `&Segment`, and `grow` needs `&mut`), so the pointer stays valid for the region's
 //!   whole life.
+//! - The mapping is writable (a read-only one is refused in `new`): atomic stores and
+//!   read-modify-writes through the references handed out here would fault otherwise.
 //! - Every access is bounds-checked here; references are formed only to atomics (aligned,
 //!   checked here), never to bytes another process can write; payload moves with
 //!   `ptr::copy_nonoverlapping` into or out of memory this process owns, inside the window
@@ -38,7 +40,11 @@ unsafe impl Sync for SharedRegion {}
 
 impl SharedRegion {
     /// The data area of `seg`, which the region keeps.
+    /// `None` for a read-only mapping: the atomics this region hands out are stored to.
     pub(crate) fn new(seg: Segment) -> Option<Self> {
+        if seg.is_read_only() {
+            return None;
+        }
         Some(Self {
             base: NonNull::new(seg.as_ptr())?,
             len: seg.len(),
