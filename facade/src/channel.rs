@@ -1552,3 +1552,35 @@ fn wait_loop<E: End, T>(
         }
     }
 }
+
+#[cfg(test)]
+mod review_tests {
+    use super::*;
+
+    /// A `Wait::Sleep` sender whose deadline has passed still published padding (the
+    /// receiver must pass it to free the room the message waits for): a receiver that
+    /// announced sleep must be rung, as after any publication.
+    #[test]
+    fn a_sleep_mode_send_that_times_out_after_publishing_padding_wakes_the_receiver() {
+        let (mut tx, fd) = Sender::anonymous(64).unwrap();
+        let mut rx = Receiver::from_fd(fd).unwrap();
+        tx.send(&[1; 24]).unwrap(); // a 32-byte record
+        assert_eq!(rx.recv().unwrap(), vec![1; 24]); // released (a quarter of the ring)
+        tx.set_wait(Wait::Sleep);
+        // The receiver has announced that it sleeps (as `wait_loop` does).
+        let region = rx.region.clone();
+        let seen = announce(&consumer_bell(&region));
+        // 40 bytes (a 48-byte record) do not fit in the 32 left before the end of the lap:
+        // padding is published, and the record waits for the receiver to pass it.
+        assert!(matches!(
+            tx.send_timeout(&[2; 40], Duration::ZERO),
+            Err(ChannelError::TimedOut)
+        ));
+        assert_eq!(tx.tx.memory().load_position(true), 64, "padding published");
+        assert_ne!(
+            consumer_bell(&region).load_seq(),
+            seen,
+            "the sleeping receiver was not woken: it sleeps a whole slice"
+        );
+    }
+}
