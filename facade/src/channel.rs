@@ -1523,6 +1523,10 @@ fn wait_loop<E: End, T>(
         // One clock read per round (none without a deadline).
         let left = deadline.remaining();
         if left == Some(Duration::ZERO) {
+            // The last attempt may have published padding or staged records (a sender that
+            // found no room) since the peers were last woken (Sleep mode wakes them only
+            // after announcing, below): wake them now, or a sleeping peer waits a slice.
+            end.wake_peers();
             return Err(ChannelError::TimedOut);
         }
         if !sleeping {
