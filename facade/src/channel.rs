@@ -1587,4 +1587,19 @@ mod review_tests {
             "the sleeping receiver was not woken: it sleeps a whole slice"
         );
     }
+
+    /// The module docs: a ring found corrupted is skipped and "its sender is told:
+    /// `Corrupted`". A sender already waiting for room when its ring is poisoned must be
+    /// told so too, not `Disconnected` (its receiver is alive and serving the others).
+    #[test]
+    fn a_sender_waiting_when_its_ring_is_poisoned_is_told_corrupted() {
+        let (mut rx, fd) = Receiver::anonymous_mpsc(2, 64).unwrap();
+        let mut tx = Sender::from_fd(fd.try_clone().unwrap()).unwrap();
+        tx.try_send(&[1; 56]).unwrap(); // full
+        let waiter = std::thread::spawn(move || tx.send_timeout(&[2; 8], Duration::from_secs(20)));
+        std::thread::sleep(Duration::from_millis(300)); // it waits for room by now
+        rx.poison(0);
+        let r = waiter.join().unwrap();
+        assert!(matches!(r, Err(ChannelError::Corrupted(_))), "{r:?}");
+    }
 }
