@@ -889,7 +889,7 @@ impl Sender {
                 // Padding may have been published: the receiver must pass it.
                 self.wake_peers();
                 if self.peer_gone(true) {
-                    Err(ChannelError::Disconnected)
+                    Err(self.gone_error())
                 } else {
                     Err(ChannelError::Full)
                 }
@@ -1402,6 +1402,10 @@ trait End {
     fn wake_peers(&self);
     /// Whether the peer closed (flags), or, with `probe`, died (liveness locks: syscalls).
     fn peer_gone(&self, probe: bool) -> bool;
+    /// What to report once [`peer_gone`](Self::peer_gone) said so.
+    fn gone_error(&self) -> ChannelError {
+        ChannelError::Disconnected
+    }
     /// How many checks to spin before yielding: none when the peer last ran on this CPU.
     fn spin_budget(&self) -> u32;
     /// This end's waiting strategy.
@@ -1422,6 +1426,11 @@ impl End for Sender {
         flag(r, RECEIVER_CLOSED)
             || flag(r, self.tx.memory().ctl + S_POISONED)
             || (probe && flag(r, RECEIVER_TAKEN) && !peer_alive(&self.lock, RECEIVER_LOCK))
+    }
+    /// `Corrupted` when the receiver poisoned this sender's ring (it is alive and serves the
+    /// others), else `Disconnected`.
+    fn gone_error(&self) -> ChannelError {
+        self.check_open().err().unwrap_or(ChannelError::Disconnected)
     }
     fn wait(&self) -> Wait {
         self.wait
@@ -1518,7 +1527,7 @@ fn wait_loop<E: End, T>(
                     Err(e) => Err(e.into()),
                 };
             }
-            return Err(ChannelError::Disconnected);
+            return Err(end.gone_error());
         }
         // One clock read per round (none without a deadline).
         let left = deadline.remaining();
