@@ -1430,7 +1430,9 @@ impl End for Sender {
     /// `Corrupted` when the receiver poisoned this sender's ring (it is alive and serves the
     /// others), else `Disconnected`.
     fn gone_error(&self) -> ChannelError {
-        self.check_open().err().unwrap_or(ChannelError::Disconnected)
+        self.check_open()
+            .err()
+            .unwrap_or(ChannelError::Disconnected)
     }
     fn wait(&self) -> Wait {
         self.wait
