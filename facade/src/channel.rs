@@ -88,6 +88,10 @@
 //! and, if the receiver died without closing, once the channel is full (a send into free
 //! room does not probe the peer: that would cost a system call per message).
 //!
+//! The locks belong to the open file description, which a `fork` shares: while a child
+//! forked (without exec) from a peer runs, the peer does not look dead. The channel's
+//! descriptors are close-on-exec, so an exec'd child holds nothing.
+//!
 //! # Untrusted peers
 //!
 //! Every position and length read from the segment is validated (see [`crate::ring`]): a
@@ -98,6 +102,13 @@
 //! cannot stop the receiver from serving the others. But all senders map the same
 //! segment: a hostile sender can corrupt another sender's ring, so MPSC senders must trust
 //! each other as far as delivery goes (never as far as memory safety).
+//!
+//! What validation cannot stop: a named channel's file can be shrunk by any process
+//! allowed to write it (its owner: mode `0600`), after which touching the lost pages raises
+//! `SIGBUS`, as with any shared mapping. Anonymous channels are sealed against shrinking
+//! and growing; a segment sealed against writing is refused with
+//! [`ipcraft_shm::Error::ReadOnly`] (a read-only mapping cannot hold the channel's
+//! atomics). Between processes that do not trust each other, use an anonymous channel.
 //!
 //! # Layout (version 2)
 //!
@@ -885,16 +896,36 @@ impl Sender {
                 self.notify_receiver();
                 Ok(())
             }
-            Err(RingError::Full) => {
-                // Padding may have been published: the receiver must pass it.
-                self.wake_peers();
-                if self.peer_gone(true) {
-                    Err(self.gone_error())
-                } else {
-                    Err(ChannelError::Full)
-                }
-            }
+            Err(RingError::Full) => Err(self.full_now()),
             Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reserve room for a message of up to `len` bytes if there is room now (see
+    /// [`reserve`](Self::reserve)).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_send`](Self::try_send).
+    pub fn try_reserve(&mut self, len: usize) -> Result<SendSlot<'_>, ChannelError> {
+        self.check_open()?;
+        match self.tx.prepare(len) {
+            Ok(_) => {}
+            Err(RingError::Full) => return Err(self.full_now()),
+            Err(e) => return Err(e.into()),
+        }
+        let slot = self.tx.reserve(len)?;
+        Ok(SendSlot { slot })
+    }
+
+    /// A `try_` call found no room: `Full`, or why the receiver will never make room.
+    fn full_now(&mut self) -> ChannelError {
+        // Padding may have been published: the receiver must pass it.
+        self.wake_peers();
+        if self.peer_gone(true) {
+            self.gone_error()
+        } else {
+            ChannelError::Full
         }
     }
 
@@ -906,6 +937,19 @@ impl Sender {
     /// As [`send`](Self::send).
     pub fn reserve(&mut self, len: usize) -> Result<SendSlot<'_>, ChannelError> {
         self.reserve_deadline(len, Deadline::never())
+    }
+
+    /// [`reserve`](Self::reserve), waiting at most `timeout` (monotonic clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`send_timeout`](Self::send_timeout).
+    pub fn reserve_timeout(
+        &mut self,
+        len: usize,
+        timeout: Duration,
+    ) -> Result<SendSlot<'_>, ChannelError> {
+        self.reserve_deadline(len, Deadline::after(timeout))
     }
 
     /// [`reserve`](Self::reserve), waiting at most until `deadline`.
@@ -1184,20 +1228,13 @@ impl Receiver {
     /// # Errors
     ///
     /// As [`recv_timeout`](Self::recv_timeout), and [`ChannelError::BufferTooSmall`] (the
-    /// message stays in the channel).
+    /// message stays in the channel, the next one received).
     pub fn recv_into_deadline(
         &mut self,
         buf: &mut [u8],
         deadline: Deadline,
     ) -> Result<usize, ChannelError> {
-        let slot = self.recv_slot_deadline(deadline)?;
-        let len = slot.len();
-        let Some(dst) = buf.get_mut(..len) else {
-            return Err(ChannelError::BufferTooSmall { needed: len });
-        };
-        slot.read_at(0, dst);
-        slot.release();
-        Ok(len)
+        copy_into(self.recv_slot_deadline(deadline)?, buf)
     }
 
     /// Receive the next message if there is one now.
@@ -1206,6 +1243,28 @@ impl Receiver {
     ///
     /// [`ChannelError::Empty`]; [`ChannelError::Disconnected`]; [`ChannelError::Corrupted`].
     pub fn try_recv(&mut self) -> Result<Vec<u8>, ChannelError> {
+        let slot = self.try_recv_slot()?;
+        let v = slot.to_vec();
+        slot.release();
+        Ok(v)
+    }
+
+    /// Receive the next message into `buf` if there is one now; returns its length.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv), and [`ChannelError::BufferTooSmall`] (the message
+    /// stays, the next one received).
+    pub fn try_recv_into(&mut self, buf: &mut [u8]) -> Result<usize, ChannelError> {
+        copy_into(self.try_recv_slot()?, buf)
+    }
+
+    /// The next message in place, if there is one now (see [`recv_slot`](Self::recv_slot)).
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv).
+    pub fn try_recv_slot(&mut self) -> Result<RecvSlot<'_>, ChannelError> {
         let i = match self.ready() {
             Ok(i) => i,
             Err(RingError::Empty) if self.peer_gone(true) => {
@@ -1219,10 +1278,7 @@ impl Receiver {
             Err(RingError::Empty) => return Err(ChannelError::Empty),
             Err(e) => return Err(e.into()),
         };
-        let slot = self.slot_at(i)?;
-        let v = slot.to_vec();
-        slot.release();
-        Ok(v)
+        self.slot_at(i)
     }
 
     /// The next message in place, waiting while the channel is empty: read it through
@@ -1233,6 +1289,15 @@ impl Receiver {
     /// As [`recv`](Self::recv).
     pub fn recv_slot(&mut self) -> Result<RecvSlot<'_>, ChannelError> {
         self.recv_slot_deadline(Deadline::never())
+    }
+
+    /// [`recv_slot`](Self::recv_slot), waiting at most `timeout` (monotonic clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_slot_timeout(&mut self, timeout: Duration) -> Result<RecvSlot<'_>, ChannelError> {
+        self.recv_slot_deadline(Deadline::after(timeout))
     }
 
     /// [`recv_slot`](Self::recv_slot), waiting at most until `deadline`.
@@ -1247,15 +1312,25 @@ impl Receiver {
 
     /// The message `ready` found in ring `i`.
     fn slot_at(&mut self, i: usize) -> Result<RecvSlot<'_>, ChannelError> {
-        self.next = if i + 1 == self.rx.len() { 0 } else { i + 1 };
+        // The next scan starts here until the message is released or consumed: a slot
+        // dropped unread (or a buffer too small) leaves this message the next one received.
+        self.next = i;
+        let after = if i + 1 == self.rx.len() { 0 } else { i + 1 };
         let unreleased_max = self.rx[i].memory().cap as u64 / 4;
         let ctl = self.rx[i].memory().ctl;
-        let (rx, poisoned, region) = (&mut self.rx, &mut self.poisoned, &self.region);
+        let (rx, poisoned, region, next) = (
+            &mut self.rx,
+            &mut self.poisoned,
+            &self.region,
+            &mut self.next,
+        );
         match rx[i].read() {
             Ok(slot) => Ok(RecvSlot {
                 slot,
                 sender: i,
                 unreleased_max,
+                next,
+                after,
             }),
             Err(e) => {
                 // It was ready a moment ago: only a sender breaking the protocol takes a
@@ -1331,7 +1406,8 @@ impl Drop for Receiver {
 /// The next message, in place in the channel (see [`Receiver::recv_slot`]): read it with
 /// [`read_at`](Self::read_at), [`io::Read`] or [`to_vec`](Self::to_vec) (copies into your
 /// memory, so a misbehaving sender cannot cause undefined behaviour here), then
-/// [`release`](Self::release) it. Dropping it leaves the message in the channel.
+/// [`release`](Self::release) it. Dropping it leaves the message in the channel, the next
+/// one received.
 #[derive(Debug)]
 pub struct RecvSlot<'a> {
     slot: ReadSlot<'a, SlotRing>,
@@ -1339,6 +1415,9 @@ pub struct RecvSlot<'a> {
     /// Publish the consumer's position once this many bytes are consumed (a quarter of
     /// the ring), or when the ring is found empty.
     unreleased_max: u64,
+    /// The receiver's round-robin start, and where it moves once this message is done.
+    next: &'a mut usize,
+    after: usize,
 }
 
 impl RecvSlot<'_> {
@@ -1369,6 +1448,7 @@ impl RecvSlot<'_> {
     /// unless a sender may need the room. [`Receiver::flush`] publishes at once.
     pub fn release(self) {
         let max = self.unreleased_max;
+        *self.next = self.after;
         let consumer = self.slot.consume();
         if consumer.unreleased() >= max {
             consumer.flush();
@@ -1378,6 +1458,7 @@ impl RecvSlot<'_> {
     /// Done, but free the room only at [`Receiver::flush`] or when the receiver finds
     /// the channel empty.
     pub fn consume(self) {
+        *self.next = self.after;
         self.slot.consume();
     }
 }
@@ -1386,6 +1467,18 @@ impl io::Read for RecvSlot<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         self.slot.read(buf)
     }
+}
+
+/// Copy `slot`'s message into `buf` and release it; a buffer too small leaves it (and
+/// the round robin) where it was.
+fn copy_into(slot: RecvSlot<'_>, buf: &mut [u8]) -> Result<usize, ChannelError> {
+    let len = slot.len();
+    let Some(dst) = buf.get_mut(..len) else {
+        return Err(ChannelError::BufferTooSmall { needed: len });
+    };
+    slot.read_at(0, dst);
+    slot.release();
+    Ok(len)
 }
 
 /// What the waiting loop needs from either end.
@@ -1556,6 +1649,13 @@ fn wait_loop<E: End, T>(
                 }
             }
             end.wake_peers();
+            // A peer that closed after the check at the top of this round bumped the
+            // sequence after setting its flag: if `seen` is that bumped value, the flag is
+            // visible now (acquire on the sequence); if not, the wait returns at once.
+            if end.peer_gone(false) {
+                withdraw(&end.own_bell());
+                continue;
+            }
             end.own_bell().wait(seen, left);
             withdraw(&end.own_bell());
         }
@@ -1569,7 +1669,7 @@ fn wait_loop<E: End, T>(
 }
 
 #[cfg(test)]
-mod review_tests {
+mod wait_tests {
     use super::*;
 
     /// A `Wait::Sleep` sender whose deadline has passed still published padding (the

@@ -388,6 +388,92 @@ fn recv_into_a_short_buffer_keeps_the_message() {
     ));
 }
 
+#[test]
+fn every_blocking_call_has_a_try_form_and_a_timeout() {
+    let (mut tx, fd) = Sender::anonymous(64).unwrap();
+    let mut rx = Receiver::from_fd(fd).unwrap();
+    let mut buf = [0u8; 64];
+    assert!(matches!(
+        rx.try_recv_into(&mut buf),
+        Err(ChannelError::Empty)
+    ));
+    assert!(matches!(rx.try_recv_slot(), Err(ChannelError::Empty)));
+    assert!(matches!(
+        rx.recv_slot_timeout(Duration::from_millis(10)),
+        Err(ChannelError::TimedOut)
+    ));
+    let mut slot = tx.try_reserve(56).unwrap();
+    slot.write_at(0, &[5; 56]);
+    slot.commit();
+    assert!(matches!(tx.try_reserve(8), Err(ChannelError::Full)));
+    assert!(matches!(
+        tx.reserve_timeout(8, Duration::from_millis(10)),
+        Err(ChannelError::TimedOut)
+    ));
+    let slot = rx.try_recv_slot().unwrap();
+    assert_eq!(slot.to_vec(), vec![5; 56]);
+    slot.release();
+    rx.flush();
+    let mut slot = tx.reserve_timeout(8, Duration::from_secs(20)).unwrap();
+    slot.write_at(0, b"12345678");
+    slot.commit();
+    assert_eq!(rx.try_recv_into(&mut buf).unwrap(), 8);
+    assert_eq!(&buf[..8], b"12345678");
+    tx.send(b"x").unwrap();
+    let slot = rx.recv_slot_timeout(Duration::from_secs(20)).unwrap();
+    assert_eq!(slot.to_vec(), b"x");
+    slot.release();
+    drop(tx);
+    assert!(matches!(
+        rx.try_recv_into(&mut buf),
+        Err(ChannelError::Disconnected)
+    ));
+}
+
+/// With several senders, a message refused for a short buffer, or a slot dropped unread,
+/// is still the next one received, though another sender's messages are waiting.
+#[test]
+fn a_message_left_in_an_mpsc_channel_is_the_next_one_received() {
+    let (mut rx, fd) = Receiver::anonymous_mpsc(2, 4096).unwrap();
+    let mut a = Sender::from_fd(fd.try_clone().unwrap()).unwrap();
+    let mut b = Sender::from_fd(fd).unwrap();
+    for i in 0..3u8 {
+        a.send(&[i; 32]).unwrap();
+        b.send(&[100 + i; 8]).unwrap();
+    }
+    // A slot dropped without release (here at the end of each statement) stays.
+    let (who, msg) = rx.recv_slot().map(|s| (s.sender(), s.to_vec())).unwrap();
+    let again = rx.recv_slot().map(|s| (s.sender(), s.to_vec())).unwrap();
+    assert_eq!(again, (who, msg.clone()));
+    let mut small = [0u8; 4];
+    assert!(matches!(
+        rx.recv_into(&mut small),
+        Err(ChannelError::BufferTooSmall { .. })
+    ));
+    assert!(matches!(
+        rx.try_recv_into(&mut small),
+        Err(ChannelError::BufferTooSmall { .. })
+    ));
+    assert_eq!(rx.recv().unwrap(), msg);
+    // Then the round robin moves on: every message arrives once, in order per sender.
+    let mut got = vec![msg];
+    while let Ok(m) = rx.try_recv() {
+        got.push(m);
+    }
+    assert_eq!(got.len(), 6);
+    let from = |len: usize| {
+        got.iter()
+            .filter(|m| m.len() == len)
+            .cloned()
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(from(32), (0..3u8).map(|i| vec![i; 32]).collect::<Vec<_>>());
+    assert_eq!(
+        from(8),
+        (0..3u8).map(|i| vec![100 + i; 8]).collect::<Vec<_>>()
+    );
+}
+
 /// The anonymous channel's memfd handed over a Unix socket (`SCM_RIGHTS`) rather than at
 /// spawn: nothing named, nothing to clean up.
 #[cfg(feature = "socket")]
