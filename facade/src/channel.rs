@@ -1681,6 +1681,7 @@ mod wait_tests {
     /// receiver must pass it to free the room the message waits for): a receiver that
     /// announced sleep must be rung, as after any publication.
     #[test]
+    #[cfg_attr(miri, ignore = "memfd_create(2), futex(2)")]
     fn a_sleep_mode_send_that_times_out_after_publishing_padding_wakes_the_receiver() {
         let (mut tx, fd) = Sender::anonymous(64).unwrap();
         let mut rx = Receiver::from_fd(fd).unwrap();
@@ -1708,6 +1709,7 @@ mod wait_tests {
     /// `Corrupted`". A sender already waiting for room when its ring is poisoned must be
     /// told so too, not `Disconnected` (its receiver is alive and serving the others).
     #[test]
+    #[cfg_attr(miri, ignore = "memfd_create(2), futex(2)")]
     fn a_sender_waiting_when_its_ring_is_poisoned_is_told_corrupted() {
         let (mut rx, fd) = Receiver::anonymous_mpsc(2, 64).unwrap();
         let mut tx = Sender::from_fd(fd.try_clone().unwrap()).unwrap();
