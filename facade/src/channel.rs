@@ -41,6 +41,18 @@
 //! - **MPSC**: [`Receiver::anonymous_mpsc`] / [`Receiver::create_mpsc`] make room for up to
 //!   `producers` senders; each [`Sender::from_fd`] / [`Sender::open`] claims one.
 //!
+//! # Sending and receiving
+//!
+//! - Copying: [`Sender::send`], [`Receiver::recv`] (a new `Vec`), [`Receiver::recv_into`]
+//!   (your buffer, no allocation).
+//! - In place: [`Sender::reserve`] gives a [`SendSlot`] to write (`write_at`, `io::Write`),
+//!   then `commit` (or `stage` several and [`Sender::flush`] them with one store);
+//!   [`Receiver::recv_slot`] gives a [`RecvSlot`] to read (`read_at`, `io::Read`), then
+//!   `release` (or `consume` several and [`Receiver::flush`]).
+//! - Every call that can wait has a `_timeout` and a `_deadline` form (monotonic clock)
+//!   and a `try_` form that reports [`ChannelError::Full`] or [`ChannelError::Empty`]
+//!   (`io::ErrorKind::WouldBlock` once converted) instead of waiting.
+//!
 //! # MPSC: one SPSC ring per producer
 //!
 //! The MPSC channel is one single-producer ring per sender in one segment, with one shared
