@@ -72,12 +72,14 @@
 
 mod error;
 mod header;
+mod locks;
 mod segment;
 mod stale;
 mod sys;
 
 pub use error::{Error, Result};
 pub use header::{HEADER_SIZE, HeaderInfo, LAYOUT_VERSION, MAGIC};
+pub use locks::ByteLocks;
 pub use segment::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, Segment, SegmentOptions, unlink};
 pub use stale::{IpcraftState, SegmentInfo, list, remove_stale};
 pub use sys::AtomicData;
