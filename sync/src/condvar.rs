@@ -12,7 +12,8 @@
 #![allow(clippy::disallowed_types)] // The words live in shared memory, where loom's atomics cannot.
 
 use crate::error::{Error, Result};
-use crate::mutex::{LockError, MutexGuard, Plain};
+use crate::guard::{LockError, MutexGuard};
+use crate::mutex::Plain;
 use crate::sys::{futex_wait, futex_wake};
 use ipcraft_core::Deadline;
 use ipcraft_shm::{Segment, SegmentOptions};
@@ -159,9 +160,13 @@ impl<S: Borrow<Segment>> Condvar<S> {
 
     /// [`wait`](Self::wait), for at most `timeout`; also returns whether the timeout passed.
     ///
+    /// The whole call, re-locking included, ends by the timeout: when the wait ends and the
+    /// mutex cannot be locked again before the deadline (a peer holds it), the result is
+    /// [`LockError::TimedOut`] and the lock is not held.
+    ///
     /// # Errors
     ///
-    /// As [`wait`](Self::wait).
+    /// [`LockError::TimedOut`] as above; otherwise as [`wait`](Self::wait).
     #[doc(alias = "pthread_cond_clockwait")]
     pub fn wait_timeout<'a, T: Plain>(
         &self,
@@ -172,10 +177,13 @@ impl<S: Borrow<Segment>> Condvar<S> {
     }
 
     /// [`wait`](Self::wait), until `deadline` at the latest; also returns whether it passed.
+    /// Re-locking the mutex keeps to the same deadline, as in
+    /// [`wait_timeout`](Self::wait_timeout).
     ///
     /// # Errors
     ///
-    /// As [`wait`](Self::wait).
+    /// [`LockError::TimedOut`] when the mutex could not be locked again by the deadline;
+    /// otherwise as [`wait`](Self::wait).
     pub fn wait_deadline<'a, T: Plain>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -185,12 +193,12 @@ impl<S: Borrow<Segment>> Condvar<S> {
         // Read under the mutex: a notify after this (by a process that changed the state
         // under the mutex) changes the word, and the futex wait below returns at once.
         let seen = seq.load(Ordering::Acquire);
-        let (relocked, ()) = guard.unlocked(|| {
+        let (relocked, ()) = guard.unlocked(deadline, || {
             if !deadline.has_passed() {
                 futex_wait(seq, seen, deadline.remaining());
             }
-        });
-        Ok((relocked?, deadline.has_passed()))
+        })?;
+        Ok((relocked, deadline.has_passed()))
     }
 
     /// Wait while `condition` holds for the protected value.

@@ -53,6 +53,12 @@ pub enum Error {
     WouldBlock,
     /// The timeout passed before the wait succeeded.
     TimedOut,
+    /// Every slot of a futex-kind mutex is claimed by a live handle: at most `max` handles,
+    /// in all processes together, can be attached to one at a time.
+    TooManyHandles {
+        /// The limit, [`MAX_HANDLES`](crate::MAX_HANDLES).
+        max: u32,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -85,6 +91,11 @@ impl fmt::Display for Error {
             ),
             Self::WouldBlock => f.write_str("the operation would block (the semaphore is zero)"),
             Self::TimedOut => f.write_str("timed out"),
+            Self::TooManyHandles { max } => write!(
+                f,
+                "all {max} handle slots of the mutex are in use by live handles: drop unused \
+                 Mutex handles (one per process is enough: share it between threads)"
+            ),
         }
     }
 }

@@ -62,6 +62,8 @@
 
 mod condvar;
 mod error;
+mod futex_lock;
+mod guard;
 mod loom;
 mod mutex;
 mod once;
@@ -77,7 +79,7 @@ pub mod futex {
     pub use crate::sys::{futex_wait as wait, futex_wake as wake};
 }
 pub use error::{Error, Result};
-pub use mutex::{
-    DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, MutexOptions, Plain, Recovery, footprint,
-};
+pub use futex_lock::MAX_HANDLES;
+pub use guard::{LockError, MutexGuard, Recovery};
+pub use mutex::{DEFAULT_INIT_TIMEOUT, Mutex, MutexKind, MutexOptions, Plain, footprint};
 pub use semaphore::{SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, unlink_semaphore};

@@ -1,61 +1,56 @@
-#![allow(unsafe_code)]
-//! [`Semaphore`]: a POSIX counting semaphore, named (`sem_open`, shared with any program that
-//! uses the same name) or unnamed inside a caller's shared memory segment (`sem_init` with
-//! `pshared = 1`).
+//! [`Semaphore`]: a counting semaphore shared between processes, named (glibc's `sem_open`,
+//! shared with any program that uses the same name) or inside a caller's shared memory
+//! segment (on a futex word of our own).
 //!
-//! The `sem_*` calls are thin and made here, each in its own `unsafe` block. Invariants this
-//! file upholds, and who upholds them:
-//! - `Semaphore::sem` points to a live, initialized `sem_t` for as long as the `Semaphore`
-//!   exists. Named: it is what `sem_open` returned; glibc keeps that mapping until
-//!   `sem_close`, which only `Drop` calls, once. In a segment: it points
-//!   `SEM_OFFSET` bytes into a placement whose bounds and alignment `locate` checked against
-//!   the `Segment`; the `Semaphore<'a>` borrows that `Segment` for `'a`, so the mapping
-//!   cannot be unmapped (or re-mapped by `grow`, which needs `&mut Segment`) meanwhile; and
-//!   `sem_init` ran exactly once before any other `sem_*` call on it (the state word
-//!   protocol of `crate::once`, checked by loom: only the process whose CAS claims the word
-//!   initializes; everyone else waits until it is published ready, with release/acquire).
-//! - The `sem_t` bytes are only ever touched by glibc's `sem_*` functions (atomic operations
-//!   and futex calls); no Rust reference to them is formed. The placement's two header
-//!   words are atomics, reached through `Segment::get`.
-//! - A peer that scribbles over the `sem_t` can only make counts wrong: glibc's `sem_t`
-//!   (a 64-bit value word and a `private` flag) holds no pointers, so garbage in it never
-//!   makes glibc touch memory outside those bytes. A peer with write access to a named
-//!   semaphore's file could truncate it (SIGBUS on the next access, as for any shared
-//!   mapping); named semaphores are therefore created mode 0600 (see [`Semaphore::create`]).
+//! No `unsafe` here: the named kind calls glibc through `sys::NamedSem`; the in-segment
+//! kind is atomics and futex calls on one 64-bit word.
+//!
+//! # The in-segment semaphore
+//!
+//! One 64-bit word, as glibc's 64-bit `sem_t` keeps it: the value in the low 32 bits (the
+//! futex waiters sleep on) and the number of waiters in the high 32 bits. `post` increments
+//! the value with a compare-exchange (refusing to pass [`SEM_VALUE_MAX`]) and wakes one
+//! sleeper if the waiter count it replaced was non-zero. A waiter first tries to decrement;
+//! otherwise it adds itself to the waiter count, tries again, and sleeps while the value is
+//! zero, at most until its deadline; it removes itself from the count when it leaves. All
+//! of it happens on one location, so a post either sees the waiter or the waiter sees the
+//! post.
+//!
+//! Why not glibc's `sem_init` in the segment: glibc builds its futex operation from the
+//! `private` word inside `sem_t`, so a peer that writes that word can make our `sem_post`
+//! abort the process (`__libc_fatal`) or a timed wait spin past its deadline. Here, any
+//! value a peer writes into the word makes counts wrong (or `post` report
+//! [`Error::ValueTooLarge`]), nothing more: every arithmetic step is checked or wrapping,
+//! and every sleep is bounded by the caller's deadline.
+//!
+//! # The named semaphore
+//!
+//! glibc's, for interoperability with C and Python (`posix_ipc`). The same `private` word
+//! lives in its file, `/dev/shm/sem.NAME`: every process that can open the name is trusted
+//! not to scribble on it. That is why named semaphores are created mode 0600 (only our user
+//! can open them), and why the in-segment kind exists.
 
-#![allow(clippy::disallowed_types)] // The state word lives in shared memory, where loom's atomics cannot.
+#![allow(clippy::disallowed_types)] // The words live in shared memory, where loom's atomics cannot.
 
 use crate::error::{Error, Result};
 use crate::mutex::DEFAULT_INIT_TIMEOUT;
 use crate::once::{OnceError, Outcome, init_once};
+use crate::sys::{NamedSem, futex_wait_low, futex_wake_low, monotonic_abstime, sem_unlink};
 use ipcraft_core::{Deadline, PosixName, SysError};
 use ipcraft_shm::Segment;
 use nix::errno::Errno;
 use std::fmt;
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
-use std::ptr::NonNull;
-use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
-
-// SAFETY:
-// - The declaration matches glibc's (2.30+) `int sem_clockwait(sem_t *, clockid_t,
-//   const struct timespec *)` from <semaphore.h>; the libc crate lacks it.
-unsafe extern "C" {
-    /// glibc 2.30+: like `sem_timedwait`, on the given clock.
-    fn sem_clockwait(
-        sem: *mut libc::sem_t,
-        clock: libc::clockid_t,
-        abstime: *const libc::timespec,
-    ) -> libc::c_int;
-}
+use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
+use std::time::Duration;
 
 /// The largest value a semaphore can hold: glibc's `SEM_VALUE_MAX` on Linux (`INT_MAX`), as
 /// `getconf SEM_VALUE_MAX` prints it.
 pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
 
 /// Bytes a semaphore takes in a segment (place it at a multiple of 64): a state word, a
-/// layout word, then the `sem_t`.
-pub const SEMAPHORE_FOOTPRINT: usize = SEM_OFFSET + std::mem::size_of::<libc::sem_t>();
+/// layout word, then the 64-bit value-and-waiters word.
+pub const SEMAPHORE_FOOTPRINT: usize = WORD_OFFSET + 8;
 
 /// The longest name after the `/` a named semaphore can have: glibc prefixes `sem.` to the
 /// file it creates, which may have at most 255 bytes.
@@ -66,19 +61,14 @@ const SEM_DIR: &str = "/dev/shm/sem.";
 const SEM_MODE: u32 = 0o600;
 
 const LAYOUT_OFFSET: usize = 4;
-const SEM_OFFSET: usize = 8;
+const WORD_OFFSET: usize = 8;
 const PLACEMENT_ALIGN: usize = 64;
-/// The layout word of a semaphore placement ("5E4A", version 1): differs from every
-/// `Mutex` and `Condvar` layout word, so one is never taken for another.
-const SEM_LAYOUT: u32 = 0x5e4a_0001;
-
-const _: () = {
-    // A borrowed `&Segment` may be sent between and shared across threads (see the Send and
-    // Sync impls below).
-    const fn sync<T: Sync>() {}
-    sync::<Segment>();
-    assert!(SEM_OFFSET.is_multiple_of(std::mem::align_of::<libc::sem_t>()));
-};
+/// The layout word of a semaphore placement ("5E4A", version 2: the futex word; version 1
+/// held a glibc `sem_t`): differs from every `Mutex` and `Condvar` layout word, so one is
+/// never taken for another.
+const SEM_LAYOUT: u32 = 0x5e4a_0002;
+/// One waiter, in the high half of the word.
+const WAITER: u64 = 1 << 32;
 
 /// A POSIX counting semaphore shared between processes: named, or inside a shared memory
 /// segment.
@@ -87,10 +77,13 @@ const _: () = {
 ///   opening the same name shares it (C's `sem_open`, Python's `posix_ipc.Semaphore`). The
 ///   creator owns the name and removes it on drop unless it calls
 ///   [`persist`](Self::persist); an opener never does. These are `Semaphore<'static>`.
-/// - In a segment ([`in_segment`](Self::in_segment)): an unnamed, process-shared `sem_t` at
+/// - In a segment ([`in_segment`](Self::in_segment)): a futex-based semaphore of our own at
 ///   an offset in an [`ipcraft_shm::Segment`], initialized exactly once even when processes
 ///   race to place it. A `Semaphore<'a>` borrows the segment, so the mapping cannot go away
-///   while it is used.
+///   while it is used. A peer writing into it can make counts wrong, never crash this
+///   process or hold a wait past its deadline (see the module docs).
+///
+/// Named semaphores trust every process that can open the name (see the module docs).
 ///
 /// Every wait is available blocking ([`wait`](Self::wait)), non-blocking
 /// ([`try_wait`](Self::try_wait), [`Error::WouldBlock`]) and timed on the monotonic clock
@@ -118,12 +111,12 @@ const _: () = {
 #[doc(alias = "sem_open")]
 #[doc(alias = "sem_init")]
 pub struct Semaphore<'a> {
-    sem: NonNull<libc::sem_t>,
     place: Place<'a>,
 }
 
 enum Place<'a> {
     Named {
+        sem: NamedSem,
         name: PosixName,
         /// Whether this handle created the name and removes it on drop.
         owner: bool,
@@ -135,18 +128,6 @@ enum Place<'a> {
         offset: usize,
     },
 }
-
-// SAFETY:
-// - A semaphore is designed to be operated on from any thread (or process): every `sem_*`
-//   call is thread-safe and keeps no thread-local state.
-// - The pointer stays valid wherever the value moves: named, the glibc mapping lives until
-//   `Drop` closes it; in a segment, it is backed by the `&'a Segment`, which is `Sync`
-//   (asserted above), so the borrow may move to another thread.
-unsafe impl Send for Semaphore<'_> {}
-// SAFETY:
-// - As above: every method takes `&self` and is a thread-safe `sem_*` call, or reads
-//   immutable fields.
-unsafe impl Sync for Semaphore<'_> {}
 
 fn check_value(value: u64) -> Result<()> {
     if value > u64::from(SEM_VALUE_MAX) {
@@ -211,22 +192,6 @@ fn backoff(pause: &mut Duration, deadline: Deadline) -> bool {
     true
 }
 
-/// `deadline` as an absolute `CLOCK_MONOTONIC` time (the clock `Instant` reads on Linux).
-fn monotonic_abstime(deadline: Instant) -> Result<libc::timespec> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)
-        .map_err(|e| Error::Sys(SysError::new("clock_gettime", e)))?;
-    let nanos = now.tv_nsec() + i64::from(left.subsec_nanos());
-    let secs = now
-        .tv_sec()
-        .saturating_add(i64::try_from(left.as_secs()).unwrap_or(i64::MAX / 2))
-        .saturating_add(nanos / 1_000_000_000);
-    Ok(libc::timespec {
-        tv_sec: secs,
-        tv_nsec: nanos % 1_000_000_000,
-    })
-}
-
 impl Semaphore<'static> {
     /// Create a named semaphore holding `initial`, mode 0600 whatever the umask; this
     /// handle owns the name and removes it on drop (unless [`persist`](Self::persist)ed).
@@ -259,30 +224,15 @@ impl Semaphore<'static> {
     pub fn create(name: &str, initial: u32) -> Result<Self> {
         let posix = sem_name(name)?;
         check_value(u64::from(initial))?;
-        // SAFETY:
-        // - `posix` is a NUL-terminated C string that outlives the call.
-        // - With O_CREAT, sem_open reads two variadic arguments: a mode_t (unsigned int on
-        //   Linux) and an unsigned int value; exactly those are passed, and `initial` is at
-        //   most SEM_VALUE_MAX (checked above).
-        let sem = unsafe {
-            libc::sem_open(
-                posix.as_c_str().as_ptr(),
-                libc::O_CREAT | libc::O_EXCL,
-                SEM_MODE as libc::c_uint,
-                initial as libc::c_uint,
-            )
-        };
-        let Some(sem) = NonNull::new(sem) else {
-            return Err(match Errno::last() {
-                Errno::EEXIST => Error::AlreadyExists {
-                    name: name.to_owned(),
-                },
-                e => Error::Sys(SysError::new("sem_open", e).on(name)),
-            });
-        };
+        let sem = NamedSem::create(posix.as_c_str(), SEM_MODE, initial).map_err(|e| match e {
+            Errno::EEXIST => Error::AlreadyExists {
+                name: name.to_owned(),
+            },
+            e => Error::Sys(SysError::new("sem_open", e).on(name)),
+        })?;
         let mut made = Self {
-            sem,
             place: Place::Named {
+                sem,
                 name: posix,
                 owner: true,
                 file: None,
@@ -306,21 +256,15 @@ impl Semaphore<'static> {
     #[doc(alias = "sem_open")]
     pub fn open(name: &str) -> Result<Self> {
         let posix = sem_name(name)?;
-        // SAFETY:
-        // - `posix` is a NUL-terminated C string that outlives the call.
-        // - Without O_CREAT, sem_open reads no variadic argument.
-        let sem = unsafe { libc::sem_open(posix.as_c_str().as_ptr(), 0) };
-        let Some(sem) = NonNull::new(sem) else {
-            return Err(match Errno::last() {
-                Errno::ENOENT => Error::NotFound {
-                    name: name.to_owned(),
-                },
-                e => Error::Sys(SysError::new("sem_open", e).on(name)),
-            });
-        };
+        let sem = NamedSem::open(posix.as_c_str()).map_err(|e| match e {
+            Errno::ENOENT => Error::NotFound {
+                name: name.to_owned(),
+            },
+            e => Error::Sys(SysError::new("sem_open", e).on(name)),
+        })?;
         Ok(Self {
-            sem,
             place: Place::Named {
+                sem,
                 name: posix,
                 owner: false,
                 file: None,
@@ -336,14 +280,15 @@ impl<'a> Semaphore<'a> {
     /// wait up to [`DEFAULT_INIT_TIMEOUT`] for it to finish). Dropping it leaves the
     /// semaphore in the segment for the other processes.
     ///
-    /// See `sem_init(3)` (with `pshared = 1`).
+    /// Not glibc's `sem_t` (a peer could abort us through it): a futex word of our own with
+    /// the same semantics as `sem_init(3)` with `pshared = 1` (see the module docs).
     ///
     /// # Errors
     ///
     /// [`Error::ValueTooLarge`]; [`Error::Misaligned`]; [`Error::Shm`] (`OutOfBounds`,
     /// `ReadOnly`); [`Error::WrongLayout`] when something else is placed there;
     /// [`Error::NotReady`] when another process started placing it and did not finish in
-    /// time (it may have died mid-way); [`Error::Sys`] from `sem_init`.
+    /// time (it may have died mid-way).
     ///
     /// # Examples
     ///
@@ -362,54 +307,44 @@ impl<'a> Semaphore<'a> {
     #[doc(alias = "sem_init")]
     pub fn in_segment(seg: &'a Segment, offset: usize, initial: u32) -> Result<Self> {
         check_value(u64::from(initial))?;
-        let (state, layout, sem) = Self::locate(seg, offset)?;
-        let made = Self {
-            sem,
-            place: Place::InSegment { seg, offset },
-        };
+        let (state, layout, word) = Self::locate(seg, offset)?;
         let deadline = Deadline::after(DEFAULT_INIT_TIMEOUT);
         let mut pause = Duration::from_micros(100);
         let outcome = init_once(
             state,
             || {
-                // SAFETY:
-                // - `sem` points to size_of::<sem_t>() writable bytes aligned for sem_t in
-                //   `seg`'s live mapping (checked in `locate`; the mapping is borrowed for 'a).
-                // - No other process uses those bytes yet: `init_once` runs this only in
-                //   the one process whose CAS claimed the state word (fresh ->
-                //   initializing), and everyone else waits for ready before any sem_* call.
-                if unsafe { libc::sem_init(sem.as_ptr(), 1, initial) } != 0 {
-                    return Err(Error::Sys(SysError::new("sem_init", Errno::last())));
-                }
+                // No waiters yet: nobody uses the word before it is published ready.
+                word.store(u64::from(initial), Ordering::Relaxed);
                 layout.store(SEM_LAYOUT, Ordering::Relaxed);
-                Ok(())
+                Ok::<(), Error>(())
             },
             || backoff(&mut pause, deadline),
         );
         let found = match outcome {
-            Ok(Outcome::Initialized) => return Ok(made),
+            Ok(Outcome::Initialized) => SEM_LAYOUT,
             // Ready (acquire): the initializer's layout word is visible.
             Ok(Outcome::Attached) => layout.load(Ordering::Relaxed),
             Err(OnceError::Init(e)) => return Err(e),
             Err(OnceError::NotReady) => return Err(Error::NotReady),
             Err(OnceError::Foreign(found)) => found,
         };
-        if found == SEM_LAYOUT {
-            Ok(made)
-        } else {
-            Err(Error::WrongLayout {
+        if found != SEM_LAYOUT {
+            return Err(Error::WrongLayout {
                 found,
                 expected: SEM_LAYOUT,
-            })
+            });
         }
+        Ok(Self {
+            place: Place::InSegment { seg, offset },
+        })
     }
 
-    /// Check that the placement fits in `seg`, is aligned and writable; return its state and
-    /// layout words and where its `sem_t` is.
+    /// Check that the placement fits in `seg`, is aligned and writable; return its state,
+    /// layout and value words.
     fn locate(
         seg: &'a Segment,
         offset: usize,
-    ) -> Result<(&'a AtomicU32, &'a AtomicU32, NonNull<libc::sem_t>)> {
+    ) -> Result<(&'a AtomicU32, &'a AtomicU32, &'a AtomicU64)> {
         if !offset.is_multiple_of(PLACEMENT_ALIGN) {
             return Err(Error::Misaligned { offset });
         }
@@ -422,14 +357,19 @@ impl<'a> Semaphore<'a> {
             }));
         }
         // Writable (get refuses read-only mappings), in bounds, aligned.
-        let state: &AtomicU32 = seg.get(offset)?;
-        let layout: &AtomicU32 = seg.get(offset + LAYOUT_OFFSET)?;
-        let at = seg.as_ptr().wrapping_add(offset + SEM_OFFSET);
-        let sem = NonNull::new(at.cast::<libc::sem_t>()).ok_or(Error::Misaligned { offset })?;
-        if !sem.as_ptr().is_aligned() {
-            return Err(Error::Misaligned { offset });
+        Ok((
+            seg.get(offset)?,
+            seg.get(offset + LAYOUT_OFFSET)?,
+            seg.get(offset + WORD_OFFSET)?,
+        ))
+    }
+
+    /// The in-segment word (checked in `locate`), or the named semaphore.
+    fn kind(&self) -> Result<Kind<'_>> {
+        match &self.place {
+            Place::Named { sem, .. } => Ok(Kind::Named(sem)),
+            Place::InSegment { seg, offset } => Ok(Kind::Futex(seg.get(offset + WORD_OFFSET)?)),
         }
-        Ok((state, layout, sem))
     }
 
     fn sys(&self, op: &'static str, e: Errno) -> Error {
@@ -446,20 +386,18 @@ impl<'a> Semaphore<'a> {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] (`EINVAL` if the `sem_t` bytes were overwritten with garbage).
+    /// [`Error::Sys`] (named: `EINVAL` if the `sem_t` bytes were overwritten with garbage).
     #[doc(alias = "sem_wait")]
     pub fn wait(&self) -> Result<()> {
-        loop {
-            // SAFETY:
-            // - `self.sem` is a live, initialized sem_t (module invariants: `create`/`open`
-            //   or `in_segment`, and the mapping outlives `self`).
-            if unsafe { libc::sem_wait(self.sem.as_ptr()) } == 0 {
-                return Ok(());
-            }
-            match Errno::last() {
-                Errno::EINTR => {}
-                e => return Err(self.sys("sem_wait", e)),
-            }
+        match self.kind()? {
+            Kind::Futex(word) => futex_sem_wait(word, Deadline::never()),
+            Kind::Named(sem) => loop {
+                match sem.wait() {
+                    Ok(()) => return Ok(()),
+                    Err(Errno::EINTR) => {}
+                    Err(e) => return Err(self.sys("sem_wait", e)),
+                }
+            },
         }
     }
 
@@ -472,17 +410,17 @@ impl<'a> Semaphore<'a> {
     /// [`Error::WouldBlock`] when it is zero; [`Error::Sys`].
     #[doc(alias = "sem_trywait")]
     pub fn try_wait(&self) -> Result<()> {
-        loop {
-            // SAFETY:
-            // - `self.sem` is a live, initialized sem_t (module invariants).
-            if unsafe { libc::sem_trywait(self.sem.as_ptr()) } == 0 {
-                return Ok(());
-            }
-            match Errno::last() {
-                Errno::EINTR => {}
-                Errno::EAGAIN => return Err(Error::WouldBlock),
-                e => return Err(self.sys("sem_trywait", e)),
-            }
+        match self.kind()? {
+            Kind::Futex(word) if try_take(word) => Ok(()),
+            Kind::Futex(_) => Err(Error::WouldBlock),
+            Kind::Named(sem) => loop {
+                match sem.try_wait() {
+                    Ok(()) => return Ok(()),
+                    Err(Errno::EINTR) => {}
+                    Err(Errno::EAGAIN) => return Err(Error::WouldBlock),
+                    Err(e) => return Err(self.sys("sem_trywait", e)),
+                }
+            },
         }
     }
 
@@ -511,10 +449,9 @@ impl<'a> Semaphore<'a> {
         self.wait_deadline(Deadline::after(timeout))
     }
 
-    /// Decrement the semaphore, waiting at most until `deadline` (`sem_clockwait` on
-    /// `CLOCK_MONOTONIC`, so setting the system clock does not shorten or stretch it). A
-    /// deadline already passed still takes a unit that is there. [`Deadline::never`] is
-    /// [`wait`](Self::wait).
+    /// Decrement the semaphore, waiting at most until `deadline` (on `CLOCK_MONOTONIC`, so
+    /// setting the system clock does not shorten or stretch it). A deadline already passed
+    /// still takes a unit that is there. [`Deadline::never`] is [`wait`](Self::wait).
     ///
     /// See `sem_clockwait(3)`.
     ///
@@ -526,20 +463,18 @@ impl<'a> Semaphore<'a> {
         let Some(at) = deadline.instant() else {
             return self.wait();
         };
-        let abstime = monotonic_abstime(at)?;
+        let sem = match self.kind()? {
+            Kind::Futex(word) => return futex_sem_wait(word, deadline),
+            Kind::Named(sem) => sem,
+        };
+        let abstime = monotonic_abstime(at).map_err(|e| self.sys("clock_gettime", e))?;
         loop {
-            // SAFETY:
-            // - `self.sem` is a live, initialized sem_t (module invariants).
-            // - `abstime` is a valid, normalized timespec on our stack, alive for the call.
-            let rc = unsafe { sem_clockwait(self.sem.as_ptr(), libc::CLOCK_MONOTONIC, &abstime) };
-            if rc == 0 {
-                return Ok(());
-            }
-            match Errno::last() {
+            match sem.wait_until(&abstime) {
+                Ok(()) => return Ok(()),
                 // The deadline is absolute: resuming with it never waits longer in total.
-                Errno::EINTR => {}
-                Errno::ETIMEDOUT => return Err(Error::TimedOut),
-                e => return Err(self.sys("sem_clockwait", e)),
+                Err(Errno::EINTR) => {}
+                Err(Errno::ETIMEDOUT) => return Err(Error::TimedOut),
+                Err(e) => return Err(self.sys("sem_clockwait", e)),
             }
         }
     }
@@ -554,17 +489,17 @@ impl<'a> Semaphore<'a> {
     /// (`EOVERFLOW`; the value is unchanged); [`Error::Sys`].
     #[doc(alias = "sem_post")]
     pub fn post(&self) -> Result<()> {
-        // SAFETY:
-        // - `self.sem` is a live, initialized sem_t (module invariants).
-        if unsafe { libc::sem_post(self.sem.as_ptr()) } == 0 {
-            return Ok(());
-        }
-        match Errno::last() {
-            Errno::EOVERFLOW => Err(Error::ValueTooLarge {
+        let result = match self.kind()? {
+            Kind::Futex(word) => futex_sem_post(word),
+            Kind::Named(sem) => sem.post(),
+        };
+        match result {
+            Ok(()) => Ok(()),
+            Err(Errno::EOVERFLOW) => Err(Error::ValueTooLarge {
                 value: u64::from(SEM_VALUE_MAX) + 1,
                 max: SEM_VALUE_MAX,
             }),
-            e => Err(self.sys("sem_post", e)),
+            Err(e) => Err(self.sys("sem_post", e)),
         }
     }
 
@@ -577,15 +512,14 @@ impl<'a> Semaphore<'a> {
     /// [`Error::Sys`].
     #[doc(alias = "sem_getvalue")]
     pub fn value(&self) -> Result<u32> {
-        let mut value: libc::c_int = 0;
-        // SAFETY:
-        // - `self.sem` is a live, initialized sem_t (module invariants).
-        // - `value` is a writable c_int on our stack.
-        if unsafe { libc::sem_getvalue(self.sem.as_ptr(), &mut value) } != 0 {
-            return Err(self.sys("sem_getvalue", Errno::last()));
+        match self.kind()? {
+            Kind::Futex(word) => Ok(word.load(Ordering::Relaxed) as u32),
+            // glibc reports 0, never a negative count of waiters.
+            Kind::Named(sem) => sem
+                .value()
+                .map(|v| u32::try_from(v).unwrap_or(0))
+                .map_err(|e| self.sys("sem_getvalue", e)),
         }
-        // glibc reports 0, never a negative count of waiters.
-        Ok(u32::try_from(value).unwrap_or(0))
     }
 
     /// The name of a named semaphore; `None` for one in a segment.
@@ -612,25 +546,85 @@ impl<'a> Semaphore<'a> {
     }
 }
 
+/// Which implementation a semaphore is.
+enum Kind<'s> {
+    Futex(&'s AtomicU64),
+    Named(&'s NamedSem),
+}
+
+/// Take one unit if the value is above zero.
+#[inline]
+fn try_take(word: &AtomicU64) -> bool {
+    let mut d = word.load(Ordering::Relaxed);
+    loop {
+        if d as u32 == 0 {
+            return false;
+        }
+        // The low half is non-zero: no borrow from the waiter count.
+        match word.compare_exchange_weak(d, d - 1, Ordering::Acquire, Ordering::Relaxed) {
+            Ok(_) => return true,
+            Err(now) => d = now,
+        }
+    }
+}
+
+/// Wait for a unit until `deadline` (the module docs give the protocol).
+fn futex_sem_wait(word: &AtomicU64, deadline: Deadline) -> Result<()> {
+    if try_take(word) {
+        return Ok(());
+    }
+    word.fetch_add(WAITER, Ordering::Relaxed);
+    let result = loop {
+        if try_take(word) {
+            break Ok(());
+        }
+        let left = deadline.remaining();
+        if left.is_some_and(|left| left.is_zero()) {
+            break Err(Error::TimedOut);
+        }
+        futex_wait_low(word, 0, left);
+    };
+    // Wrapping: a peer may have zeroed the count meanwhile; that only costs wake-ups.
+    word.fetch_sub(WAITER, Ordering::Relaxed);
+    result
+}
+
+/// Add a unit; wake one sleeper if anyone waits. `EOVERFLOW` at [`SEM_VALUE_MAX`].
+#[inline]
+fn futex_sem_post(word: &AtomicU64) -> std::result::Result<(), Errno> {
+    let mut d = word.load(Ordering::Relaxed);
+    loop {
+        if d as u32 >= SEM_VALUE_MAX {
+            return Err(Errno::EOVERFLOW);
+        }
+        // The low half is below u32::MAX: no carry into the waiter count.
+        match word.compare_exchange_weak(d, d + 1, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => d = now,
+        }
+    }
+    if d >= WAITER {
+        futex_wake_low(word, 1);
+    }
+    Ok(())
+}
+
 impl Drop for Semaphore<'_> {
     fn drop(&mut self) {
-        let Place::Named { name, owner, file } = &self.place else {
-            // Unnamed: the sem_t stays in the segment for the other processes. sem_destroy
-            // is not called: others may still use it (and on Linux it does nothing).
+        // Unnamed: the word stays in the segment for the other processes.
+        let Place::Named {
+            name, owner, file, ..
+        } = &self.place
+        else {
             return;
         };
-        // SAFETY:
-        // - `self.sem` was returned by sem_open and is closed exactly once, here; `self` is
-        //   not used after.
-        unsafe { libc::sem_close(self.sem.as_ptr()) };
         if *owner {
             // Remove the name only if it still names the file we made (a name can be
-            // unlinked and made again by someone else meanwhile).
+            // unlinked and made again by someone else meanwhile). The NamedSem closes
+            // itself when the place is dropped, after this.
             let path = sem_path(name);
             if file.is_none() || file_id(&path) == *file {
-                // SAFETY:
-                // - `name` is a NUL-terminated C string that outlives the call.
-                unsafe { libc::sem_unlink(name.as_c_str().as_ptr()) };
+                let _ = sem_unlink(name.as_c_str());
             }
         }
     }
@@ -677,15 +671,10 @@ impl fmt::Debug for Semaphore<'_> {
 #[doc(alias = "unlink")]
 pub fn unlink_semaphore(name: &str) -> Result<()> {
     let posix = sem_name(name)?;
-    // SAFETY:
-    // - `posix` is a NUL-terminated C string that outlives the call.
-    if unsafe { libc::sem_unlink(posix.as_c_str().as_ptr()) } == 0 {
-        return Ok(());
-    }
-    match Errno::last() {
-        Errno::ENOENT => Err(Error::NotFound {
+    sem_unlink(posix.as_c_str()).map_err(|e| match e {
+        Errno::ENOENT => Error::NotFound {
             name: name.to_owned(),
-        }),
-        e => Err(Error::Sys(SysError::new("sem_unlink", e).on(name))),
-    }
+        },
+        e => Error::Sys(SysError::new("sem_unlink", e).on(name)),
+    })
 }

@@ -53,7 +53,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ipcraft_shm::Segment;
-use ipcraft_sync::{Condvar, LockError, Mutex, Plain};
+use ipcraft_sync::{Condvar, LockError, Mutex, MutexKind, MutexOptions, Plain};
 use nix::sched::sched_yield;
 
 use crate::harness::{CHILD_TIMEOUT, Case, Env, Impl, Kind, Placement, Plan, Sample, Test};
@@ -133,15 +133,19 @@ pub struct Ipcraft<'a> {
 }
 
 impl<'a> Ipcraft<'a> {
-    /// Place (parent) or attach to (child) the mutex and the condvar in `seg`.
+    /// Place (parent) or attach to (child: `kind` is then the placed one's) the mutex of
+    /// `kind` and the condvar in `seg`.
     ///
     /// # Errors
     ///
     /// `ipcraft-sync`'s placement errors.
-    pub fn new(seg: &'a Segment) -> io::Result<Self> {
+    pub fn new(seg: &'a Segment, kind: MutexKind) -> io::Result<Self> {
         Ok(Self {
             seg,
-            mutex: Mutex::in_segment(seg, MUTEX, 0u64).map_err(io::Error::other)?,
+            mutex: MutexOptions::new()
+                .kind(kind)
+                .in_segment(seg, MUTEX, 0u64)
+                .map_err(io::Error::other)?,
             cv: Condvar::in_segment(seg, CONDVAR).map_err(io::Error::other)?,
         })
     }
@@ -544,7 +548,13 @@ impl Case for SyncCase {
             _ => {
                 let seg = Segment::anonymous(LEN)?;
                 let fd = seg.as_fd().try_clone_to_owned()?;
-                self.parent(env, placement, test, &Ipcraft::new(&seg)?, fd)
+                self.parent(
+                    env,
+                    placement,
+                    test,
+                    &Ipcraft::new(&seg, MutexKind::Pthread)?,
+                    fd,
+                )
             }
         }
     }
@@ -565,8 +575,13 @@ impl Case for SyncCase {
             }
             _ => {
                 let seg = Segment::from_fd(stdin, LEN)?;
-                self.run(&Ipcraft::new(&seg)?, test, false, deadline)
-                    .map(drop)
+                self.run(
+                    &Ipcraft::new(&seg, MutexKind::Pthread)?,
+                    test,
+                    false,
+                    deadline,
+                )
+                .map(drop)
             }
         }
     }
@@ -625,7 +640,7 @@ mod tests {
         let map = raw_map();
         turns(&Raw::new(&map).unwrap());
         let seg = Segment::anonymous(LEN).unwrap();
-        turns(&Ipcraft::new(&seg).unwrap());
+        turns(&Ipcraft::new(&seg, MutexKind::Pthread).unwrap());
     }
 
     /// The raw layout is ipcraft-sync's: its pthread mutex word and its condvar sequence
@@ -634,7 +649,7 @@ mod tests {
     #[cfg_attr(miri, ignore)]
     fn the_layout_is_ipcraft_syncs() {
         let seg = Segment::anonymous(LEN).unwrap();
-        let t = Ipcraft::new(&seg).unwrap();
+        let t = Ipcraft::new(&seg, MutexKind::Pthread).unwrap();
         let lock_word = seg.get::<AtomicU32>(PTHREAD).unwrap();
         assert_eq!(lock_word.load(Ordering::Relaxed), 0);
         {

@@ -1,0 +1,376 @@
+//! The futex kind of [`Mutex`](crate::Mutex): a robust lock whose shared state is one plain
+//! 32-bit word, with owner death detected by the kernel, following no pointer a peer wrote.
+//!
+//! # The word
+//!
+//! | bits | meaning |
+//! |---|---|
+//! | 0-9 | the owner's slot: 0 free, 1..=[`MAX_HANDLES`] a handle, [`ORPHANED`] an owner that is gone, [`NOT_RECOVERABLE`] |
+//! | 30 | `INCONSISTENT`: the holder took the lock from a dead owner and has not repaired yet |
+//! | 31 | `WAITERS`: someone may sleep on the word; the unlocker must wake |
+//!
+//! # Slots and liveness
+//!
+//! Every handle (every `Mutex` value) claims a slot when it attaches: the first `s` whose
+//! byte `base + s` of the segment's file it can lock with an open-file-description lock
+//! ([`ByteLocks`], a description of its own). The kernel drops that lock when the handle is
+//! dropped or its process dies, so "slot `s` is locked by another description" means "the
+//! owner lives", at every instant. The bytes lie far past any data (`base` is 2^50 plus
+//! 1024 bytes per 64-byte placement offset), so they never collide with another object's.
+//!
+//! A waiter that finds the word naming a slot whose byte nobody holds knows the owner is
+//! dead, and takes the lock with a compare-exchange, marked `INCONSISTENT`: it gets
+//! `OwnerDied`, as a robust pthread mutex reports `EOWNERDEAD`. A slot freed by a dead owner
+//! may be claimed again by a new handle before any waiter noticed; so a handle, right after
+//! claiming its slot, replaces a word that still names that slot with [`ORPHANED`] (and
+//! wakes everyone), which lockers treat as a dead owner too. After that claim, only the
+//! claimer can write its slot into the word.
+//!
+//! Waiting sleeps on the word in slices of [`SLICE`]; the owner's byte is probed after a
+//! slice that brought no change, on `try_lock`, and when the deadline passes, never on the
+//! path where the lock changes hands normally (no system call but the futex ones).
+//!
+//! # Against a hostile peer
+//!
+//! Every value of the word is a state above, or garbage in bits this code ignores. A peer
+//! that writes it can break mutual exclusion or make lockers report `OwnerDied` or
+//! `NotRecoverable`; it cannot make this process follow a pointer, index out of bounds,
+//! panic, or wait past a deadline (every sleep is bounded by the deadline, and the word is
+//! re-read after every sleep).
+
+#![allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+
+use crate::sys::{Acquired, futex_wait, futex_wake};
+use ipcraft_core::Deadline;
+use ipcraft_shm::{ByteLocks, Segment};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+const SLOT_MASK: u32 = 0x3ff;
+/// The slot value of an owner that is known to be gone (its slot was claimed again).
+pub(crate) const ORPHANED: u32 = 0x3fe;
+/// The slot value of a mutex that is not recoverable.
+pub(crate) const NOT_RECOVERABLE: u32 = 0x3ff;
+/// How many handles (in all processes together) can be attached to one futex-kind mutex.
+pub const MAX_HANDLES: u32 = 0x3fd;
+const INCONSISTENT: u32 = 1 << 30;
+const WAITERS: u32 = 1 << 31;
+/// The longest single sleep; then the owner's liveness is probed.
+pub(crate) const SLICE: Duration = Duration::from_millis(100);
+/// Lock bytes start here, far past any segment's data.
+const LOCK_BYTES: u64 = 1 << 50;
+/// Lock bytes per 64-byte placement offset (slots 0..=1023).
+const BYTES_PER_PLACEMENT: u64 = 1024;
+
+/// Why a lock was not taken.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum NotTaken {
+    /// Held by a live owner and the deadline passed (`try_lock`: at once).
+    Held,
+    /// The mutex is marked not recoverable.
+    NotRecoverable,
+}
+
+/// This handle's claim: its slot, held by an OFD lock on a byte of the segment's file.
+#[derive(Debug)]
+pub(crate) struct FutexLock {
+    locks: ByteLocks,
+    slot: u32,
+    base: u64,
+}
+
+impl FutexLock {
+    /// Claim a slot for a new handle of the mutex whose placement is at `offset` in `seg`,
+    /// and orphan any lock still held in that slot's name by a gone handle.
+    pub(crate) fn attach(
+        seg: &Segment,
+        offset: usize,
+        word: &AtomicU32,
+    ) -> Result<Self, crate::Error> {
+        let locks = ByteLocks::new(seg)?;
+        let base = LOCK_BYTES + (offset as u64 / 64) * BYTES_PER_PLACEMENT;
+        for slot in 1..=MAX_HANDLES {
+            if locks.try_lock(base + u64::from(slot))? {
+                let me = Self { locks, slot, base };
+                me.orphan_previous(word);
+                return Ok(me);
+            }
+        }
+        Err(crate::Error::TooManyHandles { max: MAX_HANDLES })
+    }
+
+    /// A word naming our freshly claimed slot was left by a handle that is gone: mark it
+    /// orphaned so the next locker takes it with `OwnerDied`.
+    fn orphan_previous(&self, word: &AtomicU32) {
+        let mut w = word.load(Ordering::Acquire);
+        while w & SLOT_MASK == self.slot {
+            let orphaned = (w & !SLOT_MASK) | ORPHANED | WAITERS;
+            match word.compare_exchange(w, orphaned, Ordering::AcqRel, Ordering::Acquire) {
+                Ok(_) => {
+                    futex_wake(word, i32::MAX);
+                    return;
+                }
+                Err(now) => w = now,
+            }
+        }
+    }
+
+    /// This handle's slot.
+    pub(crate) fn slot(&self) -> u32 {
+        self.slot
+    }
+
+    /// Whether the owner in `slot` may be alive: ours (another thread of this handle), or a
+    /// slot whose byte another description holds. An error probing counts as alive (the
+    /// caller then waits until its deadline rather than stealing a live owner's lock).
+    fn owner_alive(&self, slot: u32) -> bool {
+        if slot == self.slot {
+            return true;
+        }
+        if slot == 0 || slot > MAX_HANDLES {
+            return false;
+        }
+        self.locks
+            .is_locked_by_other(self.base + u64::from(slot))
+            .unwrap_or(true)
+    }
+
+    /// Take the lock, waiting until `deadline` at the latest (a passed deadline: one try,
+    /// which probes a held lock's owner once).
+    #[inline]
+    pub(crate) fn lock(&self, word: &AtomicU32, deadline: Deadline) -> Result<Acquired, NotTaken> {
+        if word
+            .compare_exchange(0, self.slot, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
+        {
+            return Ok(Acquired::Clean);
+        }
+        self.lock_slow(word, deadline)
+    }
+
+    #[cold]
+    fn lock_slow(&self, word: &AtomicU32, deadline: Deadline) -> Result<Acquired, NotTaken> {
+        // Probe the owner's liveness before the first sleep only when the deadline has
+        // already passed (try_lock); otherwise after each slice without news.
+        let mut probe = deadline.has_passed();
+        loop {
+            let w = word.load(Ordering::Acquire);
+            let owner = w & SLOT_MASK;
+            if owner == 0 {
+                // Free (perhaps with waiters): take it, keeping WAITERS since others may sleep.
+                let taken = self.slot | (w & WAITERS);
+                if word
+                    .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Acquired::Clean);
+                }
+                continue;
+            }
+            if owner == NOT_RECOVERABLE {
+                return Err(NotTaken::NotRecoverable);
+            }
+            if owner == ORPHANED || (probe && !self.owner_alive(owner)) {
+                let taken = self.slot | INCONSISTENT | (w & WAITERS);
+                if word
+                    .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
+                    .is_ok()
+                {
+                    return Ok(Acquired::OwnerDied);
+                }
+                continue;
+            }
+            let Some(left) = remaining(deadline) else {
+                // Passed: the owner was probed on this round (probe is set below).
+                if probe {
+                    return Err(NotTaken::Held);
+                }
+                probe = true;
+                continue;
+            };
+            // Announce a sleeper, then sleep while the word still says what we announced.
+            let expected = w | WAITERS;
+            if w & WAITERS == 0
+                && word
+                    .compare_exchange(w, expected, Ordering::Relaxed, Ordering::Relaxed)
+                    .is_err()
+            {
+                continue;
+            }
+            let nap = left.map_or(SLICE, |left| left.min(SLICE));
+            let slept = Instant::now();
+            futex_wait(word, expected, Some(nap));
+            // A full slice with the word unchanged: time to ask whether the owner lives.
+            probe = slept.elapsed() >= SLICE && word.load(Ordering::Relaxed) == expected;
+        }
+    }
+
+    /// Release a lock this handle holds; `repaired` is false when dropping a recovery that
+    /// was not made consistent (the mutex becomes not recoverable). `Err` when the word no
+    /// longer names this handle: a peer overwrote it, and it is left as it is.
+    #[inline]
+    pub(crate) fn unlock(&self, word: &AtomicU32, repaired: bool) -> Result<(), u32> {
+        if repaired
+            && word
+                .compare_exchange(self.slot, 0, Ordering::Release, Ordering::Relaxed)
+                .is_ok()
+        {
+            return Ok(());
+        }
+        self.unlock_slow(word, repaired)
+    }
+
+    #[cold]
+    fn unlock_slow(&self, word: &AtomicU32, repaired: bool) -> Result<(), u32> {
+        let mut w = word.load(Ordering::Relaxed);
+        loop {
+            if w & SLOT_MASK != self.slot {
+                return Err(w);
+            }
+            let next = if repaired { 0 } else { NOT_RECOVERABLE };
+            match word.compare_exchange(w, next, Ordering::Release, Ordering::Relaxed) {
+                Ok(_) => break,
+                Err(now) => w = now,
+            }
+        }
+        if !repaired {
+            futex_wake(word, i32::MAX);
+        } else if w & WAITERS != 0 {
+            futex_wake(word, 1);
+        }
+        Ok(())
+    }
+
+    /// Clear `INCONSISTENT` on a lock this handle holds. `Err` with the word found when it
+    /// does not name this handle.
+    pub(crate) fn make_consistent(&self, word: &AtomicU32) -> Result<(), u32> {
+        let mut w = word.load(Ordering::Relaxed);
+        loop {
+            if w & SLOT_MASK != self.slot {
+                return Err(w);
+            }
+            match word.compare_exchange(w, w & !INCONSISTENT, Ordering::Relaxed, Ordering::Relaxed)
+            {
+                Ok(_) => return Ok(()),
+                Err(now) => w = now,
+            }
+        }
+    }
+}
+
+/// `None` once the deadline passed; `Some(None)` for no deadline; else the time left.
+fn remaining(deadline: Deadline) -> Option<Option<Duration>> {
+    match deadline.remaining() {
+        None => Some(None),
+        Some(left) if left.is_zero() => None,
+        Some(left) => Some(Some(left)),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_fit_in_the_slot_field() {
+        const {
+            assert!(MAX_HANDLES < ORPHANED && ORPHANED < NOT_RECOVERABLE);
+            assert!(NOT_RECOVERABLE == SLOT_MASK);
+            assert!(INCONSISTENT & SLOT_MASK == 0 && WAITERS & SLOT_MASK == 0);
+            // A placement 2^40 bytes into a segment still has its bytes below i64::MAX.
+            let last = LOCK_BYTES + (1u64 << 40) / 64 * BYTES_PER_PLACEMENT + 1023;
+            assert!(last < i64::MAX as u64);
+        }
+    }
+
+    #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
+    #[test]
+    fn two_handles_exclude_each_other_and_a_dropped_owner_is_owner_died() {
+        let seg = Segment::anonymous(4096).unwrap();
+        let word: &AtomicU32 = seg.get(8).unwrap();
+        let a = FutexLock::attach(&seg, 0, word).unwrap();
+        let b = FutexLock::attach(&seg, 0, word).unwrap();
+        assert_ne!(a.slot(), b.slot());
+        assert_eq!(a.lock(word, Deadline::never()), Ok(Acquired::Clean));
+        let start = Instant::now();
+        assert_eq!(
+            b.lock(word, Deadline::after(Duration::from_millis(30))),
+            Err(NotTaken::Held)
+        );
+        assert!(start.elapsed() >= Duration::from_millis(30));
+        // `a` goes away holding the lock: its slot byte is free, so `b` takes it, dirty.
+        drop(a);
+        assert_eq!(
+            b.lock(word, Deadline::after(Duration::ZERO)),
+            Ok(Acquired::OwnerDied)
+        );
+        // Dropping the recovery unrepaired: not recoverable for everyone.
+        assert_eq!(b.unlock(word, false), Ok(()));
+        assert_eq!(
+            b.lock(word, Deadline::never()),
+            Err(NotTaken::NotRecoverable)
+        );
+    }
+
+    #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
+    #[test]
+    fn a_new_handle_in_a_gone_owners_slot_orphans_its_lock() {
+        let seg = Segment::anonymous(4096).unwrap();
+        let word: &AtomicU32 = seg.get(8).unwrap();
+        let a = FutexLock::attach(&seg, 0, word).unwrap();
+        assert_eq!(a.lock(word, Deadline::never()), Ok(Acquired::Clean));
+        let slot = a.slot();
+        drop(a);
+        // The next handle gets the same slot, and must not be taken for the dead owner.
+        let c = FutexLock::attach(&seg, 0, word).unwrap();
+        assert_eq!(c.slot(), slot);
+        assert_eq!(word.load(Ordering::Relaxed) & SLOT_MASK, ORPHANED);
+        assert_eq!(c.lock(word, Deadline::never()), Ok(Acquired::OwnerDied));
+        assert_eq!(c.make_consistent(word), Ok(()));
+        assert_eq!(c.unlock(word, true), Ok(()));
+        assert_eq!(c.lock(word, Deadline::never()), Ok(Acquired::Clean));
+    }
+
+    #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
+    #[test]
+    fn an_unlock_of_a_word_a_peer_overwrote_is_reported_and_leaves_it() {
+        let seg = Segment::anonymous(4096).unwrap();
+        let word: &AtomicU32 = seg.get(8).unwrap();
+        let a = FutexLock::attach(&seg, 0, word).unwrap();
+        assert_eq!(a.lock(word, Deadline::never()), Ok(Acquired::Clean));
+        word.store(5 | WAITERS, Ordering::Relaxed);
+        assert_eq!(a.unlock(word, true), Err(5 | WAITERS));
+        assert_eq!(word.load(Ordering::Relaxed), 5 | WAITERS);
+        assert_eq!(a.make_consistent(word), Err(5 | WAITERS));
+    }
+
+    #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
+    #[test]
+    fn when_every_slot_is_claimed_attach_says_so() {
+        let seg = Segment::anonymous(4096).unwrap();
+        let word: &AtomicU32 = seg.get(8).unwrap();
+        // One other description holding every slot byte stands for MAX_HANDLES handles.
+        let others = ByteLocks::new(&seg).unwrap();
+        for slot in 1..=MAX_HANDLES {
+            assert!(others.try_lock(LOCK_BYTES + u64::from(slot)).unwrap());
+        }
+        match FutexLock::attach(&seg, 0, word) {
+            Err(crate::Error::TooManyHandles { max }) => assert_eq!(max, MAX_HANDLES),
+            other => panic!("{other:?}"),
+        }
+        others.unlock(LOCK_BYTES + 7).unwrap();
+        assert_eq!(FutexLock::attach(&seg, 0, word).unwrap().slot(), 7);
+    }
+
+    #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
+    #[test]
+    fn placements_at_different_offsets_use_different_lock_bytes() {
+        let seg = Segment::anonymous(4096).unwrap();
+        let w0: &AtomicU32 = seg.get(8).unwrap();
+        let w1: &AtomicU32 = seg.get(64 + 8).unwrap();
+        let a = FutexLock::attach(&seg, 0, w0).unwrap();
+        let b = FutexLock::attach(&seg, 64, w1).unwrap();
+        assert_eq!(a.slot(), 1);
+        assert_eq!(b.slot(), 1, "slot 1 of another placement is another byte");
+    }
+}
