@@ -31,6 +31,7 @@ mod cases;
 mod harness;
 mod proto;
 mod raw;
+mod raw_sem;
 mod report;
 mod shm;
 mod stats;
@@ -460,11 +461,11 @@ mod tests {
         for c in cases::all() {
             let tests = c.tests(&plan);
             assert!(!tests.is_empty(), "{}", c.id());
-            let sync = ["mutex-", "condvar-"]
+            let sync = ["mutex-", "condvar-", "sem-"]
                 .iter()
                 .any(|p| c.mechanism().starts_with(p));
             if sync {
-                // No message moves: the protected u64 only.
+                // No message moves: the protected u64 only, or a semaphore's count.
                 assert!(tests.iter().all(|t| t.size == 0), "{}", c.id());
             } else if c.implementation() != Impl::Limit {
                 assert_eq!(tests[0].kind, Kind::Latency);

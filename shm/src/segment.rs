@@ -645,6 +645,7 @@ impl Segment {
     }
 
     /// The data area: after the header, `data_len` bytes.
+    #[inline]
     fn data(&self) -> Region<'_> {
         let all = self.map.region();
         let start = if self.raw { 0 } else { HEADER_SIZE };
@@ -710,6 +711,7 @@ impl Segment {
     /// # Errors
     ///
     /// [`Error::OutOfBounds`].
+    #[inline]
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T> {
         self.data().read(offset)
     }
@@ -720,6 +722,7 @@ impl Segment {
     /// # Errors
     ///
     /// [`Error::ReadOnly`]; [`Error::OutOfBounds`].
+    #[inline]
     pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<()> {
         self.check_writable()?;
         self.data().write(offset, value)
@@ -747,6 +750,7 @@ impl Segment {
     /// assert!(seg.get::<AtomicU64>(4).is_err()); // misaligned
     /// # Ok::<(), ipcraft_shm::Error>(())
     /// ```
+    #[inline]
     pub fn get<T: AtomicData>(&self, offset: usize) -> Result<&T> {
         self.check_writable()?;
         self.data().get(offset)
@@ -872,6 +876,7 @@ impl Segment {
             .map_err(|e| Error::from_io("msync", &e))
     }
 
+    #[inline]
     fn check_writable(&self) -> Result<()> {
         if self.writable {
             Ok(())

@@ -40,11 +40,13 @@
 
 #![allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
 
-use crate::sys::{Acquired, futex_wait, futex_wake};
+use crate::sys::{Acquired, MappedWord, futex_wait_timed, futex_wake};
 use ipcraft_core::Deadline;
 use ipcraft_shm::{ByteLocks, Segment};
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
+#[cfg(test)]
+use std::time::Instant;
 
 const SLOT_MASK: u32 = 0x3ff;
 /// The slot value of an owner that is known to be gone (its slot was claimed again).
@@ -57,6 +59,8 @@ const INCONSISTENT: u32 = 1 << 30;
 const WAITERS: u32 = 1 << 31;
 /// The longest single sleep; then the owner's liveness is probed.
 pub(crate) const SLICE: Duration = Duration::from_millis(100);
+/// How many times a contended lock polls the word before it sleeps.
+const SPINS: u32 = 100;
 /// Lock bytes start here, far past any segment's data.
 const LOCK_BYTES: u64 = 1 << 50;
 /// Lock bytes per 64-byte placement offset (slots 0..=1023).
@@ -74,6 +78,7 @@ pub(crate) enum NotTaken {
 /// This handle's claim: its slot, held by an OFD lock on a byte of the segment's file.
 #[derive(Debug)]
 pub(crate) struct FutexLock {
+    word: MappedWord,
     locks: ByteLocks,
     slot: u32,
     base: u64,
@@ -81,22 +86,34 @@ pub(crate) struct FutexLock {
 
 impl FutexLock {
     /// Claim a slot for a new handle of the mutex whose placement is at `offset` in `seg`,
-    /// and orphan any lock still held in that slot's name by a gone handle.
+    /// with its lock word `word`, and orphan any lock still held in that slot's name by a
+    /// gone handle.
     pub(crate) fn attach(
         seg: &Segment,
         offset: usize,
-        word: &AtomicU32,
+        word: MappedWord,
     ) -> Result<Self, crate::Error> {
         let locks = ByteLocks::new(seg)?;
         let base = LOCK_BYTES + (offset as u64 / 64) * BYTES_PER_PLACEMENT;
         for slot in 1..=MAX_HANDLES {
             if locks.try_lock(base + u64::from(slot))? {
-                let me = Self { locks, slot, base };
-                me.orphan_previous(word);
+                let me = Self {
+                    word,
+                    locks,
+                    slot,
+                    base,
+                };
+                me.orphan_previous(me.word());
                 return Ok(me);
             }
         }
         Err(crate::Error::TooManyHandles { max: MAX_HANDLES })
+    }
+
+    /// The lock word.
+    #[inline]
+    pub(crate) fn word(&self) -> &AtomicU32 {
+        self.word.get()
     }
 
     /// A word naming our freshly claimed slot was left by a handle that is gone: mark it
@@ -138,21 +155,31 @@ impl FutexLock {
     /// Take the lock, waiting until `deadline` at the latest (a passed deadline: one try,
     /// which probes a held lock's owner once).
     #[inline]
-    pub(crate) fn lock(&self, word: &AtomicU32, deadline: Deadline) -> Result<Acquired, NotTaken> {
+    pub(crate) fn lock(&self, deadline: Deadline) -> Result<Acquired, NotTaken> {
+        let word = self.word();
         if word
             .compare_exchange(0, self.slot, Ordering::Acquire, Ordering::Relaxed)
             .is_ok()
         {
             return Ok(Acquired::Clean);
         }
-        self.lock_slow(word, deadline)
+        self.lock_slow(deadline)
     }
 
     #[cold]
-    fn lock_slow(&self, word: &AtomicU32, deadline: Deadline) -> Result<Acquired, NotTaken> {
+    fn lock_slow(&self, deadline: Deadline) -> Result<Acquired, NotTaken> {
+        let word = self.word();
         // Probe the owner's liveness before the first sleep only when the deadline has
         // already passed (try_lock); otherwise after each slice without news.
         let mut probe = deadline.has_passed();
+        // A holder on another CPU releases within a few hundred ns: poll a little before
+        // announcing a sleeper, which would make the unlock pay a FUTEX_WAKE and us a
+        // sleep. (try_lock does not spin.)
+        let mut spins = if probe { 0 } else { SPINS };
+        while spins > 0 && word.load(Ordering::Relaxed) & SLOT_MASK != 0 {
+            std::hint::spin_loop();
+            spins -= 1;
+        }
         loop {
             let w = word.load(Ordering::Acquire);
             let owner = w & SLOT_MASK;
@@ -198,10 +225,9 @@ impl FutexLock {
                 continue;
             }
             let nap = left.map_or(SLICE, |left| left.min(SLICE));
-            let slept = Instant::now();
-            futex_wait(word, expected, Some(nap));
-            // A full slice with the word unchanged: time to ask whether the owner lives.
-            probe = slept.elapsed() >= SLICE && word.load(Ordering::Relaxed) == expected;
+            // A full slice without news: time to ask whether the owner lives. (A shorter nap
+            // ends at the deadline, where the owner is probed anyway.)
+            probe = futex_wait_timed(word, expected, Some(nap)) && nap == SLICE;
         }
     }
 
@@ -209,7 +235,8 @@ impl FutexLock {
     /// was not made consistent (the mutex becomes not recoverable). `Err` when the word no
     /// longer names this handle: a peer overwrote it, and it is left as it is.
     #[inline]
-    pub(crate) fn unlock(&self, word: &AtomicU32, repaired: bool) -> Result<(), u32> {
+    pub(crate) fn unlock(&self, repaired: bool) -> Result<(), u32> {
+        let word = self.word();
         if repaired
             && word
                 .compare_exchange(self.slot, 0, Ordering::Release, Ordering::Relaxed)
@@ -217,11 +244,12 @@ impl FutexLock {
         {
             return Ok(());
         }
-        self.unlock_slow(word, repaired)
+        self.unlock_slow(repaired)
     }
 
     #[cold]
-    fn unlock_slow(&self, word: &AtomicU32, repaired: bool) -> Result<(), u32> {
+    fn unlock_slow(&self, repaired: bool) -> Result<(), u32> {
+        let word = self.word();
         let mut w = word.load(Ordering::Relaxed);
         loop {
             if w & SLOT_MASK != self.slot {
@@ -243,7 +271,8 @@ impl FutexLock {
 
     /// Clear `INCONSISTENT` on a lock this handle holds. `Err` with the word found when it
     /// does not name this handle.
-    pub(crate) fn make_consistent(&self, word: &AtomicU32) -> Result<(), u32> {
+    pub(crate) fn make_consistent(&self) -> Result<(), u32> {
+        let word = self.word();
         let mut w = word.load(Ordering::Relaxed);
         loop {
             if w & SLOT_MASK != self.slot {
@@ -270,6 +299,7 @@ fn remaining(deadline: Deadline) -> Option<Option<Duration>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::sys::mapped_for_test as mapped;
 
     #[test]
     fn states_fit_in_the_slot_field() {
@@ -287,29 +317,25 @@ mod tests {
     #[test]
     fn two_handles_exclude_each_other_and_a_dropped_owner_is_owner_died() {
         let seg = Segment::anonymous(4096).unwrap();
-        let word: &AtomicU32 = seg.get(8).unwrap();
-        let a = FutexLock::attach(&seg, 0, word).unwrap();
-        let b = FutexLock::attach(&seg, 0, word).unwrap();
+        let a = FutexLock::attach(&seg, 0, mapped(&seg, 8)).unwrap();
+        let b = FutexLock::attach(&seg, 0, mapped(&seg, 8)).unwrap();
         assert_ne!(a.slot(), b.slot());
-        assert_eq!(a.lock(word, Deadline::never()), Ok(Acquired::Clean));
+        assert_eq!(a.lock(Deadline::never()), Ok(Acquired::Clean));
         let start = Instant::now();
         assert_eq!(
-            b.lock(word, Deadline::after(Duration::from_millis(30))),
+            b.lock(Deadline::after(Duration::from_millis(30))),
             Err(NotTaken::Held)
         );
         assert!(start.elapsed() >= Duration::from_millis(30));
         // `a` goes away holding the lock: its slot byte is free, so `b` takes it, dirty.
         drop(a);
         assert_eq!(
-            b.lock(word, Deadline::after(Duration::ZERO)),
+            b.lock(Deadline::after(Duration::ZERO)),
             Ok(Acquired::OwnerDied)
         );
         // Dropping the recovery unrepaired: not recoverable for everyone.
-        assert_eq!(b.unlock(word, false), Ok(()));
-        assert_eq!(
-            b.lock(word, Deadline::never()),
-            Err(NotTaken::NotRecoverable)
-        );
+        assert_eq!(b.unlock(false), Ok(()));
+        assert_eq!(b.lock(Deadline::never()), Err(NotTaken::NotRecoverable));
     }
 
     #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
@@ -317,18 +343,18 @@ mod tests {
     fn a_new_handle_in_a_gone_owners_slot_orphans_its_lock() {
         let seg = Segment::anonymous(4096).unwrap();
         let word: &AtomicU32 = seg.get(8).unwrap();
-        let a = FutexLock::attach(&seg, 0, word).unwrap();
-        assert_eq!(a.lock(word, Deadline::never()), Ok(Acquired::Clean));
+        let a = FutexLock::attach(&seg, 0, mapped(&seg, 8)).unwrap();
+        assert_eq!(a.lock(Deadline::never()), Ok(Acquired::Clean));
         let slot = a.slot();
         drop(a);
         // The next handle gets the same slot, and must not be taken for the dead owner.
-        let c = FutexLock::attach(&seg, 0, word).unwrap();
+        let c = FutexLock::attach(&seg, 0, mapped(&seg, 8)).unwrap();
         assert_eq!(c.slot(), slot);
         assert_eq!(word.load(Ordering::Relaxed) & SLOT_MASK, ORPHANED);
-        assert_eq!(c.lock(word, Deadline::never()), Ok(Acquired::OwnerDied));
-        assert_eq!(c.make_consistent(word), Ok(()));
-        assert_eq!(c.unlock(word, true), Ok(()));
-        assert_eq!(c.lock(word, Deadline::never()), Ok(Acquired::Clean));
+        assert_eq!(c.lock(Deadline::never()), Ok(Acquired::OwnerDied));
+        assert_eq!(c.make_consistent(), Ok(()));
+        assert_eq!(c.unlock(true), Ok(()));
+        assert_eq!(c.lock(Deadline::never()), Ok(Acquired::Clean));
     }
 
     #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
@@ -336,40 +362,40 @@ mod tests {
     fn an_unlock_of_a_word_a_peer_overwrote_is_reported_and_leaves_it() {
         let seg = Segment::anonymous(4096).unwrap();
         let word: &AtomicU32 = seg.get(8).unwrap();
-        let a = FutexLock::attach(&seg, 0, word).unwrap();
-        assert_eq!(a.lock(word, Deadline::never()), Ok(Acquired::Clean));
+        let a = FutexLock::attach(&seg, 0, mapped(&seg, 8)).unwrap();
+        assert_eq!(a.lock(Deadline::never()), Ok(Acquired::Clean));
         word.store(5 | WAITERS, Ordering::Relaxed);
-        assert_eq!(a.unlock(word, true), Err(5 | WAITERS));
+        assert_eq!(a.unlock(true), Err(5 | WAITERS));
         assert_eq!(word.load(Ordering::Relaxed), 5 | WAITERS);
-        assert_eq!(a.make_consistent(word), Err(5 | WAITERS));
+        assert_eq!(a.make_consistent(), Err(5 | WAITERS));
     }
 
     #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
     #[test]
     fn when_every_slot_is_claimed_attach_says_so() {
         let seg = Segment::anonymous(4096).unwrap();
-        let word: &AtomicU32 = seg.get(8).unwrap();
         // One other description holding every slot byte stands for MAX_HANDLES handles.
         let others = ByteLocks::new(&seg).unwrap();
         for slot in 1..=MAX_HANDLES {
             assert!(others.try_lock(LOCK_BYTES + u64::from(slot)).unwrap());
         }
-        match FutexLock::attach(&seg, 0, word) {
+        match FutexLock::attach(&seg, 0, mapped(&seg, 8)) {
             Err(crate::Error::TooManyHandles { max }) => assert_eq!(max, MAX_HANDLES),
             other => panic!("{other:?}"),
         }
         others.unlock(LOCK_BYTES + 7).unwrap();
-        assert_eq!(FutexLock::attach(&seg, 0, word).unwrap().slot(), 7);
+        assert_eq!(
+            FutexLock::attach(&seg, 0, mapped(&seg, 8)).unwrap().slot(),
+            7
+        );
     }
 
     #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
     #[test]
     fn placements_at_different_offsets_use_different_lock_bytes() {
         let seg = Segment::anonymous(4096).unwrap();
-        let w0: &AtomicU32 = seg.get(8).unwrap();
-        let w1: &AtomicU32 = seg.get(64 + 8).unwrap();
-        let a = FutexLock::attach(&seg, 0, w0).unwrap();
-        let b = FutexLock::attach(&seg, 64, w1).unwrap();
+        let a = FutexLock::attach(&seg, 0, mapped(&seg, 8)).unwrap();
+        let b = FutexLock::attach(&seg, 64, mapped(&seg, 64 + 8)).unwrap();
         assert_eq!(a.slot(), 1);
         assert_eq!(b.slot(), 1, "slot 1 of another placement is another byte");
     }

@@ -141,7 +141,7 @@ impl<T: Plain> Held<'_, T> {
     /// Unlock; `repaired` is false for a recovery given up (the mutex becomes not
     /// recoverable).
     fn unlock(&self, repaired: bool) -> Result<(), SysError> {
-        self.lock.unlock(self.seg, self.offset, repaired)
+        self.lock.unlock(repaired)
     }
 }
 
@@ -216,10 +216,7 @@ impl<'a, T: Plain> MutexGuard<'a, T> {
         let held = self.into_held();
         held.unlock(true).map_err(LockError::Sys)?;
         let r = wait();
-        let how = held
-            .lock
-            .lock(held.seg, held.offset, deadline)
-            .map_err(LockError::from)?;
+        let how = held.lock.lock(deadline).map_err(LockError::from)?;
         Ok((MutexGuard { held }.acquired(how)?, r))
     }
 }
@@ -282,7 +279,7 @@ impl<'a, T: Plain> Recovery<'a, T> {
     #[doc(alias = "pthread_mutex_consistent")]
     pub fn make_consistent(self) -> Result<MutexGuard<'a, T>, SysError> {
         let held = self.held;
-        held.lock.make_consistent(held.seg, held.offset)?;
+        held.lock.make_consistent()?;
         std::mem::forget(self);
         Ok(MutexGuard { held })
     }

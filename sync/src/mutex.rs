@@ -1,9 +1,9 @@
 //! [`Mutex`]: a robust, process-shared mutex and the plain data it protects, in shared memory,
 //! of one of two [kinds](MutexKind).
 //!
-//! One `unsafe` block here: making the pthread kind's [`RawMutex`] handle in `raw_mutex`,
-//! after checking bounds and alignment against the `Segment`; its note says why the mapping
-//! outlives it.
+//! Two `unsafe` blocks here: making the pthread kind's [`RawMutex`] handle in `raw_mutex`,
+//! and the futex kind's [`MappedWord`] in `assemble`, each after checking bounds and
+//! alignment against the `Segment`; their notes say why the mapping outlives them.
 
 #![allow(unsafe_code)]
 #![allow(clippy::disallowed_types)] // The state word lives in shared memory, where loom's atomics cannot.
@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::futex_lock::{FutexLock, NotTaken};
 use crate::guard::{Fail, LockError, MutexGuard};
 use crate::once::{OnceError, Outcome, init_once, wait_ready};
-use crate::sys::{Acquired, MUTEX_ALIGN, MUTEX_SIZE, RawMutex};
+use crate::sys::{Acquired, MUTEX_ALIGN, MUTEX_SIZE, MappedWord, RawMutex};
 use ipcraft_core::{Deadline, SysError};
 use ipcraft_shm::{Segment, SegmentOptions};
 use nix::errno::Errno;
@@ -126,29 +126,15 @@ pub(crate) enum Lock {
     Futex(FutexLock),
 }
 
-/// The futex kind's lock word in the placement at `offset` (checked when located).
-#[inline]
-fn lock_word(seg: &Segment, offset: usize) -> std::result::Result<&AtomicU32, Fail> {
-    seg.get(offset + MUTEX_OFFSET)
-        .map_err(|_| Fail::Sys(SysError::new("lock", Errno::EFAULT)))
-}
-
 impl Lock {
     /// Lock until `deadline` (passed: one try).
     #[inline]
-    pub(crate) fn lock(
-        &self,
-        seg: &Segment,
-        offset: usize,
-        deadline: Deadline,
-    ) -> std::result::Result<Acquired, Fail> {
+    pub(crate) fn lock(&self, deadline: Deadline) -> std::result::Result<Acquired, Fail> {
         match self {
-            Self::Futex(f) => f
-                .lock(lock_word(seg, offset)?, deadline)
-                .map_err(|e| match e {
-                    NotTaken::NotRecoverable => Fail::NotRecoverable,
-                    NotTaken::Held => Fail::TimedOut,
-                }),
+            Self::Futex(f) => f.lock(deadline).map_err(|e| match e {
+                NotTaken::NotRecoverable => Fail::NotRecoverable,
+                NotTaken::Held => Fail::TimedOut,
+            }),
             Self::Pthread(raw) => {
                 let (op, result) = match deadline.instant() {
                     None => ("pthread_mutex_lock", raw.lock()),
@@ -165,17 +151,9 @@ impl Lock {
 
     /// Unlock; `repaired` is false for a recovery given up.
     #[inline]
-    pub(crate) fn unlock(
-        &self,
-        seg: &Segment,
-        offset: usize,
-        repaired: bool,
-    ) -> std::result::Result<(), SysError> {
+    pub(crate) fn unlock(&self, repaired: bool) -> std::result::Result<(), SysError> {
         match self {
-            Self::Futex(f) => {
-                let word = lock_word(seg, offset).map_err(|_| not_owner("unlock"))?;
-                f.unlock(word, repaired).map_err(|_| not_owner("unlock"))
-            }
+            Self::Futex(f) => f.unlock(repaired).map_err(|_| not_owner("unlock")),
             // A robust pthread mutex unlocked with its state inconsistent becomes not
             // recoverable by itself.
             Self::Pthread(raw) => raw
@@ -184,17 +162,11 @@ impl Lock {
         }
     }
 
-    pub(crate) fn make_consistent(
-        &self,
-        seg: &Segment,
-        offset: usize,
-    ) -> std::result::Result<(), SysError> {
+    pub(crate) fn make_consistent(&self) -> std::result::Result<(), SysError> {
         match self {
-            Self::Futex(f) => {
-                let word = lock_word(seg, offset).map_err(|_| not_owner("make_consistent"))?;
-                f.make_consistent(word)
-                    .map_err(|_| not_owner("make_consistent"))
-            }
+            Self::Futex(f) => f
+                .make_consistent()
+                .map_err(|_| not_owner("make_consistent")),
             Self::Pthread(raw) => raw
                 .make_consistent()
                 .map_err(|e| SysError::new("pthread_mutex_consistent", e)),
@@ -511,7 +483,16 @@ impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
         let lock = match kind {
             MutexKind::Pthread => Lock::Pthread(raw_mutex::<T>(s, offset)?),
             MutexKind::Futex => {
-                Lock::Futex(FutexLock::attach(s, offset, s.get(offset + MUTEX_OFFSET)?)?)
+                let word: &AtomicU32 = s.get(offset + MUTEX_OFFSET)?;
+                // SAFETY:
+                // - `word` is a bounds-checked, aligned word of `s`'s mapping. The
+                //   MappedWord lives in the returned Mutex next to the `S` that owns or
+                //   borrows this very Segment, which ipcraft-shm never unmaps while it can
+                //   be reached (`grow` needs `&mut Segment`).
+                // - No `&mut` to segment bytes is ever formed (ipcraft-shm hands out atomics
+                //   by shared reference only).
+                let word = unsafe { MappedWord::new(word) };
+                Lock::Futex(FutexLock::attach(s, offset, word)?)
             }
         };
         Ok(Self {
@@ -527,7 +508,7 @@ impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
         deadline: Deadline,
     ) -> std::result::Result<MutexGuard<'_, T>, LockError<'_, T>> {
         let seg = self.seg.borrow();
-        let how = self.lock.lock(seg, self.offset, deadline)?;
+        let how = self.lock.lock(deadline)?;
         MutexGuard::new(&self.lock, seg, self.offset).acquired(how)
     }
 

@@ -1,5 +1,7 @@
 //! Process-shared synchronization (`ipcraft-sync`): `mutex-uncontended`, `mutex-handoff` and
-//! `condvar-pingpong`, each as the raw pthread baseline and as ipcraft.
+//! `condvar-pingpong`, each as the raw pthread baseline and as ipcraft (pthread kind), and
+//! `mutex-futex-uncontended` and `mutex-futex-handoff`: ipcraft's futex kind against the
+//! same raw pthread baseline.
 //!
 //! One small segment of [`LEN`] bytes holds the same layout in both implementations. Offsets
 //! are from the start of the data area, which follows ipcraft's 64-byte header in the
@@ -372,18 +374,29 @@ impl Side<'_> {
     }
 }
 
-/// A sync case: one of the three rows, raw or ipcraft.
+/// A sync case: one of the three rows, raw or ipcraft, with ipcraft's mutex of a kind.
+///
+/// The pthread kind's rows (`mutex-uncontended`, `mutex-handoff`, `condvar-pingpong`)
+/// measure ipcraft's wrapper against the same glibc calls. The futex kind's rows
+/// (`mutex-futex-uncontended`, `mutex-futex-handoff`) put ipcraft's own lock against the same
+/// raw pthread baseline, run again under their own name so each pairs with its raw run.
 #[derive(Debug)]
 pub struct SyncCase {
     row: Row,
+    kind: MutexKind,
     imp: Impl,
 }
 
 impl SyncCase {
-    /// `row` as `imp` ([`Impl::Raw`] or [`Impl::Ipcraft`]).
-    pub fn new(row: Row, imp: Impl) -> Self {
+    /// `row` as `imp` ([`Impl::Raw`] or [`Impl::Ipcraft`]), ipcraft's mutex being of `kind`
+    /// (the condvar row uses the pthread kind only).
+    pub fn new(row: Row, kind: MutexKind, imp: Impl) -> Self {
         assert!(imp != Impl::Limit, "a sync case is raw or ipcraft");
-        Self { row, imp }
+        assert!(
+            row != Row::PingPong || kind == MutexKind::Pthread,
+            "the condvar row runs on the pthread kind"
+        );
+        Self { row, kind, imp }
     }
 
     /// Round trips per timed sample: [`HANDOFF_BATCH`] for `mutex-handoff`, else 1.
@@ -492,10 +505,12 @@ impl SyncCase {
 
 impl Case for SyncCase {
     fn mechanism(&self) -> &'static str {
-        match self.row {
-            Row::Uncontended => "mutex-uncontended",
-            Row::Handoff => "mutex-handoff",
-            Row::PingPong => "condvar-pingpong",
+        match (self.row, self.kind) {
+            (Row::Uncontended, MutexKind::Pthread) => "mutex-uncontended",
+            (Row::Handoff, MutexKind::Pthread) => "mutex-handoff",
+            (Row::Uncontended, _) => "mutex-futex-uncontended",
+            (Row::Handoff, _) => "mutex-futex-handoff",
+            (Row::PingPong, _) => "condvar-pingpong",
         }
     }
 
@@ -639,8 +654,10 @@ mod tests {
     fn turns_move_raw_and_ipcraft() {
         let map = raw_map();
         turns(&Raw::new(&map).unwrap());
-        let seg = Segment::anonymous(LEN).unwrap();
-        turns(&Ipcraft::new(&seg, MutexKind::Pthread).unwrap());
+        for kind in [MutexKind::Pthread, MutexKind::Futex] {
+            let seg = Segment::anonymous(LEN).unwrap();
+            turns(&Ipcraft::new(&seg, kind).unwrap());
+        }
     }
 
     /// The raw layout is ipcraft-sync's: its pthread mutex word and its condvar sequence
