@@ -14,6 +14,28 @@ use std::marker::PhantomData;
 type NotSend = PhantomData<std::sync::MutexGuard<'static, ()>>;
 
 /// Why a lock was not (cleanly) acquired.
+///
+/// It borrows the mutex (`OwnerDied` holds the lock through a [`Recovery`]), like std's
+/// `TryLockError`, so it is not `'static`. To propagate it with `?`, let it convert into
+/// this crate's [`Error`](crate::Error) or into `io::Error` (both `From` it, and are
+/// `Send + Sync + 'static`, so `Box<dyn Error + Send + Sync>` takes them): but handle
+/// `OwnerDied` first if you can repair, since converting drops the recovery, which makes the
+/// mutex not recoverable.
+///
+/// ```
+/// use ipcraft_shm::Segment;
+/// use ipcraft_sync::Mutex;
+///
+/// fn bump(m: &Mutex<u64, &Segment>) -> std::io::Result<u64> {
+///     let guard = m.lock()?; // LockError -> io::Error
+///     guard.update(|n| *n += 1);
+///     Ok(guard.get())
+/// }
+/// let seg = Segment::anonymous(4096)?;
+/// let m = Mutex::in_segment(&seg, 0, 0u64)?;
+/// assert_eq!(bump(&m)?, 1);
+/// # Ok::<(), Box<dyn std::error::Error + Send + Sync>>(())
+/// ```
 #[non_exhaustive]
 pub enum LockError<'a, T: Plain> {
     /// The previous owner died holding the lock. The lock is now held, through this

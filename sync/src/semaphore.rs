@@ -80,10 +80,20 @@ const WAITER: u64 = 1 << 32;
 /// - In a segment ([`in_segment`](Self::in_segment)): a futex-based semaphore of our own at
 ///   an offset in an [`ipcraft_shm::Segment`], initialized exactly once even when processes
 ///   race to place it. A `Semaphore<'a>` borrows the segment, so the mapping cannot go away
-///   while it is used. A peer writing into it can make counts wrong, never crash this
-///   process or hold a wait past its deadline (see the module docs).
+///   while it is used.
 ///
-/// Named semaphores trust every process that can open the name (see the module docs).
+/// # Trust
+///
+/// - In a segment: one 64-bit word (the value in the low half, which waiters sleep on with
+///   `FUTEX_WAIT`, the number of waiters in the high half). A peer writing into it can make
+///   counts wrong, or `post` report [`Error::ValueTooLarge`]; it cannot crash this process or
+///   hold a wait past its deadline. It is not glibc's `sem_t` because of the next point.
+/// - Named: glibc's `sem_t`, in the file `/dev/shm/sem.NAME`. glibc builds the futex
+///   operation of `sem_post` and of a timed wait from a `private` word inside it, so a
+///   process that can write that file can make our `sem_post` abort the process
+///   (`__libc_fatal`) or a timed wait spin past its deadline. **Every process that can open
+///   the name is trusted** not to scribble on it: named semaphores are created mode 0600, so
+///   that is only our own user (and root). Use the in-segment kind where that is too much.
 ///
 /// Every wait is available blocking ([`wait`](Self::wait)), non-blocking
 /// ([`try_wait`](Self::try_wait), [`Error::WouldBlock`]) and timed on the monotonic clock

@@ -277,3 +277,30 @@ fn a_priority_inheriting_mutex_works_across_processes() {
     drop(held);
     assert_eq!(again.lock().unwrap().get(), 1);
 }
+
+#[test]
+fn lock_errors_become_owned_errors_for_question_mark() {
+    fn locked(m: &Mutex<u64, &Segment>) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        let g = m.try_lock().map_err(Error::from)?;
+        Ok(g.get())
+    }
+    let seg = Segment::anonymous(4096).unwrap();
+    let m = Mutex::in_segment(&seg, 0, 7u64).unwrap();
+    assert_eq!(locked(&m).unwrap(), 7);
+    let held = m.lock().unwrap();
+    let e = locked(&m).unwrap_err();
+    assert!(
+        matches!(e.downcast_ref::<Error>(), Some(Error::WouldBlock)),
+        "{e}"
+    );
+    drop(held);
+    let timed_out: std::io::Error = {
+        let other = Mutex::in_segment(&seg, 0, 0u64).unwrap();
+        let _held = m.lock().unwrap();
+        other
+            .lock_timeout(Duration::from_millis(1))
+            .unwrap_err()
+            .into()
+    };
+    assert_eq!(timed_out.kind(), std::io::ErrorKind::TimedOut);
+}
