@@ -48,8 +48,10 @@ pub mod deadline;
 pub mod frame;
 pub mod name;
 pub mod sys_error;
+pub mod trust;
 
 pub use deadline::{Deadline, Interest, wait_fd};
 pub use frame::{FrameError, FrameReader, FrameWriter};
 pub use name::{NameError, PosixName};
 pub use sys_error::{ErrnoContext, SysError};
+pub use trust::{Found, TrustError, TrustedOwners};

@@ -15,7 +15,7 @@ use crate::error::{Error, Result};
 use crate::guard::{LockError, MutexGuard};
 use crate::mutex::Plain;
 use crate::sys::{futex_wait, futex_wake};
-use ipcraft_core::Deadline;
+use ipcraft_core::{Deadline, TrustedOwners};
 use ipcraft_shm::{Segment, SegmentOptions};
 use std::borrow::Borrow;
 use std::fmt;
@@ -60,27 +60,101 @@ pub struct Condvar<S: Borrow<Segment> = Segment> {
     offset: usize,
 }
 
+/// How to create or open a named [`Condvar`]: the mode of its segment, and whose condvars an
+/// open joins.
+///
+/// # Examples
+///
+/// ```
+/// use ipcraft_sync::CondvarOptions;
+///
+/// let name = format!("/ipcraft-doc-cv-{}", std::process::id());
+/// let cv = CondvarOptions::new().mode(0o600).create(&name)?;
+/// let other = CondvarOptions::new().open(&name)?; // another process, as the same user
+/// other.notify_all();
+/// # drop(cv);
+/// # Ok::<(), ipcraft_sync::Error>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "options do nothing until create or open is called"]
+pub struct CondvarOptions {
+    mode: u32,
+    trusted: TrustedOwners,
+}
+
+impl Default for CondvarOptions {
+    fn default() -> Self {
+        Self {
+            mode: ipcraft_shm::DEFAULT_MODE,
+            trusted: TrustedOwners::new(),
+        }
+    }
+}
+
+impl CondvarOptions {
+    /// Mode 0600; trust our own uid and root.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The permission bits of a named condvar's segment, exactly (default 0600).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whose named condvars [`open`](Self::open) joins (default: our effective uid and
+    /// root).
+    pub fn trust(mut self, trusted: TrustedOwners) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// [`Condvar::create`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condvar::create`].
+    pub fn create(&self, name: &str) -> Result<Condvar> {
+        let seg = SegmentOptions::new()
+            .mode(self.mode)
+            .tag(TAG)
+            .create(name, CONDVAR_FOOTPRINT)?;
+        Condvar::place(seg, 0)
+    }
+
+    /// [`Condvar::open`], trusting these owners.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condvar::open`].
+    pub fn open(&self, name: &str) -> Result<Condvar> {
+        let seg = SegmentOptions::new().tag(TAG).open(name)?;
+        self.trusted
+            .check(&seg, "named condvar", name, None)
+            .map_err(Error::Untrusted)?;
+        Condvar::place(seg, 0)
+    }
+}
+
 impl Condvar {
-    /// Create a named segment holding a condvar.
+    /// Create a named segment holding a condvar, mode 0600 ([`CondvarOptions`] for others).
     ///
     /// # Errors
     ///
     /// [`Error::Shm`].
     pub fn create(name: &str) -> Result<Self> {
-        let seg = SegmentOptions::new()
-            .tag(TAG)
-            .create(name, CONDVAR_FOOTPRINT)?;
-        Self::place(seg, 0)
+        CondvarOptions::new().create(name)
     }
 
-    /// Open a named condvar another process created.
+    /// Open a named condvar another process created, if its owner is this user or root
+    /// (checked on the descriptor; [`CondvarOptions::trust`] widens it).
     ///
     /// # Errors
     ///
-    /// [`Error::Shm`] (`WrongTag` when the name holds something else).
+    /// [`Error::Untrusted`]; [`Error::Shm`] (`WrongTag` when the name holds something else).
     pub fn open(name: &str) -> Result<Self> {
-        let seg = SegmentOptions::new().tag(TAG).open(name)?;
-        Self::place(seg, 0)
+        CondvarOptions::new().open(name)
     }
 }
 

@@ -34,6 +34,9 @@ pub enum Error {
     /// A named semaphore's name breaks the POSIX IPC name rules (at most 251 bytes after the
     /// `/`: glibc prefixes `sem.` to the file it creates); the error says which.
     Name(NameError),
+    /// An open refused to join an existing named object: another user owns it, or (for
+    /// `open_or_create`) its mode is wider than the one asked for. The error says what to do.
+    Untrusted(ipcraft_core::TrustError),
     /// A named semaphore of that name already exists.
     AlreadyExists {
         /// The name.
@@ -92,6 +95,7 @@ impl fmt::Display for Error {
                 "offset {offset} is not a multiple of 64: place objects on cache-line boundaries"
             ),
             Self::Name(e) => e.fmt(f),
+            Self::Untrusted(e) => e.fmt(f),
             Self::AlreadyExists { name } => write!(
                 f,
                 "a semaphore named {name:?} already exists (file /dev/shm/sem.{}): open it \
@@ -133,6 +137,7 @@ impl std::error::Error for Error {
             Self::Shm(e) => Some(e),
             Self::Sys(e) => Some(e),
             Self::Name(e) => Some(e),
+            Self::Untrusted(e) => Some(e),
             _ => None,
         }
     }
@@ -175,6 +180,7 @@ impl From<Error> for io::Error {
             Error::Shm(e) => e.into(),
             Error::Sys(e) => e.into(),
             Error::Name(e) => e.into(),
+            Error::Untrusted(e) => e.into(),
             e @ Error::AlreadyExists { .. } => io::Error::new(io::ErrorKind::AlreadyExists, e),
             e @ Error::NotFound { .. } => io::Error::new(io::ErrorKind::NotFound, e),
             e @ Error::ValueTooLarge { .. } => io::Error::new(io::ErrorKind::InvalidInput, e),

@@ -103,7 +103,7 @@ mod once;
 mod semaphore;
 mod sys;
 
-pub use condvar::{CONDVAR_FOOTPRINT, Condvar};
+pub use condvar::{CONDVAR_FOOTPRINT, Condvar, CondvarOptions};
 
 /// Shared futex wait and wake on a 32-bit atomic that may live in memory other processes
 /// map (`futex(2)` without `FUTEX_PRIVATE_FLAG`): the building block under [`Condvar`],
@@ -115,4 +115,7 @@ pub use error::{Error, Result};
 pub use futex_lock::MAX_HANDLES;
 pub use guard::{LockError, MutexGuard, Recovery};
 pub use mutex::{DEFAULT_INIT_TIMEOUT, Mutex, MutexKind, MutexOptions, Plain, footprint};
-pub use semaphore::{SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, unlink_semaphore};
+pub use semaphore::{
+    DEFAULT_SEM_MODE, SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, SemaphoreOptions,
+    unlink_semaphore,
+};

@@ -13,7 +13,7 @@ use crate::futex_lock::{FutexLock, NotTaken};
 use crate::guard::{Fail, LockError, MutexGuard};
 use crate::once::{OnceError, Outcome, init_once, wait_ready};
 use crate::sys::{Acquired, MUTEX_ALIGN, MUTEX_SIZE, MappedWord, RawMutex};
-use ipcraft_core::{Deadline, SysError};
+use ipcraft_core::{Deadline, SysError, TrustedOwners};
 use ipcraft_shm::{Segment, SegmentOptions};
 use nix::errno::Errno;
 use std::borrow::Borrow;
@@ -238,12 +238,14 @@ where
 /// m.lock().unwrap().set(&1);
 /// # Ok::<(), ipcraft_sync::Error>(())
 /// ```
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[must_use = "options do nothing until create or in_segment is called"]
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[must_use = "options do nothing until create, open or in_segment is called"]
 pub struct MutexOptions {
     kind: MutexKind,
     priority_inheritance: bool,
     init_timeout: Duration,
+    mode: u32,
+    trusted: TrustedOwners,
 }
 
 impl Default for MutexOptions {
@@ -252,6 +254,8 @@ impl Default for MutexOptions {
             kind: MutexKind::Futex,
             priority_inheritance: false,
             init_timeout: DEFAULT_INIT_TIMEOUT,
+            mode: ipcraft_shm::DEFAULT_MODE,
+            trusted: TrustedOwners::new(),
         }
     }
 }
@@ -287,6 +291,20 @@ impl MutexOptions {
         self
     }
 
+    /// The permission bits of a named mutex's segment, exactly (default 0600: only this
+    /// user). A group or world mode shares it with other users, who must then trust this
+    /// user ([`trust`](Self::trust)) to open it.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whose named mutexes [`open`](Self::open) joins (default: our effective uid and root).
+    pub fn trust(mut self, trusted: TrustedOwners) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
     /// [`Mutex::create`] with these options.
     ///
     /// # Errors
@@ -294,9 +312,49 @@ impl MutexOptions {
     /// As [`Mutex::create`].
     pub fn create<T: Plain>(&self, name: &str, value: T) -> Result<Mutex<T>> {
         let seg = SegmentOptions::new()
+            .mode(self.mode)
             .tag(segment_tag::<T>(self.kind))
             .create(name, footprint::<T>())?;
         Mutex::place(seg, 0, value, self, Deadline::never())
+    }
+
+    /// [`Mutex::open`], trusting these owners.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft_core::TrustedOwners;
+    /// use ipcraft_sync::{Mutex, MutexOptions};
+    ///
+    /// let name = format!("/ipcraft-doc-mutex-shared-{}", std::process::id());
+    /// // One user shares it with its group...
+    /// let m = MutexOptions::new().mode(0o660).create(&name, 0u64)?;
+    /// // ...and a user of that group opens it, trusting the creator's uid.
+    /// let creator = nix::unistd::geteuid().as_raw();
+    /// let peer = MutexOptions::new()
+    ///     .trust(TrustedOwners::new().also_uid(creator))
+    ///     .open::<u64>(&name)?;
+    /// peer.lock().unwrap().set(&7);
+    /// assert_eq!(m.lock().unwrap().get(), 7);
+    /// # Ok::<(), ipcraft_sync::Error>(())
+    /// ```
+    pub fn open<T: Plain>(&self, name: &str) -> Result<Mutex<T>> {
+        let seg = SegmentOptions::new().open(name)?;
+        self.trusted
+            .check(&seg, "named mutex", name, None)
+            .map_err(Error::Untrusted)?;
+        let found = seg.header().map_or(0, |h| h.tag);
+        let expected = segment_tag::<T>(MutexKind::Futex);
+        let kind = MutexKind::from_layout(found as u32);
+        let same_type = (found as u32 & TYPE_BITS) == (expected as u32 & TYPE_BITS);
+        if found & !u64::from(u32::MAX) != TAG_MARKER || kind.is_none() || !same_type {
+            return Err(Error::Shm(ipcraft_shm::Error::WrongTag { found, expected }));
+        }
+        Mutex::attach(seg, 0, Deadline::after(self.init_timeout))
     }
 
     /// [`Mutex::in_segment`] with these options.
@@ -327,22 +385,16 @@ impl<T: Plain> Mutex<T> {
         MutexOptions::new().create(name, value)
     }
 
-    /// Open the named mutex another process created, of whichever kind it is.
+    /// Open the named mutex another process created, of whichever kind it is, if its owner
+    /// is this user or root (checked on the descriptor; [`MutexOptions::trust`] widens it).
     ///
     /// # Errors
     ///
-    /// [`Error::Shm`] with `WrongTag` when the segment holds another type or layout, or
-    /// `NotFound`, `NotIpcraft`, ...; [`Error::TooManyHandles`].
+    /// [`Error::Untrusted`] when another user owns it; [`Error::Shm`] with `WrongTag` when
+    /// the segment holds another type or layout, or `NotFound`, `NotIpcraft`, ...;
+    /// [`Error::TooManyHandles`].
     pub fn open(name: &str) -> Result<Self> {
-        let seg = SegmentOptions::new().open(name)?;
-        let found = seg.header().map_or(0, |h| h.tag);
-        let expected = segment_tag::<T>(MutexKind::Futex);
-        let kind = MutexKind::from_layout(found as u32);
-        let same_type = (found as u32 & TYPE_BITS) == (expected as u32 & TYPE_BITS);
-        if found & !u64::from(u32::MAX) != TAG_MARKER || kind.is_none() || !same_type {
-            return Err(Error::Shm(ipcraft_shm::Error::WrongTag { found, expected }));
-        }
-        Self::attach(seg, 0, Deadline::after(DEFAULT_INIT_TIMEOUT))
+        MutexOptions::new().open(name)
     }
 }
 

@@ -35,14 +35,20 @@
 use crate::error::{Error, Result};
 use crate::mutex::DEFAULT_INIT_TIMEOUT;
 use crate::once::{OnceError, Outcome, init_once};
-use crate::sys::{NamedSem, futex_wait_low, futex_wake_low, monotonic_abstime, sem_unlink};
+use crate::sys::{NamedSem, monotonic_abstime, sem_unlink};
+use futex::{futex_sem_post, futex_sem_wait, try_take};
 use ipcraft_core::{Deadline, PosixName, SysError};
 use ipcraft_shm::Segment;
+use named::{check_initial, file_id, sem_path};
 use nix::errno::Errno;
 use std::fmt;
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::sync::atomic::{AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
+
+mod futex;
+mod named;
+
+pub use named::{DEFAULT_SEM_MODE, SemaphoreOptions, unlink_semaphore};
 
 /// The largest value a semaphore can hold: glibc's `SEM_VALUE_MAX` on Linux (`INT_MAX`), as
 /// `getconf SEM_VALUE_MAX` prints it.
@@ -51,14 +57,6 @@ pub const SEM_VALUE_MAX: u32 = i32::MAX as u32;
 /// Bytes a semaphore takes in a segment (place it at a multiple of 64): a state word, a
 /// layout word, then the 64-bit value-and-waiters word.
 pub const SEMAPHORE_FOOTPRINT: usize = WORD_OFFSET + 8;
-
-/// The longest name after the `/` a named semaphore can have: glibc prefixes `sem.` to the
-/// file it creates, which may have at most 255 bytes.
-const SEM_NAME_MAX: usize = 251;
-/// Where glibc keeps named semaphores, as `sem.<name without the slash>`.
-const SEM_DIR: &str = "/dev/shm/sem.";
-/// Named semaphores are created with exactly this mode, whatever the umask.
-const SEM_MODE: u32 = 0o600;
 
 const LAYOUT_OFFSET: usize = 4;
 const WORD_OFFSET: usize = 8;
@@ -139,59 +137,6 @@ enum Place<'a> {
     },
 }
 
-fn check_value(value: u64) -> Result<()> {
-    if value > u64::from(SEM_VALUE_MAX) {
-        Err(Error::ValueTooLarge {
-            value,
-            max: SEM_VALUE_MAX,
-        })
-    } else {
-        Ok(())
-    }
-}
-
-fn sem_name(name: &str) -> Result<PosixName> {
-    PosixName::with_max(name, SEM_NAME_MAX).map_err(Error::Name)
-}
-
-/// The file glibc keeps a named semaphore in.
-fn sem_path(name: &PosixName) -> String {
-    format!("{SEM_DIR}{}", &name.as_str()[1..])
-}
-
-/// Device and inode of the file at `path`, if it exists.
-fn file_id(path: &str) -> Option<(u64, u64)> {
-    std::fs::symlink_metadata(path)
-        .ok()
-        .map(|m| (m.dev(), m.ino()))
-}
-
-/// Give the semaphore file the mode [`SEM_MODE`], whatever the umask was; return its identity.
-///
-/// There is no `fchmod` for a `sem_t`, and setting the umask around `sem_open` would race
-/// with every other thread of the process. So open the file glibc made (`O_NOFOLLOW`) and
-/// `fchmod` it. In between, its mode is `0600 & !umask`: never wider than 0600. No one else
-/// can replace the file in between: `/dev/shm` is sticky, so only we (or root) may unlink it.
-fn fix_mode(name: &PosixName) -> Result<(u64, u64)> {
-    let path = sem_path(name);
-    let io = |op: &'static str| {
-        let path = path.clone();
-        move |e: std::io::Error| Error::Sys(SysError::from_io(op, &e).on(path))
-    };
-    let file = std::fs::OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(&path)
-        .map_err(io("open"))?;
-    let meta = file.metadata().map_err(io("fstat"))?;
-    if !meta.is_file() {
-        return Err(Error::Sys(SysError::new("open", Errno::EINVAL).on(path)));
-    }
-    file.set_permissions(std::fs::Permissions::from_mode(SEM_MODE))
-        .map_err(io("fchmod"))?;
-    Ok((meta.dev(), meta.ino()))
-}
-
 /// Sleep a little (doubling up to 10 ms) unless `deadline` has passed; `false` to give up.
 fn backoff(pause: &mut Duration, deadline: Deadline) -> bool {
     if deadline.has_passed() {
@@ -200,87 +145,6 @@ fn backoff(pause: &mut Duration, deadline: Deadline) -> bool {
     std::thread::sleep(*pause);
     *pause = (*pause * 2).min(Duration::from_millis(10));
     true
-}
-
-impl Semaphore<'static> {
-    /// Create a named semaphore holding `initial`, mode 0600 whatever the umask; this
-    /// handle owns the name and removes it on drop (unless [`persist`](Self::persist)ed).
-    ///
-    /// `sem_open` honours the umask and semaphores have no `fchmod`, so the mode is set
-    /// afterwards on the file glibc made, `/dev/shm/sem.<name without the slash>`; until then
-    /// it is `0600 & !umask`, never wider.
-    ///
-    /// See `sem_open(3)`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Name`] (a name must start with `/`, have no other `/`, and 1 to 251 bytes
-    /// after it); [`Error::ValueTooLarge`] when `initial` is over [`SEM_VALUE_MAX`];
-    /// [`Error::AlreadyExists`]; [`Error::Sys`] (`EACCES`, `EMFILE`, ...). On an error
-    /// after the semaphore was made, it is removed again.
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ipcraft_sync::{Error, Semaphore};
-    ///
-    /// let name = format!("/ipcraft-doc-sem-create-{}", std::process::id());
-    /// let sem = Semaphore::create(&name, 2)?;
-    /// assert_eq!(sem.value()?, 2);
-    /// assert!(matches!(Semaphore::create(&name, 0), Err(Error::AlreadyExists { .. })));
-    /// # Ok::<(), ipcraft_sync::Error>(())
-    /// ```
-    #[doc(alias = "sem_open")]
-    pub fn create(name: &str, initial: u32) -> Result<Self> {
-        let posix = sem_name(name)?;
-        check_value(u64::from(initial))?;
-        let sem = NamedSem::create(posix.as_c_str(), SEM_MODE, initial).map_err(|e| match e {
-            Errno::EEXIST => Error::AlreadyExists {
-                name: name.to_owned(),
-            },
-            e => Error::Sys(SysError::new("sem_open", e).on(name)),
-        })?;
-        let mut made = Self {
-            place: Place::Named {
-                sem,
-                name: posix,
-                owner: true,
-                file: None,
-            },
-        };
-        // On an error, dropping `made` closes and unlinks the semaphore we just made.
-        if let Place::Named { name, file, .. } = &mut made.place {
-            *file = Some(fix_mode(name)?);
-        }
-        Ok(made)
-    }
-
-    /// Open the named semaphore another process (or program) created. This handle never
-    /// removes the name.
-    ///
-    /// See `sem_open(3)`.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Name`]; [`Error::NotFound`]; [`Error::Sys`] (`EACCES`, ...).
-    #[doc(alias = "sem_open")]
-    pub fn open(name: &str) -> Result<Self> {
-        let posix = sem_name(name)?;
-        let sem = NamedSem::open(posix.as_c_str()).map_err(|e| match e {
-            Errno::ENOENT => Error::NotFound {
-                name: name.to_owned(),
-            },
-            e => Error::Sys(SysError::new("sem_open", e).on(name)),
-        })?;
-        Ok(Self {
-            place: Place::Named {
-                sem,
-                name: posix,
-                owner: false,
-                file: None,
-            },
-        })
-    }
 }
 
 impl<'a> Semaphore<'a> {
@@ -316,7 +180,7 @@ impl<'a> Semaphore<'a> {
     /// ```
     #[doc(alias = "sem_init")]
     pub fn in_segment(seg: &'a Segment, offset: usize, initial: u32) -> Result<Self> {
-        check_value(u64::from(initial))?;
+        check_initial(initial)?;
         let (state, layout, word) = Self::locate(seg, offset)?;
         let deadline = Deadline::after(DEFAULT_INIT_TIMEOUT);
         let mut pause = Duration::from_micros(100);
@@ -562,63 +426,6 @@ enum Kind<'s> {
     Named(&'s NamedSem),
 }
 
-/// Take one unit if the value is above zero.
-#[inline]
-fn try_take(word: &AtomicU64) -> bool {
-    let mut d = word.load(Ordering::Relaxed);
-    loop {
-        if d as u32 == 0 {
-            return false;
-        }
-        // The low half is non-zero: no borrow from the waiter count.
-        match word.compare_exchange_weak(d, d - 1, Ordering::Acquire, Ordering::Relaxed) {
-            Ok(_) => return true,
-            Err(now) => d = now,
-        }
-    }
-}
-
-/// Wait for a unit until `deadline` (the module docs give the protocol).
-fn futex_sem_wait(word: &AtomicU64, deadline: Deadline) -> Result<()> {
-    if try_take(word) {
-        return Ok(());
-    }
-    word.fetch_add(WAITER, Ordering::Relaxed);
-    let result = loop {
-        if try_take(word) {
-            break Ok(());
-        }
-        let left = deadline.remaining();
-        if left.is_some_and(|left| left.is_zero()) {
-            break Err(Error::TimedOut);
-        }
-        futex_wait_low(word, 0, left);
-    };
-    // Wrapping: a peer may have zeroed the count meanwhile; that only costs wake-ups.
-    word.fetch_sub(WAITER, Ordering::Relaxed);
-    result
-}
-
-/// Add a unit; wake one sleeper if anyone waits. `EOVERFLOW` at [`SEM_VALUE_MAX`].
-#[inline]
-fn futex_sem_post(word: &AtomicU64) -> std::result::Result<(), Errno> {
-    let mut d = word.load(Ordering::Relaxed);
-    loop {
-        if d as u32 >= SEM_VALUE_MAX {
-            return Err(Errno::EOVERFLOW);
-        }
-        // The low half is below u32::MAX: no carry into the waiter count.
-        match word.compare_exchange_weak(d, d + 1, Ordering::Release, Ordering::Relaxed) {
-            Ok(_) => break,
-            Err(now) => d = now,
-        }
-    }
-    if d >= WAITER {
-        futex_wake_low(word, 1);
-    }
-    Ok(())
-}
-
 impl Drop for Semaphore<'_> {
     fn drop(&mut self) {
         // Unnamed: the word stays in the segment for the other processes.
@@ -653,38 +460,4 @@ impl fmt::Debug for Semaphore<'_> {
         }
         d.field("value", &self.value().ok()).finish()
     }
-}
-
-/// Remove the named semaphore `name` (`sem_unlink`). Processes that have it open keep using
-/// it; the name can be created again at once.
-///
-/// See `sem_unlink(3)`.
-///
-/// # Errors
-///
-/// [`Error::Name`]; [`Error::NotFound`]; [`Error::Sys`] (`EACCES`).
-///
-/// # Examples
-///
-/// ```
-/// use ipcraft_sync::{Error, Semaphore, unlink_semaphore};
-///
-/// let name = format!("/ipcraft-doc-sem-unlink-{}", std::process::id());
-/// let mut sem = Semaphore::create(&name, 0)?;
-/// sem.persist();
-/// drop(sem);
-/// unlink_semaphore(&name)?;
-/// assert!(matches!(Semaphore::open(&name), Err(Error::NotFound { .. })));
-/// # Ok::<(), ipcraft_sync::Error>(())
-/// ```
-#[doc(alias = "sem_unlink")]
-#[doc(alias = "unlink")]
-pub fn unlink_semaphore(name: &str) -> Result<()> {
-    let posix = sem_name(name)?;
-    sem_unlink(posix.as_c_str()).map_err(|e| match e {
-        Errno::ENOENT => Error::NotFound {
-            name: name.to_owned(),
-        },
-        e => Error::Sys(SysError::new("sem_unlink", e).on(name)),
-    })
 }
