@@ -59,8 +59,13 @@ const INCONSISTENT: u32 = 1 << 30;
 const WAITERS: u32 = 1 << 31;
 /// The longest single sleep; then the owner's liveness is probed.
 pub(crate) const SLICE: Duration = Duration::from_millis(100);
-/// How many times a contended lock polls the word before it sleeps.
-const SPINS: u32 = 100;
+/// How many times a contended lock polls the word before it sleeps (once under loom, whose
+/// every load is a branch point).
+const SPINS: u32 = if cfg!(all(test, ipcraft_loom)) {
+    1
+} else {
+    100
+};
 /// Lock bytes start here, far past any segment's data.
 const LOCK_BYTES: u64 = 1 << 50;
 /// Lock bytes per 64-byte placement offset (slots 0..=1023).
@@ -73,6 +78,46 @@ pub(crate) enum NotTaken {
     Held,
     /// The mutex is marked not recoverable.
     NotRecoverable,
+}
+
+/// A 32-bit lock word and the futex calls on it: the shared word in a mapping for the crate,
+/// a loom atomic with an emulated futex for the model checker (`cargo xtask loom`).
+pub(crate) trait LockWord {
+    fn load(&self, order: Ordering) -> u32;
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32>;
+    /// Sleep while the word holds `expected`, at most `timeout`; whether it timed out.
+    fn wait(&self, expected: u32, timeout: Duration) -> bool;
+    /// Wake up to `count` sleepers.
+    fn wake(&self, count: i32);
+}
+
+impl LockWord for AtomicU32 {
+    #[inline]
+    fn load(&self, order: Ordering) -> u32 {
+        AtomicU32::load(self, order)
+    }
+    #[inline]
+    fn compare_exchange(
+        &self,
+        current: u32,
+        new: u32,
+        success: Ordering,
+        failure: Ordering,
+    ) -> Result<u32, u32> {
+        AtomicU32::compare_exchange(self, current, new, success, failure)
+    }
+    fn wait(&self, expected: u32, timeout: Duration) -> bool {
+        futex_wait_timed(self, expected, Some(timeout))
+    }
+    fn wake(&self, count: i32) {
+        futex_wake(self, count);
+    }
 }
 
 /// This handle's claim: its slot, held by an OFD lock on a byte of the segment's file.
@@ -119,17 +164,7 @@ impl FutexLock {
     /// A word naming our freshly claimed slot was left by a handle that is gone: mark it
     /// orphaned so the next locker takes it with `OwnerDied`.
     fn orphan_previous(&self, word: &AtomicU32) {
-        let mut w = word.load(Ordering::Acquire);
-        while w & SLOT_MASK == self.slot {
-            let orphaned = (w & !SLOT_MASK) | ORPHANED | WAITERS;
-            match word.compare_exchange(w, orphaned, Ordering::AcqRel, Ordering::Acquire) {
-                Ok(_) => {
-                    futex_wake(word, i32::MAX);
-                    return;
-                }
-                Err(now) => w = now,
-            }
-        }
+        orphan(word, self.slot);
     }
 
     /// This handle's slot.
@@ -156,79 +191,9 @@ impl FutexLock {
     /// which probes a held lock's owner once).
     #[inline]
     pub(crate) fn lock(&self, deadline: Deadline) -> Result<Acquired, NotTaken> {
-        let word = self.word();
-        if word
-            .compare_exchange(0, self.slot, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            return Ok(Acquired::Clean);
-        }
-        self.lock_slow(deadline)
-    }
-
-    #[cold]
-    fn lock_slow(&self, deadline: Deadline) -> Result<Acquired, NotTaken> {
-        let word = self.word();
-        // Probe the owner's liveness before the first sleep only when the deadline has
-        // already passed (try_lock); otherwise after each slice without news.
-        let mut probe = deadline.has_passed();
-        // A holder on another CPU releases within a few hundred ns: poll a little before
-        // announcing a sleeper, which would make the unlock pay a FUTEX_WAKE and us a
-        // sleep. (try_lock does not spin.)
-        let mut spins = if probe { 0 } else { SPINS };
-        while spins > 0 && word.load(Ordering::Relaxed) & SLOT_MASK != 0 {
-            std::hint::spin_loop();
-            spins -= 1;
-        }
-        loop {
-            let w = word.load(Ordering::Acquire);
-            let owner = w & SLOT_MASK;
-            if owner == 0 {
-                // Free (perhaps with waiters): take it, keeping WAITERS since others may sleep.
-                let taken = self.slot | (w & WAITERS);
-                if word
-                    .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok(Acquired::Clean);
-                }
-                continue;
-            }
-            if owner == NOT_RECOVERABLE {
-                return Err(NotTaken::NotRecoverable);
-            }
-            if owner == ORPHANED || (probe && !self.owner_alive(owner)) {
-                let taken = self.slot | INCONSISTENT | (w & WAITERS);
-                if word
-                    .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
-                    .is_ok()
-                {
-                    return Ok(Acquired::OwnerDied);
-                }
-                continue;
-            }
-            let Some(left) = remaining(deadline) else {
-                // Passed: the owner was probed on this round (probe is set below).
-                if probe {
-                    return Err(NotTaken::Held);
-                }
-                probe = true;
-                continue;
-            };
-            // Announce a sleeper, then sleep while the word still says what we announced.
-            let expected = w | WAITERS;
-            if w & WAITERS == 0
-                && word
-                    .compare_exchange(w, expected, Ordering::Relaxed, Ordering::Relaxed)
-                    .is_err()
-            {
-                continue;
-            }
-            let nap = left.map_or(SLICE, |left| left.min(SLICE));
-            // A full slice without news: time to ask whether the owner lives. (A shorter nap
-            // ends at the deadline, where the owner is probed anyway.)
-            probe = futex_wait_timed(word, expected, Some(nap)) && nap == SLICE;
-        }
+        lock(self.word(), self.slot, deadline, |owner| {
+            self.owner_alive(owner)
+        })
     }
 
     /// Release a lock this handle holds; `repaired` is false when dropping a recovery that
@@ -236,53 +201,169 @@ impl FutexLock {
     /// longer names this handle: a peer overwrote it, and it is left as it is.
     #[inline]
     pub(crate) fn unlock(&self, repaired: bool) -> Result<(), u32> {
-        let word = self.word();
-        if repaired
-            && word
-                .compare_exchange(self.slot, 0, Ordering::Release, Ordering::Relaxed)
-                .is_ok()
-        {
-            return Ok(());
-        }
-        self.unlock_slow(repaired)
-    }
-
-    #[cold]
-    fn unlock_slow(&self, repaired: bool) -> Result<(), u32> {
-        let word = self.word();
-        let mut w = word.load(Ordering::Relaxed);
-        loop {
-            if w & SLOT_MASK != self.slot {
-                return Err(w);
-            }
-            let next = if repaired { 0 } else { NOT_RECOVERABLE };
-            match word.compare_exchange(w, next, Ordering::Release, Ordering::Relaxed) {
-                Ok(_) => break,
-                Err(now) => w = now,
-            }
-        }
-        if !repaired {
-            futex_wake(word, i32::MAX);
-        } else if w & WAITERS != 0 {
-            futex_wake(word, 1);
-        }
-        Ok(())
+        unlock(self.word(), self.slot, repaired)
     }
 
     /// Clear `INCONSISTENT` on a lock this handle holds. `Err` with the word found when it
     /// does not name this handle.
     pub(crate) fn make_consistent(&self) -> Result<(), u32> {
-        let word = self.word();
-        let mut w = word.load(Ordering::Relaxed);
-        loop {
-            if w & SLOT_MASK != self.slot {
-                return Err(w);
+        make_consistent(self.word(), self.slot)
+    }
+}
+
+/// Replace a word naming `slot` (a gone handle's, just claimed again) with [`ORPHANED`].
+fn orphan<W: LockWord>(word: &W, slot: u32) {
+    let mut w = word.load(Ordering::Acquire);
+    while w & SLOT_MASK == slot {
+        let orphaned = (w & !SLOT_MASK) | ORPHANED | WAITERS;
+        match word.compare_exchange(w, orphaned, Ordering::AcqRel, Ordering::Acquire) {
+            Ok(_) => {
+                word.wake(i32::MAX);
+                return;
             }
-            match word.compare_exchange(w, w & !INCONSISTENT, Ordering::Relaxed, Ordering::Relaxed)
+            Err(now) => w = now,
+        }
+    }
+}
+
+/// Lock `word` for the handle in `slot`, waiting until `deadline`; `alive` probes an owner's
+/// slot (only on the contended path).
+#[inline]
+fn lock<W: LockWord>(
+    word: &W,
+    slot: u32,
+    deadline: Deadline,
+    alive: impl Fn(u32) -> bool,
+) -> Result<Acquired, NotTaken> {
+    if word
+        .compare_exchange(0, slot, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        return Ok(Acquired::Clean);
+    }
+    lock_slow(word, slot, deadline, alive)
+}
+
+/// Unlock `word`, which the handle in `slot` holds (`repaired`: see [`FutexLock::unlock`]).
+#[inline]
+fn unlock<W: LockWord>(word: &W, slot: u32, repaired: bool) -> Result<(), u32> {
+    if repaired
+        && word
+            .compare_exchange(slot, 0, Ordering::Release, Ordering::Relaxed)
+            .is_ok()
+    {
+        return Ok(());
+    }
+    unlock_slow(word, slot, repaired)
+}
+
+/// The contended path of a lock by the handle in `slot`; `alive` probes an owner's slot.
+#[cold]
+fn lock_slow<W: LockWord>(
+    word: &W,
+    slot: u32,
+    deadline: Deadline,
+    alive: impl Fn(u32) -> bool,
+) -> Result<Acquired, NotTaken> {
+    // Probe the owner's liveness before the first sleep only when the deadline has
+    // already passed (try_lock); otherwise after each slice without news.
+    let mut probe = deadline.has_passed();
+    // A holder on another CPU releases within a few hundred ns: poll a little before
+    // announcing a sleeper, which would make the unlock pay a FUTEX_WAKE and us a sleep.
+    // (try_lock does not spin.)
+    let mut spins = if probe { 0 } else { SPINS };
+    while spins > 0 && word.load(Ordering::Relaxed) & SLOT_MASK != 0 {
+        std::hint::spin_loop();
+        spins -= 1;
+    }
+    // Once this call has slept, it may have been woken for a sleeper that is still asleep
+    // beside it: it then takes the lock with WAITERS set, so its unlock wakes the next one.
+    let mut slept = false;
+    loop {
+        let w = word.load(Ordering::Acquire);
+        let owner = w & SLOT_MASK;
+        let waiters = if slept { WAITERS } else { w & WAITERS };
+        if owner == 0 {
+            // Free (perhaps with waiters): take it.
+            let taken = slot | waiters;
+            if word
+                .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
             {
-                Ok(_) => return Ok(()),
-                Err(now) => w = now,
+                return Ok(Acquired::Clean);
             }
+            continue;
+        }
+        if owner == NOT_RECOVERABLE {
+            return Err(NotTaken::NotRecoverable);
+        }
+        if owner == ORPHANED || (probe && owner != slot && !alive(owner)) {
+            let taken = slot | INCONSISTENT | waiters;
+            if word
+                .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
+                .is_ok()
+            {
+                return Ok(Acquired::OwnerDied);
+            }
+            continue;
+        }
+        let Some(left) = remaining(deadline) else {
+            // Passed: the owner was probed on this round (probe is set below).
+            if probe {
+                return Err(NotTaken::Held);
+            }
+            probe = true;
+            continue;
+        };
+        // Announce a sleeper, then sleep while the word still says what we announced.
+        let expected = w | WAITERS;
+        if w & WAITERS == 0
+            && word
+                .compare_exchange(w, expected, Ordering::Relaxed, Ordering::Relaxed)
+                .is_err()
+        {
+            continue;
+        }
+        let nap = left.map_or(SLICE, |left| left.min(SLICE));
+        // A full slice without news: time to ask whether the owner lives. (A shorter nap
+        // ends at the deadline, where the owner is probed anyway.)
+        probe = word.wait(expected, nap) && nap == SLICE;
+        slept = true;
+    }
+}
+
+/// The unlock of a word that is not simply `slot` (waiters, a recovery, or not ours).
+#[cold]
+fn unlock_slow<W: LockWord>(word: &W, slot: u32, repaired: bool) -> Result<(), u32> {
+    let mut w = word.load(Ordering::Relaxed);
+    loop {
+        if w & SLOT_MASK != slot {
+            return Err(w);
+        }
+        let next = if repaired { 0 } else { NOT_RECOVERABLE };
+        match word.compare_exchange(w, next, Ordering::Release, Ordering::Relaxed) {
+            Ok(_) => break,
+            Err(now) => w = now,
+        }
+    }
+    if !repaired {
+        word.wake(i32::MAX);
+    } else if w & WAITERS != 0 {
+        word.wake(1);
+    }
+    Ok(())
+}
+
+/// Clear `INCONSISTENT` on a lock `slot` holds.
+fn make_consistent<W: LockWord>(word: &W, slot: u32) -> Result<(), u32> {
+    let mut w = word.load(Ordering::Relaxed);
+    loop {
+        if w & SLOT_MASK != slot {
+            return Err(w);
+        }
+        match word.compare_exchange(w, w & !INCONSISTENT, Ordering::Relaxed, Ordering::Relaxed) {
+            Ok(_) => return Ok(()),
+            Err(now) => w = now,
         }
     }
 }
@@ -398,5 +479,115 @@ mod tests {
         let b = FutexLock::attach(&seg, 64, mapped(&seg, 64 + 8)).unwrap();
         assert_eq!(a.slot(), 1);
         assert_eq!(b.slot(), 1, "slot 1 of another placement is another byte");
+    }
+}
+
+#[cfg(all(test, ipcraft_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::{AtomicBool, AtomicU32 as LoomU32};
+    use loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+
+    /// A lock word with the kernel's futex emulated: a sleeper checks the word and goes to
+    /// sleep under one mutex (the futex hash bucket's lock), and a waker takes it to wake,
+    /// so a wake after the word changed always reaches a sleeper that saw the old value.
+    /// Timeouts are ignored: a lost wake-up leaves a thread asleep forever, a deadlock that
+    /// loom reports.
+    #[derive(Default)]
+    struct Futex {
+        word: LoomU32,
+        bucket: Mutex<()>,
+        sleepers: Condvar,
+    }
+
+    impl LockWord for Futex {
+        fn load(&self, order: Ordering) -> u32 {
+            self.word.load(order)
+        }
+        fn compare_exchange(
+            &self,
+            current: u32,
+            new: u32,
+            success: Ordering,
+            failure: Ordering,
+        ) -> Result<u32, u32> {
+            self.word.compare_exchange(current, new, success, failure)
+        }
+        fn wait(&self, expected: u32, _timeout: Duration) -> bool {
+            let bucket = self.bucket.lock().unwrap();
+            if self.word.load(Ordering::SeqCst) == expected {
+                drop(self.sleepers.wait(bucket).unwrap());
+            }
+            false
+        }
+        fn wake(&self, count: i32) {
+            let _bucket = self.bucket.lock().unwrap();
+            if count == 1 {
+                self.sleepers.notify_one();
+            } else {
+                self.sleepers.notify_all();
+            }
+        }
+    }
+
+    /// `threads` handles (slots 1..) each take the lock `rounds` times; inside, a flag shows
+    /// that nobody else is.
+    fn contend(threads: u32, rounds: u32) {
+        let word = Arc::new(Futex::default());
+        let inside = Arc::new(AtomicBool::new(false));
+        let handles: Vec<_> = (1..=threads)
+            .map(|slot| {
+                let (word, inside) = (word.clone(), inside.clone());
+                thread::spawn(move || {
+                    for _ in 0..rounds {
+                        let taken = lock(&*word, slot, Deadline::never(), |_| true);
+                        assert_eq!(taken, Ok(Acquired::Clean));
+                        assert!(!inside.swap(true, Ordering::Relaxed), "two holders");
+                        inside.store(false, Ordering::Relaxed);
+                        assert_eq!(unlock(&*word, slot, true), Ok(()));
+                    }
+                })
+            })
+            .collect();
+        for h in handles {
+            h.join().unwrap();
+        }
+        assert_eq!(word.load(Ordering::Relaxed) & SLOT_MASK, 0, "left locked");
+    }
+
+    #[test]
+    fn two_handles_exclude_each_other_and_never_sleep_through_an_unlock() {
+        loom::model(|| contend(2, 2));
+    }
+
+    /// Two sleepers and one wake per unlock: the woken one must pass the wake on.
+    #[test]
+    fn three_handles_pass_every_wake_up_on() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| contend(3, 1));
+    }
+
+    /// A recovery given up: the mutex becomes not recoverable and every sleeper hears it.
+    #[test]
+    fn not_recoverable_wakes_every_sleeper() {
+        loom::model(|| {
+            let word = Arc::new(Futex::default());
+            assert_eq!(
+                lock(&*word, 1, Deadline::never(), |_| true),
+                Ok(Acquired::Clean)
+            );
+            let waiters: Vec<_> = (2..=3)
+                .map(|slot| {
+                    let word = word.clone();
+                    thread::spawn(move || lock(&*word, slot, Deadline::never(), |_| true))
+                })
+                .collect();
+            assert_eq!(unlock(&*word, 1, false), Ok(()));
+            for w in waiters {
+                assert_eq!(w.join().unwrap(), Err(NotTaken::NotRecoverable));
+            }
+        });
     }
 }

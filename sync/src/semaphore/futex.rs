@@ -9,10 +9,61 @@ use crate::sys::{futex_wait_low, futex_wake_low};
 use ipcraft_core::Deadline;
 use nix::errno::Errno;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// The semaphore's 64-bit word and the futex calls on its low half: the shared word in a
+/// mapping for the crate, a loom atomic with an emulated futex for the model checker.
+pub(super) trait SemWord {
+    fn load(&self, order: Ordering) -> u64;
+    fn compare_exchange_weak(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> std::result::Result<u64, u64>;
+    fn fetch_add(&self, value: u64, order: Ordering) -> u64;
+    fn fetch_sub(&self, value: u64, order: Ordering) -> u64;
+    /// Sleep while the low half holds `expected`, at most `timeout`.
+    fn wait_low(&self, expected: u32, timeout: Option<Duration>);
+    /// Wake up to `count` sleepers on the low half.
+    fn wake_low(&self, count: i32);
+}
+
+impl SemWord for AtomicU64 {
+    #[inline]
+    fn load(&self, order: Ordering) -> u64 {
+        AtomicU64::load(self, order)
+    }
+    #[inline]
+    fn compare_exchange_weak(
+        &self,
+        current: u64,
+        new: u64,
+        success: Ordering,
+        failure: Ordering,
+    ) -> std::result::Result<u64, u64> {
+        AtomicU64::compare_exchange_weak(self, current, new, success, failure)
+    }
+    #[inline]
+    fn fetch_add(&self, value: u64, order: Ordering) -> u64 {
+        AtomicU64::fetch_add(self, value, order)
+    }
+    #[inline]
+    fn fetch_sub(&self, value: u64, order: Ordering) -> u64 {
+        AtomicU64::fetch_sub(self, value, order)
+    }
+    fn wait_low(&self, expected: u32, timeout: Option<Duration>) {
+        futex_wait_low(self, expected, timeout);
+    }
+    fn wake_low(&self, count: i32) {
+        futex_wake_low(self, count);
+    }
+}
 
 /// Take one unit if the value is above zero.
 #[inline]
-pub(super) fn try_take(word: &AtomicU64) -> bool {
+pub(super) fn try_take(word: &impl SemWord) -> bool {
     let mut d = word.load(Ordering::Relaxed);
     loop {
         if d as u32 == 0 {
@@ -27,7 +78,7 @@ pub(super) fn try_take(word: &AtomicU64) -> bool {
 }
 
 /// Wait for a unit until `deadline` (the module docs give the protocol).
-pub(super) fn futex_sem_wait(word: &AtomicU64, deadline: Deadline) -> Result<()> {
+pub(super) fn futex_sem_wait(word: &impl SemWord, deadline: Deadline) -> Result<()> {
     if try_take(word) {
         return Ok(());
     }
@@ -40,7 +91,7 @@ pub(super) fn futex_sem_wait(word: &AtomicU64, deadline: Deadline) -> Result<()>
         if left.is_some_and(|left| left.is_zero()) {
             break Err(Error::TimedOut);
         }
-        futex_wait_low(word, 0, left);
+        word.wait_low(0, left);
     };
     // Wrapping: a peer may have zeroed the count meanwhile; that only costs wake-ups.
     word.fetch_sub(WAITER, Ordering::Relaxed);
@@ -49,7 +100,7 @@ pub(super) fn futex_sem_wait(word: &AtomicU64, deadline: Deadline) -> Result<()>
 
 /// Add a unit; wake one sleeper if anyone waits. `EOVERFLOW` at [`SEM_VALUE_MAX`].
 #[inline]
-pub(super) fn futex_sem_post(word: &AtomicU64) -> std::result::Result<(), Errno> {
+pub(super) fn futex_sem_post(word: &impl SemWord) -> std::result::Result<(), Errno> {
     let mut d = word.load(Ordering::Relaxed);
     loop {
         if d as u32 >= SEM_VALUE_MAX {
@@ -62,7 +113,87 @@ pub(super) fn futex_sem_post(word: &AtomicU64) -> std::result::Result<(), Errno>
         }
     }
     if d >= WAITER {
-        futex_wake_low(word, 1);
+        word.wake_low(1);
     }
     Ok(())
+}
+
+#[cfg(all(test, ipcraft_loom))]
+mod loom_tests {
+    use super::*;
+    use loom::sync::atomic::AtomicU64 as LoomU64;
+    use loom::sync::{Arc, Condvar, Mutex};
+    use loom::thread;
+
+    /// The word with the kernel's futex emulated as in `futex_lock`'s model: check and
+    /// sleep under the bucket's lock; timeouts ignored, so a lost wake-up is a deadlock.
+    #[derive(Default)]
+    struct Futex {
+        word: LoomU64,
+        bucket: Mutex<()>,
+        sleepers: Condvar,
+    }
+
+    impl SemWord for Futex {
+        fn load(&self, order: Ordering) -> u64 {
+            self.word.load(order)
+        }
+        fn compare_exchange_weak(
+            &self,
+            current: u64,
+            new: u64,
+            success: Ordering,
+            failure: Ordering,
+        ) -> std::result::Result<u64, u64> {
+            self.word
+                .compare_exchange_weak(current, new, success, failure)
+        }
+        fn fetch_add(&self, value: u64, order: Ordering) -> u64 {
+            self.word.fetch_add(value, order)
+        }
+        fn fetch_sub(&self, value: u64, order: Ordering) -> u64 {
+            self.word.fetch_sub(value, order)
+        }
+        fn wait_low(&self, expected: u32, _timeout: Option<Duration>) {
+            let bucket = self.bucket.lock().unwrap();
+            if self.word.load(Ordering::SeqCst) as u32 == expected {
+                drop(self.sleepers.wait(bucket).unwrap());
+            }
+        }
+        fn wake_low(&self, count: i32) {
+            let _bucket = self.bucket.lock().unwrap();
+            if count == 1 {
+                self.sleepers.notify_one();
+            } else {
+                self.sleepers.notify_all();
+            }
+        }
+    }
+
+    /// Two waiters and two posts: both waits end (no post is slept through), and nothing
+    /// is left over, waiters included.
+    #[test]
+    fn every_post_reaches_a_waiter() {
+        let mut model = loom::model::Builder::new();
+        model.preemption_bound = Some(2);
+        model.check(|| {
+            let word = Arc::new(Futex::default());
+            let waiters: Vec<_> = (0..2)
+                .map(|_| {
+                    let word = word.clone();
+                    thread::spawn(move || futex_sem_wait(&*word, Deadline::never()).is_ok())
+                })
+                .collect();
+            futex_sem_post(&*word).unwrap();
+            futex_sem_post(&*word).unwrap();
+            for w in waiters {
+                assert!(w.join().unwrap());
+            }
+            assert_eq!(
+                word.load(Ordering::Relaxed),
+                0,
+                "value and waiter count back to 0"
+            );
+        });
+    }
 }
