@@ -394,6 +394,54 @@ mod tests {
         }
     }
 
+    /// Whatever a peer writes into the word, a lock with a passed deadline returns at once
+    /// with a typed outcome, and an unlock never takes a word that is not ours. Pure memory
+    /// (Miri runs it): the owner's liveness is a closure here.
+    #[test]
+    fn any_word_a_peer_writes_gives_typed_outcomes_at_once() {
+        let passed = Deadline::after(Duration::ZERO);
+        let me = 5;
+        for start in [
+            0,
+            WAITERS,
+            INCONSISTENT,
+            me,
+            me | WAITERS | INCONSISTENT,
+            7,
+            7 | WAITERS,
+            ORPHANED,
+            ORPHANED | WAITERS,
+            NOT_RECOVERABLE,
+            NOT_RECOVERABLE | WAITERS,
+            MAX_HANDLES + 1,
+            0x3ff0_0000,
+            u32::MAX,
+        ] {
+            for alive in [true, false] {
+                let word = AtomicU32::new(start);
+                let owner = start & SLOT_MASK;
+                let r = lock(&word, me, passed, |_| alive);
+                let expected = match owner {
+                    0 => Ok(Acquired::Clean),
+                    NOT_RECOVERABLE => Err(NotTaken::NotRecoverable),
+                    ORPHANED => Ok(Acquired::OwnerDied),
+                    o if o == me => Err(NotTaken::Held),
+                    _ if alive => Err(NotTaken::Held),
+                    _ => Ok(Acquired::OwnerDied),
+                };
+                assert_eq!(r, expected, "word {start:#x}, alive {alive}");
+                let now = word.load(Ordering::Relaxed);
+                if r.is_ok() {
+                    assert_eq!(now & SLOT_MASK, me);
+                    assert_eq!(unlock(&word, me, true), Ok(()));
+                    assert_eq!(word.load(Ordering::Relaxed) & SLOT_MASK, 0);
+                } else if owner != me {
+                    assert_eq!(unlock(&word, me, true), Err(now), "not ours: left alone");
+                }
+            }
+        }
+    }
+
     #[cfg_attr(miri, ignore = "opens /proc/self/fd and calls fcntl")]
     #[test]
     fn two_handles_exclude_each_other_and_a_dropped_owner_is_owner_died() {

@@ -118,6 +118,52 @@ pub(super) fn futex_sem_post(word: &impl SemWord) -> std::result::Result<(), Err
     Ok(())
 }
 
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    /// Whatever a peer writes into the word: no panic, no overflow into the other half,
+    /// typed outcomes. Pure memory (Miri runs it), no sleep: every wait's deadline has passed.
+    #[test]
+    fn any_word_a_peer_writes_gives_typed_outcomes() {
+        let passed = Deadline::after(Duration::ZERO);
+        for start in [
+            0,
+            1,
+            u64::from(u32::MAX),
+            u64::from(SEM_VALUE_MAX),
+            u64::from(SEM_VALUE_MAX) + 1,
+            WAITER,
+            u64::MAX,
+            u64::MAX - u64::from(u32::MAX),
+            0x1234_5678_9abc_def0,
+        ] {
+            let word = AtomicU64::new(start);
+            let low = start as u32;
+            match futex_sem_post(&word) {
+                Ok(()) => assert_eq!(word.load(Ordering::Relaxed), start + 1, "{start:#x}"),
+                Err(e) => {
+                    assert_eq!(e, Errno::EOVERFLOW);
+                    assert!(low >= SEM_VALUE_MAX, "{start:#x}");
+                    assert_eq!(word.load(Ordering::Relaxed), start);
+                }
+            }
+            let before = word.load(Ordering::Relaxed);
+            let taken = try_take(&word);
+            assert_eq!(taken, before as u32 != 0, "{start:#x}");
+            let after = word.load(Ordering::Relaxed);
+            assert_eq!(after >> 32, before >> 32, "the waiter half is untouched");
+            // A wait whose deadline passed takes a unit that is there, else times out, and
+            // leaves the waiter half as it found it.
+            let r = futex_sem_wait(&word, passed);
+            assert_eq!(r.is_ok(), after as u32 != 0, "{start:#x}");
+            assert!(r.is_ok() || matches!(r, Err(Error::TimedOut)));
+            assert_eq!(word.load(Ordering::Relaxed) >> 32, after >> 32);
+        }
+    }
+}
+
 #[cfg(all(test, ipcraft_loom))]
 mod loom_tests {
     use super::*;
