@@ -368,7 +368,18 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          timed. A round trip = both sides took a turn. Cross-core `mutex-handoff` is \
          sensitive to the time spent under the lock: glibc's robust mutex does not spin, so a \
          poll that finds it held sleeps in FUTEX_WAIT and the unlock pays a FUTEX_WAKE; a few \
-         ns more per lock show as tens of percent there. Read its spread with its ratio."
+         ns more per lock show as tens of percent there. Read its spread with its ratio. \
+         The `mutex-*` rows use ipcraft's pthread kind (the wrapper's cost over the same glibc \
+         calls); `mutex-futex-*` rows use its futex kind (its own lock word, default) against \
+         the same raw pthread baseline, run again under that name so that the ratio pairs \
+         runs of one moment."
+            .into(),
+        "Semaphore rows (size `-`): two semaphores, ping and pong; a round trip is the parent \
+         posting ping and waiting on pong while the child waits on ping and posts pong, every \
+         wait timed (100 ms slices, checking a closed flag between). The raw baseline is \
+         glibc's unnamed process-shared sem_t in a memory file (sem_post, sem_clockwait). \
+         `sem-pingpong` is ipcraft's in-segment semaphore (a futex word of its own); \
+         `sem-named-pingpong` is ipcraft's named semaphore (glibc's sem_open'ed sem_t)."
             .into(),
         "The project's machine is a 2-vCPU VM whose idle vCPU halts at once, so any blocking \
          wake-up across cores costs about 25 us one way: cross-core rows of blocking \
