@@ -54,4 +54,4 @@ pub use deadline::{Deadline, Interest, wait_fd};
 pub use frame::{FrameError, FrameReader, FrameWriter};
 pub use name::{NameError, PosixName};
 pub use sys_error::{ErrnoContext, SysError};
-pub use trust::{Found, TrustError, TrustedOwners};
+pub use trust::{Found, MAX_ALSO, TrustError, TrustedOwners};

@@ -29,31 +29,47 @@ use std::os::fd::AsFd;
 /// let trusted = TrustedOwners::new();
 /// assert!(trusted.trusts(me) && trusted.trusts(0));
 /// assert!(!trusted.trusts(65534) || me == 65534);
-/// assert!(trusted.clone().also_uid(65534).trusts(65534));
+/// assert!(trusted.also_uid(65534).trusts(65534));
 /// assert!(TrustedOwners::any_owner_unchecked().trusts(12345));
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 #[must_use]
 pub struct TrustedOwners {
-    /// More uids than our euid and root; `None`: any owner.
-    also: Option<Vec<u32>>,
+    /// Any owner: the check is given up.
+    any: bool,
+    /// More uids than our euid and root: the first `count` entries.
+    also: [u32; MAX_ALSO],
+    count: u8,
+}
+
+/// How many uids [`TrustedOwners::also_uid`] can add (kept inline, so options stay `Copy`).
+pub const MAX_ALSO: usize = 8;
+
+impl Default for TrustedOwners {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl TrustedOwners {
     /// Our effective uid and root.
-    pub fn new() -> Self {
+    pub const fn new() -> Self {
         Self {
-            also: Some(Vec::new()),
+            any: false,
+            also: [0; MAX_ALSO],
+            count: 0,
         }
     }
 
     /// Also trust objects owned by `uid`: a user with whom objects are shared on purpose
-    /// (who created them with a group or world mode).
+    /// (who created them with a group or world mode). At most [`MAX_ALSO`] uids can be
+    /// added; more are not trusted (the check then refuses their objects, and its error
+    /// lists the uids that were trusted).
     pub fn also_uid(mut self, uid: u32) -> Self {
-        if let Some(also) = &mut self.also {
-            if !also.contains(&uid) {
-                also.push(uid);
-            }
+        let n = usize::from(self.count);
+        if !self.also[..n].contains(&uid) && n < MAX_ALSO {
+            self.also[n] = uid;
+            self.count += 1;
         }
         self
     }
@@ -61,23 +77,29 @@ impl TrustedOwners {
     /// Trust **any** owner: an open joins whatever object has the name, even one another
     /// user made first to read what this process sends or to feed it what it receives. Only
     /// for objects in a directory no other user can write.
-    pub fn any_owner_unchecked() -> Self {
-        Self { also: None }
+    pub const fn any_owner_unchecked() -> Self {
+        Self {
+            any: true,
+            also: [0; MAX_ALSO],
+            count: 0,
+        }
     }
 
     /// Whether an object owned by `uid` may be joined.
     pub fn trusts(&self, uid: u32) -> bool {
-        match &self.also {
-            None => true,
-            Some(also) => uid == 0 || uid == nix::unistd::geteuid().as_raw() || also.contains(&uid),
-        }
+        self.any
+            || uid == 0
+            || uid == nix::unistd::geteuid().as_raw()
+            || self.also[..usize::from(self.count)].contains(&uid)
     }
 
     /// The trusted uids, for messages (`None`: any).
     fn uids(&self) -> Option<Vec<u32>> {
-        let also = self.also.as_ref()?;
+        if self.any {
+            return None;
+        }
         let mut uids = vec![nix::unistd::geteuid().as_raw(), 0];
-        uids.extend(also.iter().copied());
+        uids.extend(self.also[..usize::from(self.count)].iter().copied());
         uids.dedup();
         Some(uids)
     }
@@ -267,13 +289,19 @@ mod tests {
             }
             other => panic!("{other:?}"),
         }
-        t.clone()
-            .also_uid(stranger)
+        t.also_uid(stranger)
             .check_stat(&st, "message queue", "/jobs", None)
             .unwrap();
         TrustedOwners::any_owner_unchecked()
             .check_stat(&st, "message queue", "/jobs", None)
             .unwrap();
+        // Past MAX_ALSO more uids, the extra ones are not trusted (the safe side).
+        let mut many = TrustedOwners::new();
+        for uid in 5000..5000 + MAX_ALSO as u32 {
+            many = many.also_uid(uid);
+        }
+        assert!(many.trusts(5000) && many.trusts(5000 + MAX_ALSO as u32 - 1));
+        assert!(!many.also_uid(6000).trusts(6000));
         st.st_uid = 0;
         t.check_stat(&st, "message queue", "/jobs", None).unwrap();
     }

@@ -75,7 +75,7 @@ pub struct Condvar<S: Borrow<Segment> = Segment> {
 /// # drop(cv);
 /// # Ok::<(), ipcraft_sync::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "options do nothing until create or open is called"]
 pub struct CondvarOptions {
     mode: u32,
@@ -129,10 +129,10 @@ impl CondvarOptions {
     ///
     /// As [`Condvar::open`].
     pub fn open(&self, name: &str) -> Result<Condvar> {
-        let seg = SegmentOptions::new().tag(TAG).open(name)?;
-        self.trusted
-            .check(&seg, "named condvar", name, None)
-            .map_err(Error::Untrusted)?;
+        let seg = SegmentOptions::new()
+            .trust(self.trusted)
+            .tag(TAG)
+            .open(name)?;
         Condvar::place(seg, 0)
     }
 }

@@ -144,8 +144,13 @@ impl std::error::Error for Error {
 }
 
 impl From<ipcraft_shm::Error> for Error {
+    /// The segment's error, except a refused owner, which is this crate's
+    /// [`Error::Untrusted`] as for every named object.
     fn from(e: ipcraft_shm::Error) -> Self {
-        Self::Shm(e)
+        match e {
+            ipcraft_shm::Error::Untrusted(e) => Self::Untrusted(e),
+            e => Self::Shm(e),
+        }
     }
 }
 

@@ -238,7 +238,7 @@ where
 /// m.lock().unwrap().set(&1);
 /// # Ok::<(), ipcraft_sync::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "options do nothing until create, open or in_segment is called"]
 pub struct MutexOptions {
     kind: MutexKind,
@@ -343,10 +343,7 @@ impl MutexOptions {
     /// # Ok::<(), ipcraft_sync::Error>(())
     /// ```
     pub fn open<T: Plain>(&self, name: &str) -> Result<Mutex<T>> {
-        let seg = SegmentOptions::new().open(name)?;
-        self.trusted
-            .check(&seg, "named mutex", name, None)
-            .map_err(Error::Untrusted)?;
+        let seg = SegmentOptions::new().trust(self.trusted).open(name)?;
         let found = seg.header().map_or(0, |h| h.tag);
         let expected = segment_tag::<T>(MutexKind::Futex);
         let kind = MutexKind::from_layout(found as u32);

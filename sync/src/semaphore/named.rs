@@ -128,7 +128,7 @@ fn check_trust(name: &PosixName, trusted: &TrustedOwners, requested: Option<u32>
 /// jobs.try_wait()?;
 /// # Ok::<(), ipcraft_sync::Error>(())
 /// ```
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "options do nothing until create, open or open_or_create is called"]
 pub struct SemaphoreOptions {
     mode: u32,
