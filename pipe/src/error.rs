@@ -15,6 +15,10 @@ use std::time::Duration;
 pub enum Error {
     /// A system call failed; the [`SysError`] names it, what it was applied to, and the errno.
     Sys(SysError),
+    /// An open refused a FIFO whose owner is not trusted (it may have been made first by
+    /// another user, in a directory everyone can write); the error names the owner and says
+    /// what to do.
+    Untrusted(ipcraft_core::TrustError),
     /// The read end of the pipe is closed: nobody will read what is written (`EPIPE`).
     BrokenPipe,
     /// The call did not complete before its timeout or deadline.
@@ -93,6 +97,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Self::Sys(e) => e.kind(),
+            Self::Untrusted(_) => io::ErrorKind::PermissionDenied,
             Self::BrokenPipe => io::ErrorKind::BrokenPipe,
             Self::TimedOut { .. } | Self::NoPeer { .. } => io::ErrorKind::TimedOut,
             Self::WouldBlock { .. } => io::ErrorKind::WouldBlock,
@@ -127,6 +132,7 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sys(e) => e.fmt(f),
+            Self::Untrusted(e) => e.fmt(f),
             Self::BrokenPipe => {
                 f.write_str("broken pipe: the read end is closed, so nothing written will be read")
             }
@@ -188,6 +194,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Sys(e) => Some(e),
+            Self::Untrusted(e) => Some(e),
             _ => None,
         }
     }
