@@ -99,6 +99,7 @@ mod message;
 mod stream;
 mod sys;
 mod tcp;
+mod trust;
 mod wait;
 
 pub use addr::{MAX_ABSTRACT_LEN, MAX_PATH_LEN, SocketAddr};
@@ -111,3 +112,4 @@ pub use stream::{
     DEFAULT_BACKLOG, DEFAULT_MODE, ListenerOptions, SCM_MAX_FD, UnixListener, UnixStream,
 };
 pub use tcp::{TcpListener, TcpStream};
+pub use trust::ConnectOptions;
