@@ -95,7 +95,10 @@
 //! A futex-kind handle is one participant: its slot and its file lock are shared by a child
 //! that inherits it over `fork`, so neither process's death could be told from the other's.
 //! An inherited handle therefore refuses to lock, unlock or repair in the child
-//! ([`LockError::Sys`] with `EPERM`); the child attaches a handle of its own. (The pthread
+//! ([`LockError::Sys`] with `EPERM`); the child attaches a handle of its own. The child's copy
+//! of the descriptor still holds the parent's file lock until the child drops the handle or
+//! execs (descriptors are close-on-exec): while it does, a parent that dies holding the lock
+//! looks alive to waiters. Drop inherited handles in a child that does not exec. (The pthread
 //! kind is per thread, as glibc makes it.) Attaching a futex-kind handle reopens the segment
 //! through `/proc/self/fd`, so `/proc` must be mounted.
 //!
