@@ -156,7 +156,8 @@ impl SegmentOptions {
     ///
     /// [`Error::Name`]; [`Error::NotFound`]; [`Error::NotIpcraft`],
     /// [`Error::IncompatibleVersion`], [`Error::WrongTag`], [`Error::TooSmall`] for a
-    /// segment that is not what is expected; [`Error::NotReady`] after the timeout;
+    /// segment that is not what is expected ([`Error::NotIpcraft`] at once for one smaller
+    /// than the 64-byte header); [`Error::NotReady`] after the timeout;
     /// [`Error::CreatorDied`]; [`Error::Insecure`] in strict mode; [`Error::Sys`].
     #[doc(alias = "shm_open")]
     pub fn open(&self, name: &str) -> Result<Segment> {
@@ -192,6 +193,14 @@ impl SegmentOptions {
                     true,
                     None,
                 ));
+            }
+            // An ipcraft creator takes its creator lock and then sizes the object to the
+            // header and more in one ftruncate: a size between 1 and the header's is never
+            // one of ours, whoever holds a lock on it.
+            if size > 0 && size < HEADER_SIZE as u64 {
+                return Err(Error::NotIpcraft {
+                    name: name.to_owned(),
+                });
             }
             if size >= HEADER_SIZE as u64 {
                 let map = self.map(&fd, size)?;

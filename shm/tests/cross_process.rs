@@ -568,3 +568,34 @@ fn open_or_create_refuses_an_existing_segment_that_is_too_small() {
     opener.persist();
     assert!(!Segment::open(&name.0).unwrap().header().unwrap().persisted);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "shm_open")]
+fn a_foreign_segment_smaller_than_the_header_is_not_ipcraft_at_once() {
+    // A plain POSIX segment of 10 bytes, as a C or Python peer could make: it can never be
+    // an ipcraft segment being initialized, so the open must not wait out its timeout.
+    let name = Name::new("tiny");
+    let fd = nix::sys::mman::shm_open(
+        name.0.as_str(),
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    nix::unistd::ftruncate(&fd, 10).unwrap();
+    let start = Instant::now();
+    let opened = SegmentOptions::new()
+        .timeout(Duration::from_secs(30))
+        .open(&name.0);
+    assert!(
+        matches!(opened, Err(Error::NotIpcraft { .. })),
+        "{opened:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "waited {:?} for a segment that can never become ready",
+        start.elapsed()
+    );
+    // The raw view opens it as it is.
+    let raw = SegmentOptions::new().raw(true).open(&name.0).unwrap();
+    assert_eq!(raw.len(), 10);
+}
