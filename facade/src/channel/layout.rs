@@ -347,8 +347,11 @@ pub(super) fn attach_fd(fd: OwnedFd) -> Result<Made, ChannelError> {
     attach(Segment::from_fd(fd, SLOTS + SLOT_STRIDE + 16)?)
 }
 
+/// Open a named channel with the strict owner and mode check: the safety of a named channel
+/// rests on nobody but its owner being able to shrink it (mode 0600, see the module docs),
+/// so a segment another user owns, or that its group or others may write, is refused.
 pub(super) fn open_named(name: &str) -> Result<Made, ChannelError> {
-    attach(SegmentOptions::new().tag(TAG).open(name)?)
+    attach(SegmentOptions::new().tag(TAG).strict(true).open(name)?)
 }
 
 /// A fresh open file description of the segment (an inherited or duplicated descriptor
