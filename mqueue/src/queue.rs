@@ -786,8 +786,8 @@ impl TryFrom<MessageQueue> for OwnedFd {
 
 /// Adopt a message queue descriptor (inherited from a parent, received over a Unix socket, or
 /// from [`TryFrom<MessageQueue> for OwnedFd`](#impl-TryFrom%3CMessageQueue%3E-for-OwnedFd)).
-/// The descriptor is checked to be a queue (its file system is the mqueue file system) before
-/// it is used; the handle has no name ([`MessageQueue::name`] is `None`) and never unlinks
+/// The descriptor is checked to be a queue (a regular file on the mqueue file system, so not
+/// the mount's root directory) before it is used; the handle has no name ([`MessageQueue::name`] is `None`) and never unlinks
 /// one. Its access is read from the descriptor's flags.
 ///
 /// # Errors
@@ -810,7 +810,7 @@ impl TryFrom<OwnedFd> for MessageQueue {
         };
         let mqd = sys::adopt(fd).map_err(|r| match r {
             Ok(fd) => Error::NotAQueue { fd },
-            Err(e) => Error::Sys(SysError::new("fstatfs", e)),
+            Err(e) => Error::Sys(SysError::new("fstatfs/fstat", e)),
         })?;
         let attrs = match mq_getattr(&mqd) {
             Ok(a) => Attributes::from_mq_attr(&a),

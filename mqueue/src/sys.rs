@@ -94,10 +94,18 @@ pub(crate) fn notify(mqd: &MqdT, signal: Option<Signal>) -> nix::Result<()> {
 }
 
 /// `fd` as an [`MqdT`] if it is a message queue descriptor; `Err(Ok(fd))` (the descriptor
-/// handed back) if it is not, `Err(Err(errno))` if `fstatfs(2)` failed (`fd` is closed).
+/// handed back) if it is not, `Err(Err(errno))` if `fstatfs(2)` or `fstat(2)` failed (`fd` is
+/// closed).
 pub(crate) fn adopt(fd: OwnedFd) -> Result<MqdT, Result<OwnedFd, Errno>> {
     match fstatfs(&fd) {
         Ok(st) if st.filesystem_type() == MQUEUE_MAGIC => {}
+        Ok(_) => return Err(Ok(fd)),
+        Err(e) => return Err(Err(e)),
+    }
+    // The mount's root directory is on that file system too: only its regular files are
+    // queues.
+    match nix::sys::stat::fstat(&fd) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {}
         Ok(_) => return Err(Ok(fd)),
         Err(e) => return Err(Err(e)),
     }
@@ -105,8 +113,9 @@ pub(crate) fn adopt(fd: OwnedFd) -> Result<MqdT, Result<OwnedFd, Errno>> {
     // SAFETY: `MqdT::from_raw_fd` requires a valid, open message queue descriptor:
     // - open and owned: `raw` comes from `into_raw_fd` of an `OwnedFd`, so nothing else
     //   owns or closes it; the `MqdT` takes over that ownership (the caller closes it once).
-    // - a message queue: its file lives on the mqueue file system (checked just above, on
-    //   this very descriptor), and on Linux an open file of that file system is a queue
-    //   descriptor (`mq_open` returns exactly such files).
+    // - a message queue: it is a regular file on the mqueue file system (both checked just
+    //   above, on this very descriptor), and on Linux the regular files of that file system
+    //   are queues (`mq_open` returns exactly such files; the only other inode there is the
+    //   mount's root directory).
     Ok(unsafe { MqdT::from_raw_fd(raw) })
 }

@@ -171,6 +171,7 @@ fn child_role() {
         "umask" => umask_role(&arg),
         "notify" => notify_role(&arg),
         "adopt-stdin" => adopt_stdin_role(),
+        "adopt-mount-root" => adopt_mount_root_role(&arg),
         "queues-max" => queues_max_role(),
         other => panic!("unknown role {other}"),
     }
@@ -382,6 +383,35 @@ fn queues_max_role() {
 }
 
 /// Adopt stdin as a queue (no name), receive two messages and report them with the access.
+/// Adopt the root directory of an mqueue mount (`arg`, or `$IPCRAFT_MQ_ROOT` set by the
+/// launcher) as a queue: must be `NotAQueue`, with the descriptor handed back.
+fn adopt_mount_root_role(arg: &str) {
+    let dir = if arg.is_empty() {
+        std::env::var("IPCRAFT_MQ_ROOT").unwrap()
+    } else {
+        arg.to_owned()
+    };
+    say(&format!("ROOT {}", adopt_mount_root(&dir)));
+}
+
+/// What adopting the directory `dir` as a queue says, after checking it is on mqueue.
+fn adopt_mount_root(dir: &str) -> String {
+    let fd: std::os::fd::OwnedFd = std::fs::File::open(dir).unwrap().into();
+    let fs = nix::sys::statfs::fstatfs(&fd).unwrap().filesystem_type();
+    assert_eq!(
+        fs,
+        nix::sys::statfs::FsType(0x1980_0202),
+        "{dir} is not an mqueue mount"
+    );
+    match MessageQueue::try_from(fd) {
+        Err(Error::NotAQueue { fd }) => {
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            "NotAQueue".to_owned()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 fn adopt_stdin_role() {
     let fd = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
     let q = MessageQueue::try_from(fd).unwrap();
@@ -934,6 +964,54 @@ fn a_queue_descriptor_passed_to_a_child_is_adopted_without_a_name() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn the_mqueue_mounts_root_directory_is_not_a_queue() {
+    let _g = shared();
+    // It passes the file-system check (it is on mqueue) but is no queue: `NotAQueue`, not a
+    // failed mq_getattr later.
+    let is_mqueue = |d: &str| {
+        nix::sys::statfs::statfs(d)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::FsType(0x1980_0202))
+    };
+    if is_mqueue("/dev/mqueue") {
+        assert_eq!(adopt_mount_root("/dev/mqueue"), "NotAQueue");
+        return;
+    }
+    // No mount here: make one in a child's private mount namespace (root and unshare(1)
+    // needed), so that the machine's mounts are never touched.
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let unshare = Command::new("unshare")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .status();
+    if !root || !unshare.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no /dev/mqueue mount, and cannot make one (needs root and unshare)");
+        return;
+    }
+    let mut command = ROLES.command_via(
+        "unshare",
+        &[
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            // A tmpfs over /tmp first, so that not even the directory outlives the namespace.
+            "mount -t tmpfs none /tmp && mkdir /tmp/mq && mount -t mqueue none /tmp/mq \
+             && IPCRAFT_MQ_ROOT=/tmp/mq exec \"$@\"",
+            "sh",
+        ],
+        "adopt-mount-root",
+        "",
+    );
+    let mut child = Reaper(command.stdout(Stdio::piped()).spawn().unwrap());
+    let mut out = child.stdout();
+    assert_eq!(next_marked(&mut out, "ROOT ").as_deref(), Some("NotAQueue"));
+    child.wait_ok("child adopting the mount's root");
 }
 
 #[test]
