@@ -10,7 +10,7 @@
 //! | [`mqueue`] | `ipcraft-mqueue` | POSIX message queues | available |
 //! | [`shm`] | `ipcraft-shm` | POSIX shared memory and sealed memfd segments | available |
 //! | [`sync`] | `ipcraft-sync` | robust process-shared mutex, futex condvar, semaphores | available |
-//! | [`core`] | `ipcraft-core` | frame codec, deadlines, POSIX names | available |
+//! | [`ipcraft_core`] | `ipcraft-core` | frame codec, deadlines, POSIX names | available |
 //!
 //! Each module is behind a default-on cargo feature of the same name, so a user who needs
 //! one mechanism can depend on its crate alone, or on this crate with
@@ -20,7 +20,7 @@
 //!
 //! | need | use | why | 64 B round trip, same core / across cores* |
 //! |---|---|---|---|
-//! | talk to a child over stdin/stdout, stream bytes | [`pipe`] | simplest; frames with [`core::FrameWriter`] | 4.4 us / 48 us |
+//! | talk to a child over stdin/stdout, stream bytes | [`pipe`] | simplest; frames with [`ipcraft_core::FrameWriter`] | 4.4 us / 48 us |
 //! | message boundaries, fd passing, peer credentials, many clients | [`socket`] (Unix) | `SCM_RIGHTS`, `SO_PEERCRED`, seqpacket | ~8 us / ~45 us |
 //! | another machine | [`socket`] (TCP) | same framed API | ~12 us (loopback) |
 //! | priorities, messages that outlive both processes | [`mqueue`] | kernel-held queue | 5.4 us / 49 us |
@@ -36,7 +36,11 @@
 //!
 //! [`ring`] holds the lock-free ring (checked by loom) the channel is built on.
 
-pub use ipcraft_core as core;
+/// `ipcraft-core`, under its own crate name: not `core`, which `use ipcraft::*` would then
+/// shadow (the glob wins over the extern prelude, and `core::mem` stops compiling). A user
+/// who also depends on `ipcraft-core` directly gets the same crate under the same name.
+#[doc(inline)]
+pub use ipcraft_core;
 #[cfg(feature = "mqueue")]
 #[doc(inline)]
 pub use ipcraft_mqueue as mqueue;
