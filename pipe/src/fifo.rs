@@ -66,6 +66,7 @@ pub struct Fifo {
 
 /// Options for creating a [`Fifo`]: its mode.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until a FIFO is created with them"]
 pub struct FifoOptions {
     mode: u32,
 }

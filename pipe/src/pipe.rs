@@ -61,6 +61,7 @@ pub fn pipe() -> Result<(PipeReader, PipeWriter)> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use = "options do nothing until a pipe is made with them"]
 pub struct PipeOptions {
     nonblocking: bool,
     packet: bool,

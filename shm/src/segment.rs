@@ -42,6 +42,7 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// # Ok::<(), ipcraft_shm::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until a segment is created or opened with them"]
 pub struct SegmentOptions {
     mode: u32,
     read_only: bool,

@@ -46,6 +46,7 @@ pub const DEFAULT_BACKLOG: i32 = 128;
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone)]
+#[must_use = "options do nothing until a socket is bound with them"]
 pub struct ListenerOptions {
     mode: u32,
     backlog: i32,

@@ -301,7 +301,18 @@ impl Drop for Sender {
 /// Room for one message in the channel (see [`Sender::reserve`]): write with
 /// [`write_at`](Self::write_at) or [`io::Write`], then [`commit`](Self::commit). Dropping
 /// it without committing sends nothing.
+///
+/// So the compiler warns about a slot left unused (`#[must_use]`):
+///
+/// ```compile_fail
+/// #![deny(unused_must_use)]
+/// # fn main() -> Result<(), ipcraft::channel::ChannelError> {
+/// let (mut tx, _fd) = ipcraft::channel::Sender::anonymous(4096)?;
+/// tx.reserve(8)?; // error: unused `SendSlot`: nothing would be sent
+/// # Ok(()) }
+/// ```
 #[derive(Debug)]
+#[must_use = "a SendSlot dropped without `commit`, `commit_len` or `stage` sends nothing"]
 pub struct SendSlot<'a> {
     pub(super) slot: WriteSlot<'a, SlotRing>,
 }
@@ -720,6 +731,7 @@ impl Drop for Receiver {
 /// [`release`](Self::release) it. Dropping it leaves the message in the channel, the next
 /// one received.
 #[derive(Debug)]
+#[must_use = "a RecvSlot dropped without `release` or `consume` leaves the message in the channel"]
 pub struct RecvSlot<'a> {
     pub(super) slot: ReadSlot<'a, SlotRing>,
     pub(super) sender: usize,
