@@ -123,6 +123,7 @@ pub struct Status {
 /// # Ok::<(), ipcraft_mqueue::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until a queue is opened or created with them"]
 pub struct QueueOptions {
     mode: u32,
     access: Access,
@@ -145,14 +146,12 @@ impl QueueOptions {
 
     /// The permission bits (at most `0o777`) of a queue these options create, applied
     /// exactly, whatever the process umask.
-    #[must_use]
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
     }
 
     /// The directions the handle is open for.
-    #[must_use]
     pub fn access(mut self, access: Access) -> Self {
         self.access = access;
         self
@@ -304,7 +303,7 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 /// process unlinked the queue and made a new one of the same name meanwhile, that one is
 /// removed. Do not share names between unrelated programs.)
 ///
-/// Blocking calls ([`send`](Self::send), [`receive`](Self::receive)) are the plain
+/// Blocking calls ([`send`](Self::send), [`recv`](Self::recv)) are the plain
 /// `mq_send`/`mq_receive`. The `try_` forms never block and report [`Error::Full`] /
 /// [`Error::Empty`]; the timeout and deadline forms wait with `poll(2)` on the monotonic clock
 /// (see the [crate docs](crate#timeouts-on-the-monotonic-clock)).
@@ -322,9 +321,9 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 /// let tx = MessageQueue::open(&name, Access::WriteOnly)?; // could be another process
 /// tx.send(b"low", 1)?;
 /// tx.send(b"high", 9)?;
-/// assert_eq!(q.receive_vec()?, (b"high".to_vec(), 9));
-/// assert_eq!(q.receive_vec()?, (b"low".to_vec(), 1));
-/// assert!(matches!(q.try_receive(&mut [0; 64]), Err(ipcraft_mqueue::Error::Empty)));
+/// assert_eq!(q.recv_vec()?, (b"high".to_vec(), 9));
+/// assert_eq!(q.recv_vec()?, (b"low".to_vec(), 1));
+/// assert!(matches!(q.try_recv(&mut [0; 64]), Err(ipcraft_mqueue::Error::Empty)));
 /// # Ok::<(), ipcraft_mqueue::Error>(())
 /// ```
 #[doc(alias = "mqd_t", alias = "mq_close")]
@@ -508,7 +507,7 @@ impl MessageQueue {
     /// [`max_message_size`](Attributes::max_message_size); [`Error::Sys`] (`EBADF` on a
     /// handle not open for reading).
     #[doc(alias = "mq_receive")]
-    pub fn receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    pub fn recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
         self.check_buffer(buf)?;
         let mut priority = 0;
         loop {
@@ -525,48 +524,48 @@ impl MessageQueue {
     }
 
     /// Receive the next message into a new buffer sized from the queue's attributes; see
-    /// [`receive`](Self::receive). Returns the message and its priority.
+    /// [`recv`](Self::recv). Returns the message and its priority.
     ///
     /// # Errors
     ///
-    /// As [`receive`](Self::receive).
-    pub fn receive_vec(&self) -> Result<(Vec<u8>, u32)> {
+    /// As [`recv`](Self::recv).
+    pub fn recv_vec(&self) -> Result<(Vec<u8>, u32)> {
         let mut buf = vec![0; self.attrs.max_message_size];
-        let (n, priority) = self.receive(&mut buf)?;
+        let (n, priority) = self.recv(&mut buf)?;
         buf.truncate(n);
         Ok((buf, priority))
     }
 
     /// Receive a message into `buf` if one is waiting, without waiting; see
-    /// [`receive`](Self::receive).
+    /// [`recv`](Self::recv).
     ///
     /// # Errors
     ///
-    /// [`Error::Empty`] when the queue is empty; otherwise as [`receive`](Self::receive).
+    /// [`Error::Empty`] when the queue is empty; otherwise as [`recv`](Self::recv).
     #[doc(alias = "mq_timedreceive")]
-    pub fn try_receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
         self.check_buffer(buf)?;
-        self.receive_once(buf)
+        self.recv_once(buf)
     }
 
     /// Receive a message into `buf`, waiting at most `timeout` (on the monotonic clock); see
-    /// [`receive`](Self::receive).
+    /// [`recv`](Self::recv).
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when no message came; otherwise as [`receive`](Self::receive).
+    /// [`Error::TimedOut`] when no message came; otherwise as [`recv`](Self::recv).
     #[doc(alias = "mq_timedreceive")]
-    pub fn receive_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
-        self.receive_deadline(buf, Deadline::after(timeout))
+    pub fn recv_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+        self.recv_deadline(buf, Deadline::after(timeout))
     }
 
     /// Receive a message into `buf`, waiting until `deadline` (on the monotonic clock); see
-    /// [`receive`](Self::receive).
+    /// [`recv`](Self::recv).
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when no message came; otherwise as [`receive`](Self::receive).
-    pub fn receive_deadline(
+    /// [`Error::TimedOut`] when no message came; otherwise as [`recv`](Self::recv).
+    pub fn recv_deadline(
         &self,
         buf: &mut [u8],
         deadline: impl Into<Deadline>,
@@ -574,14 +573,53 @@ impl MessageQueue {
         let deadline = deadline.into();
         self.check_buffer(buf)?;
         loop {
-            match self.receive_once(buf) {
+            match self.recv_once(buf) {
                 Err(Error::Empty) => {}
                 other => return other,
             }
             if !self.wait(Interest::Readable, deadline)? {
-                return Err(Error::TimedOut { op: "receive" });
+                return Err(Error::TimedOut { op: "recv" });
             }
         }
+    }
+
+    /// Renamed [`recv`](Self::recv): one verb, as in std and every ipcraft crate.
+    #[deprecated(since = "0.2.0", note = "renamed `recv`")]
+    #[doc(hidden)]
+    pub fn receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.recv(buf)
+    }
+
+    /// Renamed [`recv_vec`](Self::recv_vec).
+    #[deprecated(since = "0.2.0", note = "renamed `recv_vec`")]
+    #[doc(hidden)]
+    pub fn receive_vec(&self) -> Result<(Vec<u8>, u32)> {
+        self.recv_vec()
+    }
+
+    /// Renamed [`try_recv`](Self::try_recv).
+    #[deprecated(since = "0.2.0", note = "renamed `try_recv`")]
+    #[doc(hidden)]
+    pub fn try_receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.try_recv(buf)
+    }
+
+    /// Renamed [`recv_timeout`](Self::recv_timeout).
+    #[deprecated(since = "0.2.0", note = "renamed `recv_timeout`")]
+    #[doc(hidden)]
+    pub fn receive_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+        self.recv_timeout(buf, timeout)
+    }
+
+    /// Renamed [`recv_deadline`](Self::recv_deadline).
+    #[deprecated(since = "0.2.0", note = "renamed `recv_deadline`")]
+    #[doc(hidden)]
+    pub fn receive_deadline(
+        &self,
+        buf: &mut [u8],
+        deadline: impl Into<Deadline>,
+    ) -> Result<(usize, u32)> {
+        self.recv_deadline(buf, deadline)
     }
 
     /// Ask the kernel to send `signal` to this process, once, when a message arrives while
@@ -668,7 +706,7 @@ impl MessageQueue {
 
     /// One receive attempt that never blocks: `mq_timedreceive` with a timeout that has
     /// always passed (the epoch), as in `sys::send_now`.
-    fn receive_once(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    fn recv_once(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
         let epoch = TimeSpec::new(0, 0);
         let mut priority = 0;
         loop {

@@ -220,7 +220,7 @@ fn consume_role(name: &str, limit: Option<usize>) {
             std::thread::sleep(Duration::from_secs(120));
             panic!("not killed");
         }
-        let (n, _) = q.receive_timeout(&mut buf, PEER_TIMEOUT).unwrap();
+        let (n, _) = q.recv_timeout(&mut buf, PEER_TIMEOUT).unwrap();
         let (_, seq, _) = decode(&buf[..n]);
         if seq == END {
             say("END");
@@ -235,7 +235,7 @@ fn receive_one_later_role(name: &str) {
     let q = MessageQueue::open(name, Access::ReadOnly).unwrap();
     assert_eq!(read_command(), "GO");
     std::thread::sleep(Duration::from_millis(200));
-    let (msg, priority) = q.receive_vec().unwrap();
+    let (msg, priority) = q.recv_vec().unwrap();
     say(&format!(
         "RECEIVED {} {priority}",
         String::from_utf8(msg).unwrap()
@@ -418,7 +418,7 @@ fn adopt_stdin_role() {
     assert_eq!(q.name(), None);
     assert!(!q.owns_name());
     for _ in 0..2 {
-        let (msg, priority) = q.receive_vec().unwrap();
+        let (msg, priority) = q.recv_vec().unwrap();
         say(&format!(
             "ADOPTED {:?} {} {priority}",
             q.access(),
@@ -449,7 +449,7 @@ fn batches_arrive_highest_priority_first_fifo_within_a_priority() {
         assert_eq!(q.status().unwrap().current_messages, depth);
         let mut batch = Vec::new();
         for _ in 0..depth {
-            let (n, priority) = q.try_receive(&mut buf).unwrap();
+            let (n, priority) = q.try_recv(&mut buf).unwrap();
             let (_, seq, sent_priority) = decode(&buf[..n]);
             assert_eq!(priority, sent_priority);
             assert!(seen.insert(seq), "message {seq} received twice");
@@ -458,7 +458,7 @@ fn batches_arrive_highest_priority_first_fifo_within_a_priority() {
         let mut sorted = batch.clone();
         sorted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         assert_eq!(batch, sorted);
-        assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+        assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
     }
     producer.tell("STOP");
     producer.wait_ok("producer");
@@ -482,7 +482,7 @@ fn two_producers_one_consumer_every_message_exactly_once() {
     let mut last: BTreeMap<(u32, u32), u32> = BTreeMap::new();
     let mut ended = 0;
     while ended < 2 {
-        let (n, priority) = q.receive_timeout(&mut buf, PEER_TIMEOUT).unwrap();
+        let (n, priority) = q.recv_timeout(&mut buf, PEER_TIMEOUT).unwrap();
         let (producer, seq, sent_priority) = decode(&buf[..n]);
         assert_eq!(priority, sent_priority);
         if seq == END {
@@ -506,7 +506,7 @@ fn two_producers_one_consumer_every_message_exactly_once() {
     for id in 1..=2 {
         assert_eq!(seen[&id], (0..STREAM_COUNT).collect(), "producer {id}");
     }
-    assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
 }
 
 #[test]
@@ -582,23 +582,20 @@ fn a_full_queue_try_send_is_full_and_timeouts_wait_long_enough() {
     assert_eq!(std::io::Error::from(e).kind(), std::io::ErrorKind::TimedOut);
 
     // The message was not lost: the caller still has it, and it goes once there is room.
-    assert_eq!(q.receive_vec().unwrap(), (b"one".to_vec(), 0));
+    assert_eq!(q.recv_vec().unwrap(), (b"one".to_vec(), 0));
     q.try_send(&third, 5).unwrap();
-    assert_eq!(q.receive_vec().unwrap(), (third, 5));
-    assert_eq!(q.receive_vec().unwrap(), (b"two".to_vec(), 0));
+    assert_eq!(q.recv_vec().unwrap(), (third, 5));
+    assert_eq!(q.recv_vec().unwrap(), (b"two".to_vec(), 0));
 
     let mut buf = [0; 16];
-    assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
     let start = Instant::now();
-    let e = q.receive_timeout(&mut buf, timeout).unwrap_err();
-    assert!(matches!(e, Error::TimedOut { op: "receive" }), "{e:?}");
+    let e = q.recv_timeout(&mut buf, timeout).unwrap_err();
+    assert!(matches!(e, Error::TimedOut { op: "recv" }), "{e:?}");
     assert!(start.elapsed() >= timeout, "returned before the timeout");
     // A deadline that has passed still tries once.
     q.send(b"x", 0).unwrap();
-    assert_eq!(
-        q.receive_deadline(&mut buf, Instant::now()).unwrap(),
-        (1, 0)
-    );
+    assert_eq!(q.recv_deadline(&mut buf, Instant::now()).unwrap(), (1, 0));
 }
 
 #[test]
@@ -617,12 +614,12 @@ fn a_waiting_send_or_receive_wakes_when_another_process_acts() {
         Some("first 1")
     );
     child.wait_ok("receiver");
-    assert_eq!(q.receive_vec().unwrap(), (b"second".to_vec(), 2));
+    assert_eq!(q.recv_vec().unwrap(), (b"second".to_vec(), 2));
 
     let mut child = Reaper::spawn("send-one-later", &name);
     child.tell("GO");
     let mut buf = [0; 16];
-    let (n, priority) = q.receive_timeout(&mut buf, PEER_TIMEOUT).unwrap();
+    let (n, priority) = q.recv_timeout(&mut buf, PEER_TIMEOUT).unwrap();
     assert_eq!((&buf[..n], priority), (&b"late"[..], 3));
     child.wait_ok("sender");
 }
@@ -790,7 +787,7 @@ fn each_limit_and_bad_input_has_its_typed_error() {
     }
     q.send(b"top", MQ_PRIO_MAX - 1).unwrap();
     q.send(b"", 0).unwrap();
-    match q.receive(&mut [0; 31]) {
+    match q.recv(&mut [0; 31]) {
         Err(Error::BufferTooSmall {
             len: 31,
             needed: 32,
@@ -798,11 +795,11 @@ fn each_limit_and_bad_input_has_its_typed_error() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        q.try_receive(&mut [0; 8]),
+        q.try_recv(&mut [0; 8]),
         Err(Error::BufferTooSmall { .. })
     ));
-    assert_eq!(q.receive_vec().unwrap(), (b"top".to_vec(), MQ_PRIO_MAX - 1));
-    assert_eq!(q.receive_vec().unwrap(), (Vec::new(), 0));
+    assert_eq!(q.recv_vec().unwrap(), (b"top".to_vec(), MQ_PRIO_MAX - 1));
+    assert_eq!(q.recv_vec().unwrap(), (Vec::new(), 0));
 
     // The wrong direction is the kernel's EBADF, with the operation and the queue named.
     let reader = MessageQueue::open(&name, Access::ReadOnly).unwrap();
@@ -1069,7 +1066,7 @@ fn python_posix_ipc_interop_both_ways() {
          q.close()\n",
         &[&name],
     );
-    let got: Vec<(Vec<u8>, u32)> = (0..4).map(|_| q.try_receive_vec()).collect();
+    let got: Vec<(Vec<u8>, u32)> = (0..4).map(|_| q.try_recv_vec()).collect();
     assert_eq!(
         got,
         [
@@ -1116,17 +1113,17 @@ fn python_posix_ipc_interop_both_ways() {
     let q = MessageQueue::open(&name, Access::ReadWrite).unwrap();
     assert!(!q.owns_name());
     assert_eq!(q.attributes(), Attributes::new(3, 100));
-    assert_eq!(q.receive_vec().unwrap(), (b"from python".to_vec(), 4));
+    assert_eq!(q.recv_vec().unwrap(), (b"from python".to_vec(), 4));
 }
 
-trait TryReceiveVec {
-    fn try_receive_vec(&self) -> (Vec<u8>, u32);
+trait TryRecvVec {
+    fn try_recv_vec(&self) -> (Vec<u8>, u32);
 }
 
-impl TryReceiveVec for MessageQueue {
-    fn try_receive_vec(&self) -> (Vec<u8>, u32) {
+impl TryRecvVec for MessageQueue {
+    fn try_recv_vec(&self) -> (Vec<u8>, u32) {
         let mut buf = vec![0; self.attributes().max_message_size];
-        let (n, p) = self.try_receive(&mut buf).unwrap();
+        let (n, p) = self.try_recv(&mut buf).unwrap();
         buf.truncate(n);
         (buf, p)
     }
