@@ -95,7 +95,9 @@
 mod addr;
 mod cred;
 mod error;
+mod listener;
 mod message;
+mod options;
 mod stream;
 mod sys;
 mod tcp;
@@ -106,8 +108,8 @@ pub use cred::{PeerCredentials, PeerPolicy};
 pub use error::{Error, Result};
 pub use ipcraft_core::Deadline;
 pub use ipcraft_core::frame::{self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter};
+pub use listener::UnixListener;
 pub use message::{SeqpacketConn, SeqpacketListener, UnixDatagram};
-pub use stream::{
-    DEFAULT_BACKLOG, DEFAULT_MODE, ListenerOptions, SCM_MAX_FD, UnixListener, UnixStream,
-};
+pub use options::{DEFAULT_BACKLOG, DEFAULT_MODE, ListenerOptions, SCM_MAX_FD};
+pub use stream::UnixStream;
 pub use tcp::{TcpListener, TcpStream};

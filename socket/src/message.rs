@@ -9,8 +9,9 @@
 use crate::addr::SocketAddr;
 use crate::cred::{PeerCredentials, PeerPolicy, peer_credentials};
 use crate::error::{Error, Result};
-use crate::stream::{
-    DEFAULT_MODE, ListenerOptions, OwnedFile, SCM_MAX_FD, UnixListener, bind_unix, connect_unix,
+use crate::listener::UnixListener;
+use crate::options::{
+    DEFAULT_MODE, ListenerOptions, OwnedFile, SCM_MAX_FD, bind_unix, connect_unix,
 };
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};

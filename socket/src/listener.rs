@@ -1,0 +1,262 @@
+//! [`UnixListener`]: a listening Unix stream socket.
+
+use crate::addr::SocketAddr;
+use crate::cred::PeerPolicy;
+use crate::error::{Error, Result};
+use crate::options::{ListenerOptions, OwnedFile};
+use crate::stream::UnixStream;
+use crate::sys;
+use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
+use ipcraft_core::{Deadline, Interest};
+use nix::errno::Errno;
+use nix::sys::socket::{UnixAddr, getsockname};
+use std::fmt;
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
+
+use std::path::Path;
+use std::time::Duration;
+
+/// A listening Unix stream socket (`SOCK_STREAM`). Closed on drop; the socket file it
+/// created is removed then.
+///
+/// # Examples
+///
+/// A server in this process, a client in a child (`socat` or `nc -U` would do the same):
+///
+/// ```
+/// use ipcraft_socket::{UnixListener, UnixStream};
+/// use std::io::{Read, Write};
+///
+/// let path = std::env::temp_dir().join(format!("ipcraft-doc-listener-{}.sock", std::process::id()));
+/// let listener = UnixListener::bind(&path)?;
+/// let client = std::thread::spawn({
+///     let path = path.clone();
+///     move || -> std::io::Result<String> {
+///         let mut s = UnixStream::connect(&path)?;
+///         s.write_all(b"ping")?;
+///         let mut reply = String::new();
+///         s.read_to_string(&mut reply)?;
+///         Ok(reply)
+///     }
+/// });
+/// let mut conn = listener.accept()?;
+/// let mut buf = [0u8; 4];
+/// conn.read_exact(&mut buf)?;
+/// conn.write_all(b"pong")?;
+/// drop(conn);
+/// assert_eq!(client.join().unwrap()?, "pong");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub struct UnixListener {
+    pub(crate) fd: OwnedFd,
+    pub(crate) owned: Option<OwnedFile>,
+    pub(crate) nonblocking: bool,
+    pub(crate) policy: Option<PeerPolicy>,
+}
+
+impl fmt::Debug for UnixListener {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("UnixListener")
+            .field("fd", &self.fd.as_raw_fd())
+            .field("path", &self.owned.as_ref().map(|o| &o.path))
+            .field("nonblocking", &self.nonblocking)
+            .field("policy", &self.policy)
+            .finish()
+    }
+}
+
+impl UnixListener {
+    /// Bind to a filesystem path with the default options (mode 0600, independent of the
+    /// umask): see [`ListenerOptions::bind_addr`].
+    ///
+    /// # Errors
+    ///
+    /// As [`ListenerOptions::bind_addr`], and the address errors of
+    /// [`SocketAddr::from_path`] ([`Error::PathTooLong`], [`Error::InvalidAddress`]).
+    pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
+        ListenerOptions::new().bind(path)
+    }
+
+    /// Bind to a path or abstract address with the default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`ListenerOptions::bind_addr`].
+    pub fn bind_addr(addr: &SocketAddr) -> Result<Self> {
+        ListenerOptions::new().bind_addr(addr)
+    }
+
+    /// Refuse, from now on, connecting peers that `policy` does not allow: each accepted
+    /// connection's [`PeerCredentials`] are checked before `accept` returns it, and a refused
+    /// one is closed at once with [`Error::PeerRefused`]. This matters most on abstract
+    /// addresses, which have no file permissions.
+    pub fn set_peer_policy(&mut self, policy: Option<PeerPolicy>) {
+        self.policy = policy;
+    }
+
+    /// Accept a connection, waiting for one (or, in non-blocking mode, failing with
+    /// [`Error::WouldBlock`]). The connection is close-on-exec and blocking.
+    ///
+    /// See `accept4(2)`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::PeerRefused`] when the peer policy refuses the peer (the connection is
+    /// closed; accept again for the next); [`Error::WouldBlock`]; [`Error::Sys`].
+    #[doc(alias = "accept4")]
+    pub fn accept(&self) -> Result<UnixStream> {
+        if self.nonblocking {
+            self.accept_wait(Wait::Try)
+        } else {
+            self.accept_wait(Wait::Until(Deadline::never()))
+        }
+    }
+
+    /// Accept a connection, waiting at most until `deadline` (monotonic clock).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`], and as [`accept`](Self::accept).
+    pub fn accept_deadline(&self, deadline: Deadline) -> Result<UnixStream> {
+        self.accept_wait(Wait::Until(deadline))
+    }
+
+    /// [`accept_deadline`](Self::accept_deadline) with a timeout from now.
+    ///
+    /// # Errors
+    ///
+    /// As [`accept_deadline`](Self::accept_deadline).
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<UnixStream> {
+        self.accept_deadline(Deadline::after(timeout))
+    }
+
+    /// Accept a connection if one is waiting, without waiting, whatever the mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::WouldBlock`] when none is waiting, and as [`accept`](Self::accept).
+    pub fn try_accept(&self) -> Result<UnixStream> {
+        self.accept_wait(Wait::Try)
+    }
+
+    fn accept_wait(&self, wait: Wait) -> Result<UnixStream> {
+        let fd = io_wait(
+            self.fd.as_fd(),
+            Interest::Readable,
+            wait,
+            "accept",
+            |_| match sys::accept(self.fd.as_fd(), false) {
+                // A connection that died in the queue: try the next one.
+                Err(Errno::ECONNABORTED) => Err(Errno::EINTR),
+                other => other,
+            },
+        )?;
+        let stream = UnixStream::from_fd(fd);
+        if let Some(policy) = &self.policy {
+            let peer = stream.peer_credentials()?;
+            if !policy.allows(&peer) {
+                return Err(Error::PeerRefused { peer });
+            }
+        }
+        Ok(stream)
+    }
+
+    /// Switch non-blocking mode (for [`accept`](Self::accept)). The descriptor itself is
+    /// always `O_NONBLOCK` while owned by this type (accept waits with `poll`); it gets
+    /// this mode back when converted into an [`OwnedFd`] or a `std` listener.
+    pub fn set_nonblocking(&mut self, yes: bool) {
+        self.nonblocking = yes;
+    }
+
+    /// Whether [`accept`](Self::accept) is non-blocking.
+    pub fn is_nonblocking(&self) -> bool {
+        self.nonblocking
+    }
+
+    /// The address this listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `getsockname`.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        let a: UnixAddr = getsockname(self.fd.as_raw_fd()).map_err(Error::sys("getsockname"))?;
+        Ok(SocketAddr::from_unix_addr(&a))
+    }
+
+    /// The socket file this listener removes on drop, if any.
+    pub fn owned_path(&self) -> Option<&Path> {
+        self.owned
+            .as_ref()
+            .filter(|o| !o.keep)
+            .map(|o| o.path.as_path())
+    }
+
+    /// Leave the socket file in place on drop (for a process that hands the listener on).
+    pub fn persist(&mut self) {
+        if let Some(o) = &mut self.owned {
+            o.keep = true;
+        }
+    }
+
+    fn into_fd(self) -> OwnedFd {
+        let Self {
+            fd,
+            owned,
+            nonblocking,
+            ..
+        } = self;
+        if let Some(mut o) = owned {
+            o.keep = true;
+        }
+        let _ = set_fd_nonblocking(fd.as_fd(), nonblocking);
+        fd
+    }
+}
+
+impl AsFd for UnixListener {
+    fn as_fd(&self) -> BorrowedFd<'_> {
+        self.fd.as_fd()
+    }
+}
+
+impl AsRawFd for UnixListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Adopts a listening socket (inherited, or from systemd). It owns no socket file; the
+/// descriptor is made `O_NONBLOCK` (see [`UnixListener::set_nonblocking`]), which affects
+/// every duplicate of it.
+impl From<OwnedFd> for UnixListener {
+    fn from(fd: OwnedFd) -> Self {
+        let nonblocking = fd_is_nonblocking(fd.as_fd());
+        let _ = set_fd_nonblocking(fd.as_fd(), true);
+        Self {
+            fd,
+            owned: None,
+            nonblocking,
+            policy: None,
+        }
+    }
+}
+
+/// The descriptor, in the listener's blocking mode. The socket file is left in place.
+impl From<UnixListener> for OwnedFd {
+    fn from(l: UnixListener) -> OwnedFd {
+        l.into_fd()
+    }
+}
+
+impl From<std::os::unix::net::UnixListener> for UnixListener {
+    fn from(l: std::os::unix::net::UnixListener) -> Self {
+        Self::from(OwnedFd::from(l))
+    }
+}
+
+/// The socket file is left in place (std does not remove it).
+impl From<UnixListener> for std::os::unix::net::UnixListener {
+    fn from(l: UnixListener) -> Self {
+        Self::from(l.into_fd())
+    }
+}
