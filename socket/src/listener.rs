@@ -87,7 +87,7 @@ impl UnixListener {
     }
 
     /// Refuse, from now on, connecting peers that `policy` does not allow: each accepted
-    /// connection's [`PeerCredentials`] are checked before `accept` returns it, and a refused
+    /// connection's [`PeerCredentials`](crate::PeerCredentials) are checked before `accept` returns it, and a refused
     /// one is closed at once with [`Error::PeerRefused`]. This matters most on abstract
     /// addresses, which have no file permissions.
     pub fn set_peer_policy(&mut self, policy: Option<PeerPolicy>) {
