@@ -22,9 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn()?;
 
     let mut tx = FrameWriter::new(to_child);
-    let mut reader = from_child;
+    let reader = from_child;
     // Never wait forever for a child that died.
-    reader.set_read_timeout(Some(Duration::from_secs(10)));
+    reader.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut rx = FrameReader::new(reader);
     for msg in ["hello", "", "framed world"] {
         tx.send(msg.as_bytes())?;

@@ -49,8 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn client(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     let conn = UnixStream::connect(path)?;
-    let mut conn = conn;
-    conn.set_read_timeout(Some(TIMEOUT));
+    let conn = conn;
+    conn.set_read_timeout(Some(TIMEOUT))?;
     // The first byte brings the pipe end (recv_with_fds never reads past it); a frame follows.
     let mut first = [0u8; 1];
     let (_, fds) = conn.recv_with_fds_deadline(&mut first, 1, Deadline::after(TIMEOUT))?;

@@ -7,6 +7,7 @@ use crate::options::{ListenerOptions, OwnedFile};
 use crate::stream::UnixStream;
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
+use ipcraft_core::FlagSetting;
 use ipcraft_core::{Deadline, Interest};
 use nix::errno::Errno;
 use nix::sys::socket::{UnixAddr, getsockname};
@@ -50,7 +51,7 @@ use std::time::Duration;
 pub struct UnixListener {
     pub(crate) fd: OwnedFd,
     pub(crate) owned: Option<OwnedFile>,
-    pub(crate) nonblocking: bool,
+    pub(crate) nonblocking: FlagSetting,
     pub(crate) policy: Option<PeerPolicy>,
 }
 
@@ -59,7 +60,7 @@ impl fmt::Debug for UnixListener {
         f.debug_struct("UnixListener")
             .field("fd", &self.fd.as_raw_fd())
             .field("path", &self.owned.as_ref().map(|o| &o.path))
-            .field("nonblocking", &self.nonblocking)
+            .field("nonblocking", &self.nonblocking.get())
             .field("policy", &self.policy)
             .finish()
     }
@@ -105,7 +106,7 @@ impl UnixListener {
     /// closed; accept again for the next); [`Error::WouldBlock`]; [`Error::Sys`].
     #[doc(alias = "accept4")]
     pub fn accept(&self) -> Result<UnixStream> {
-        if self.nonblocking {
+        if self.nonblocking.get() {
             self.accept_wait(Wait::Try)
         } else {
             self.accept_wait(Wait::Until(Deadline::never()))
@@ -164,13 +165,14 @@ impl UnixListener {
     /// Switch non-blocking mode (for [`accept`](Self::accept)). The descriptor itself is
     /// always `O_NONBLOCK` while owned by this type (accept waits with `poll`); it gets
     /// this mode back when converted into an [`OwnedFd`] or a `std` listener.
-    pub fn set_nonblocking(&mut self, yes: bool) {
-        self.nonblocking = yes;
+    pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
+        self.nonblocking.set(yes);
+        Ok(())
     }
 
     /// Whether [`accept`](Self::accept) is non-blocking.
     pub fn is_nonblocking(&self) -> bool {
-        self.nonblocking
+        self.nonblocking.get()
     }
 
     /// The address this listener is bound to.
@@ -208,7 +210,7 @@ impl UnixListener {
         if let Some(mut o) = owned {
             o.keep = true;
         }
-        let _ = set_fd_nonblocking(fd.as_fd(), nonblocking);
+        let _ = set_fd_nonblocking(fd.as_fd(), nonblocking.get());
         fd
     }
 }
@@ -235,7 +237,7 @@ impl From<OwnedFd> for UnixListener {
         Self {
             fd,
             owned: None,
-            nonblocking,
+            nonblocking: FlagSetting::new(nonblocking),
             policy: None,
         }
     }

@@ -16,6 +16,7 @@ use crate::options::{
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
 use ipcraft_core::{Deadline, Interest};
+use ipcraft_core::{FlagSetting, TimeoutSetting};
 use nix::errno::Errno;
 use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, connect, sendmsg, socket,
@@ -30,9 +31,9 @@ use std::time::Duration;
 /// The state every message socket has: the descriptor, its mode and its timeouts.
 struct Msg {
     fd: OwnedFd,
-    nonblocking: bool,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    nonblocking: FlagSetting,
+    read_timeout: TimeoutSetting,
+    write_timeout: TimeoutSetting,
 }
 
 impl Msg {
@@ -40,19 +41,21 @@ impl Msg {
         let nonblocking = fd_is_nonblocking(fd.as_fd());
         Self {
             fd,
-            nonblocking,
-            read_timeout: None,
-            write_timeout: None,
+            nonblocking: FlagSetting::new(nonblocking),
+            read_timeout: TimeoutSetting::new(None),
+            write_timeout: TimeoutSetting::new(None),
         }
     }
 
     fn read_wait(&self) -> Wait {
         self.read_timeout
+            .get()
             .map_or(Wait::Blocking, |t| Wait::Until(Deadline::after(t)))
     }
 
     fn write_wait(&self) -> Wait {
         self.write_timeout
+            .get()
             .map_or(Wait::Blocking, |t| Wait::Until(Deadline::after(t)))
     }
 
@@ -290,13 +293,15 @@ macro_rules! message_methods {
             }
 
             /// Make receives wait at most `timeout` per call (`None`: forever).
-            pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-                self.m.read_timeout = timeout;
+            pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+                self.m.read_timeout.set(timeout);
+                Ok(())
             }
 
             /// Make sends wait at most `timeout` per call (`None`: forever).
-            pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-                self.m.write_timeout = timeout;
+            pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+                self.m.write_timeout.set(timeout);
+                Ok(())
             }
 
             /// Switch `O_NONBLOCK` (shared with every duplicate of the descriptor).
@@ -304,15 +309,15 @@ macro_rules! message_methods {
             /// # Errors
             ///
             /// [`Error::Sys`] from `fcntl`.
-            pub fn set_nonblocking(&mut self, yes: bool) -> Result<()> {
+            pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
                 set_fd_nonblocking(self.m.fd.as_fd(), yes)?;
-                self.m.nonblocking = yes;
+                self.m.nonblocking.set(yes);
                 Ok(())
             }
 
             /// Whether this socket was last set (or found) non-blocking.
             pub fn is_nonblocking(&self) -> bool {
-                self.m.nonblocking
+                self.m.nonblocking.get()
             }
 
             /// The peer's credentials, captured when the connection was made (see
@@ -331,7 +336,7 @@ macro_rules! message_methods {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($ty))
                     .field("fd", &self.m.fd.as_raw_fd())
-                    .field("nonblocking", &self.m.nonblocking)
+                    .field("nonblocking", &self.m.nonblocking.get())
                     .finish_non_exhaustive()
             }
         }

@@ -139,7 +139,7 @@ impl ListenerOptions {
         Ok(UnixListener {
             fd,
             owned,
-            nonblocking: self.nonblocking,
+            nonblocking: ipcraft_core::FlagSetting::new(self.nonblocking),
             policy: self.policy.clone(),
         })
     }

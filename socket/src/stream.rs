@@ -8,6 +8,7 @@ use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
 use ipcraft_core::FrameError;
 use ipcraft_core::{Deadline, Interest, SysError};
+use ipcraft_core::{FlagSetting, TimeoutSetting};
 use nix::errno::Errno;
 use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, connect, getpeername,
@@ -44,18 +45,18 @@ use std::time::Duration;
 /// ```
 pub struct UnixStream {
     pub(crate) fd: OwnedFd,
-    pub(crate) nonblocking: bool,
-    pub(crate) read_timeout: Option<Duration>,
-    pub(crate) write_timeout: Option<Duration>,
+    pub(crate) nonblocking: FlagSetting,
+    pub(crate) read_timeout: TimeoutSetting,
+    pub(crate) write_timeout: TimeoutSetting,
 }
 
 impl fmt::Debug for UnixStream {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("UnixStream")
             .field("fd", &self.fd.as_raw_fd())
-            .field("nonblocking", &self.nonblocking)
-            .field("read_timeout", &self.read_timeout)
-            .field("write_timeout", &self.write_timeout)
+            .field("nonblocking", &self.nonblocking.get())
+            .field("read_timeout", &self.read_timeout.get())
+            .field("write_timeout", &self.write_timeout.get())
             .finish()
     }
 }
@@ -65,9 +66,9 @@ impl UnixStream {
         let nonblocking = fd_is_nonblocking(fd.as_fd());
         Self {
             fd,
-            nonblocking,
-            read_timeout: None,
-            write_timeout: None,
+            nonblocking: FlagSetting::new(nonblocking),
+            read_timeout: TimeoutSetting::new(None),
+            write_timeout: TimeoutSetting::new(None),
         }
     }
 
@@ -206,47 +207,49 @@ impl UnixStream {
     /// # Errors
     ///
     /// [`Error::Sys`] from `fcntl`.
-    pub fn set_nonblocking(&mut self, yes: bool) -> Result<()> {
+    pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
         set_fd_nonblocking(self.fd.as_fd(), yes)?;
-        self.nonblocking = yes;
+        self.nonblocking.set(yes);
         Ok(())
     }
 
     /// Whether this stream was last set (or found) non-blocking.
     pub fn is_nonblocking(&self) -> bool {
-        self.nonblocking
+        self.nonblocking.get()
     }
 
     /// Make [`Read`] and [`recv`](Self::recv) wait at most `timeout` per call (`None`:
     /// forever, the default), on the monotonic clock.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.read_timeout = timeout;
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.read_timeout.set(timeout);
+        Ok(())
     }
 
     /// Make [`Write`] and [`send`](Self::send) wait at most `timeout` per call.
-    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-        self.write_timeout = timeout;
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.write_timeout.set(timeout);
+        Ok(())
     }
 
     /// The read timeout.
     pub fn read_timeout(&self) -> Option<Duration> {
-        self.read_timeout
+        self.read_timeout.get()
     }
 
     /// The write timeout.
     pub fn write_timeout(&self) -> Option<Duration> {
-        self.write_timeout
+        self.write_timeout.get()
     }
 
     fn read_wait(&self) -> Wait {
-        match self.read_timeout {
+        match self.read_timeout.get() {
             Some(t) => Wait::Until(Deadline::after(t)),
             None => Wait::Blocking,
         }
     }
 
     fn write_wait(&self) -> Wait {
-        match self.write_timeout {
+        match self.write_timeout.get() {
             Some(t) => Wait::Until(Deadline::after(t)),
             None => Wait::Blocking,
         }
@@ -521,7 +524,7 @@ impl UnixStream {
                 max: SCM_MAX_FD,
             });
         }
-        let wait = Wait::Until(Deadline::from_timeout(self.write_timeout));
+        let wait = Wait::Until(Deadline::from_timeout(self.write_timeout.get()));
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
         let cmsgs_storage = [ControlMessage::ScmRights(&raw)];
         let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsgs_storage };
@@ -568,7 +571,7 @@ impl UnixStream {
         max_frame: u32,
         max_fds: usize,
     ) -> Result<Option<(Vec<u8>, Vec<OwnedFd>)>> {
-        let wait = Wait::Until(Deadline::from_timeout(self.read_timeout));
+        let wait = Wait::Until(Deadline::from_timeout(self.read_timeout.get()));
         let mut fds = Vec::new();
         let mut header = [0u8; ipcraft_core::frame::HEADER_LEN];
         let mut got = 0;
@@ -648,9 +651,9 @@ impl UnixStream {
             .map_err(|e| Error::Sys(SysError::from_io("fcntl(F_DUPFD_CLOEXEC)", &e)))?;
         Ok(Self {
             fd,
-            nonblocking: self.nonblocking,
-            read_timeout: self.read_timeout,
-            write_timeout: self.write_timeout,
+            nonblocking: self.nonblocking.clone(),
+            read_timeout: self.read_timeout.clone(),
+            write_timeout: self.write_timeout.clone(),
         })
     }
 }

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::wait::{Wait, io_wait};
 use ipcraft_core::{Deadline, Interest, SysError};
+use ipcraft_core::{FlagSetting, TimeoutSetting};
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv, send};
 use std::io::{self, Read, Write};
@@ -46,7 +47,7 @@ fn errno_of(e: &io::Error) -> Errno {
 pub struct TcpListener {
     /// Always `O_NONBLOCK` underneath: accept waits with poll.
     inner: std::net::TcpListener,
-    nonblocking: bool,
+    nonblocking: FlagSetting,
 }
 
 impl TcpListener {
@@ -62,7 +63,7 @@ impl TcpListener {
             .map_err(|e| from_std("fcntl(F_SETFL)", &e))?;
         Ok(Self {
             inner,
-            nonblocking: false,
+            nonblocking: FlagSetting::new(false),
         })
     }
 
@@ -100,7 +101,7 @@ impl TcpListener {
     ///
     /// [`Error::WouldBlock`]; [`Error::Sys`] from `accept4`.
     pub fn accept(&self) -> Result<TcpStream> {
-        if self.nonblocking {
+        if self.nonblocking.get() {
             self.accept_wait(Wait::Try)
         } else {
             self.accept_wait(Wait::Until(Deadline::never()))
@@ -136,8 +137,9 @@ impl TcpListener {
 
     /// Switch non-blocking mode for [`accept`](Self::accept) (the descriptor is always
     /// `O_NONBLOCK` while owned by this type).
-    pub fn set_nonblocking(&mut self, yes: bool) {
-        self.nonblocking = yes;
+    pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
+        self.nonblocking.set(yes);
+        Ok(())
     }
 }
 
@@ -157,14 +159,17 @@ impl From<std::net::TcpListener> for TcpListener {
     fn from(inner: std::net::TcpListener) -> Self {
         let nonblocking = crate::wait::fd_is_nonblocking(inner.as_fd());
         let _ = inner.set_nonblocking(true);
-        Self { inner, nonblocking }
+        Self {
+            inner,
+            nonblocking: FlagSetting::new(nonblocking),
+        }
     }
 }
 
 /// The descriptor, in the listener's blocking mode.
 impl From<TcpListener> for std::net::TcpListener {
     fn from(l: TcpListener) -> Self {
-        let _ = l.inner.set_nonblocking(l.nonblocking);
+        let _ = l.inner.set_nonblocking(l.nonblocking.get());
         l.inner
     }
 }
@@ -189,16 +194,16 @@ impl From<OwnedFd> for TcpListener {
 #[derive(Debug)]
 pub struct TcpStream {
     inner: std::net::TcpStream,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    read_timeout: TimeoutSetting,
+    write_timeout: TimeoutSetting,
 }
 
 impl TcpStream {
     fn from_std(inner: std::net::TcpStream) -> Self {
         Self {
             inner,
-            read_timeout: None,
-            write_timeout: None,
+            read_timeout: TimeoutSetting::new(None),
+            write_timeout: TimeoutSetting::new(None),
         }
     }
 
@@ -282,13 +287,15 @@ impl TcpStream {
     }
 
     /// Make [`Read`] and [`recv`](Self::recv) wait at most `timeout` per call.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.read_timeout = timeout;
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.read_timeout.set(timeout);
+        Ok(())
     }
 
     /// Make [`Write`] and [`send`](Self::send) wait at most `timeout` per call.
-    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-        self.write_timeout = timeout;
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.write_timeout.set(timeout);
+        Ok(())
     }
 
     fn wait_for(timeout: Option<Duration>) -> Wait {
@@ -316,7 +323,7 @@ impl TcpStream {
     /// [`Error::PeerClosed`], [`Error::ConnectionReset`], [`Error::TimedOut`],
     /// [`Error::WouldBlock`], [`Error::Sys`].
     pub fn send(&self, buf: &[u8]) -> Result<usize> {
-        self.send_wait(buf, Self::wait_for(self.write_timeout))
+        self.send_wait(buf, Self::wait_for(self.write_timeout.get()))
     }
 
     /// Send some of `buf`, waiting at most until `deadline`.
@@ -344,7 +351,7 @@ impl TcpStream {
     /// [`Error::ConnectionReset`], [`Error::TimedOut`], [`Error::WouldBlock`],
     /// [`Error::Sys`].
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_wait(buf, Self::wait_for(self.read_timeout))
+        self.recv_wait(buf, Self::wait_for(self.read_timeout.get()))
     }
 
     /// Receive, waiting at most until `deadline`.

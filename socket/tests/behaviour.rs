@@ -174,7 +174,7 @@ fn timeouts_never_return_early_and_try_forms_would_block() {
     assert!(matches!(l.try_accept(), Err(Error::WouldBlock { .. })));
 
     let c = UnixStream::connect(&p.0).unwrap();
-    let mut s = l.accept_timeout(LONG).unwrap();
+    let s = l.accept_timeout(LONG).unwrap();
     let mut buf = [0u8; 8];
     let start = Instant::now();
     assert!(matches!(
@@ -186,10 +186,10 @@ fn timeouts_never_return_early_and_try_forms_would_block() {
         s.try_recv(&mut buf),
         Err(Error::WouldBlock { .. })
     ));
-    s.set_read_timeout(Some(t));
+    s.set_read_timeout(Some(t)).unwrap();
     let e = (&s).read(&mut buf).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
-    s.set_read_timeout(None);
+    s.set_read_timeout(None).unwrap();
     s.set_nonblocking(true).unwrap();
     assert!(matches!(s.recv(&mut buf), Err(Error::WouldBlock { .. })));
     s.set_nonblocking(false).unwrap();
@@ -224,8 +224,8 @@ fn nonblocking_listener_and_conversions_keep_the_mode() {
     let s = l.accept().unwrap();
     assert!(!s.is_nonblocking(), "accepted connections are blocking");
     // Into std: the file stays (std does not own it), blocking mode as set.
-    let mut l = l;
-    l.set_nonblocking(false);
+    let l = l;
+    l.set_nonblocking(false).unwrap();
     let std_l = std::os::unix::net::UnixListener::from(l);
     assert!(p.0.exists());
     let c2 = std::os::unix::net::UnixStream::connect(&p.0).unwrap();
@@ -739,4 +739,43 @@ fn a_plain_receive_discards_descriptors_a_peer_attached() {
     let mut buf = [0u8; 16];
     assert_eq!(b.recv(&mut buf).unwrap(), 8);
     assert_eq!(count(), 2, "nothing installed, nothing leaked");
+}
+
+#[test]
+fn settings_change_through_a_shared_reference_as_in_std() {
+    // As std's: set_nonblocking and the timeout setters take &self, so a handle shared
+    // between threads (here through an Arc) can be reconfigured by any of them.
+    let (a, _b) = UnixStream::pair().unwrap();
+    let a = std::sync::Arc::new(a);
+    let other = std::sync::Arc::clone(&a);
+    std::thread::spawn(move || {
+        other
+            .set_read_timeout(Some(Duration::from_millis(30)))
+            .unwrap();
+        other.set_nonblocking(false).unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(a.read_timeout(), Some(Duration::from_millis(30)));
+    let start = Instant::now();
+    let e = (&*a).read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    a.set_read_timeout(None).unwrap();
+    a.set_nonblocking(true).unwrap();
+    assert!(a.is_nonblocking());
+    assert!(matches!(
+        a.recv(&mut [0u8; 8]),
+        Err(Error::WouldBlock { .. })
+    ));
+
+    let (d, _e) = ipcraft_socket::UnixDatagram::pair().unwrap();
+    let d = &d;
+    d.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    assert!(matches!(d.recv(&mut [0u8; 8]), Err(Error::TimedOut { .. })));
+    let p = TempPath::new("settings");
+    let l = UnixListener::bind(&p.0).unwrap();
+    let l = &l;
+    l.set_nonblocking(true).unwrap();
+    assert!(matches!(l.accept(), Err(Error::WouldBlock { .. })));
 }

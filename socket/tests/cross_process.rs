@@ -66,8 +66,8 @@ fn framed_client_role(arg: &str) {
     let path = parts.next().unwrap();
     let id: u32 = parts.next().unwrap().parse().unwrap();
     let frames: u32 = parts.next().unwrap().parse().unwrap();
-    let mut s = UnixStream::connect(path).unwrap();
-    s.set_read_timeout(Some(LONG));
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
     framed_client(&s, id, frames);
 }
 
@@ -76,9 +76,9 @@ fn tcp_framed_client_role(arg: &str) {
     let addr: std::net::SocketAddr = parts.next().unwrap().parse().unwrap();
     let id: u32 = parts.next().unwrap().parse().unwrap();
     let frames: u32 = parts.next().unwrap().parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, LONG).unwrap();
+    let s = TcpStream::connect_timeout(&addr, LONG).unwrap();
     s.set_nodelay(true).unwrap();
-    s.set_read_timeout(Some(LONG));
+    s.set_read_timeout(Some(LONG)).unwrap();
     framed_client(&s, id, frames);
 }
 
@@ -408,7 +408,7 @@ fn server_with_several_clients_and_one_killed_mid_frame() {
     let path = p.0.to_str().unwrap().to_string();
     serve_clients_one_killed(
         || listener.accept_timeout(LONG).unwrap(),
-        |c: &mut UnixStream| c.set_read_timeout(Some(LONG * 3)),
+        |c: &mut UnixStream| c.set_read_timeout(Some(LONG * 3)).unwrap(),
         |id| ROLES.spawn("framed-client", &format!("{path}|{id}|60"), Stdio::null()),
         || ROLES.spawn("partial-client", &format!("{path}|99"), Stdio::null()),
     );
@@ -423,7 +423,7 @@ fn tcp_loopback_server_with_several_clients_and_one_killed_mid_frame() {
         || listener.accept_timeout(LONG).unwrap(),
         |c: &mut TcpStream| {
             c.set_nodelay(true).unwrap();
-            c.set_read_timeout(Some(LONG * 3));
+            c.set_read_timeout(Some(LONG * 3)).unwrap();
         },
         |id| {
             ROLES.spawn(
@@ -442,8 +442,8 @@ fn dgram_client_role(arg: &str) {
     let server = SocketAddr::from_path(parts.next().unwrap()).unwrap();
     let own = parts.next().unwrap();
     let n: u32 = parts.next().unwrap().parse().unwrap();
-    let mut me = UnixDatagram::bind(own).unwrap();
-    me.set_read_timeout(Some(LONG));
+    let me = UnixDatagram::bind(own).unwrap();
+    me.set_read_timeout(Some(LONG)).unwrap();
     let mut buf = vec![0u8; 70_000];
     for i in 0..n {
         let msg = payload(std::process::id(), i);
@@ -462,8 +462,8 @@ fn seq_client_role(arg: &str) {
     let server = SocketAddr::from_path(parts.next().unwrap()).unwrap();
     let n: u32 = parts.next().unwrap().parse().unwrap();
     let hang = parts.next() == Some("hang");
-    let mut c = SeqpacketConn::connect(&server).unwrap();
-    c.set_read_timeout(Some(LONG));
+    let c = SeqpacketConn::connect(&server).unwrap();
+    c.set_read_timeout(Some(LONG)).unwrap();
     let mut buf = vec![0u8; 70_000];
     for i in 0..n {
         let msg = payload(std::process::id(), i);
@@ -615,8 +615,8 @@ fn seqpacket_server_with_several_clients_and_one_killed() {
     let (tx, rx) = mpsc::channel();
     let mut servers = Vec::new();
     for _ in 0..4 {
-        let mut conn = listener.accept_timeout(LONG).unwrap();
-        conn.set_read_timeout(Some(LONG * 3));
+        let conn = listener.accept_timeout(LONG).unwrap();
+        conn.set_read_timeout(Some(LONG * 3)).unwrap();
         let pid = conn.peer_credentials().unwrap().pid;
         let tx = tx.clone();
         servers.push(std::thread::spawn(move || {
@@ -860,8 +860,8 @@ fn socat_talks_to_our_listener() {
     stdin.write_all(b"hello from socat\n").unwrap();
     drop(stdin);
     let mut got = Vec::new();
-    let mut c = conn;
-    c.set_read_timeout(Some(LONG));
+    let c = conn;
+    c.set_read_timeout(Some(LONG)).unwrap();
     (&c).read_to_end(&mut got).unwrap();
     assert_eq!(got, b"hello from socat\n");
     (&c).write_all(b"and back\n").unwrap();
