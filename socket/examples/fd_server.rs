@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for _ in 0..3 {
-        let conn = listener.accept_timeout(TIMEOUT)?;
+        let conn = listener.accept_timeout(TIMEOUT)?.0;
         let peer = conn.peer_credentials()?;
         let (mut pipe_r, pipe_w) = std::io::pipe()?;
         // One byte carries the descriptor; a framed greeting follows.

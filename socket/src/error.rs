@@ -96,7 +96,7 @@ pub enum Error {
     /// A frame with descriptors could not be sent or received (oversized, truncated); see
     /// [`UnixStream::recv_frame_with_fds`](crate::UnixStream::recv_frame_with_fds).
     Frame(FrameError),
-    /// [`ListenerOptions::bind_reclaiming_stale`](crate::ListenerOptions::bind_reclaiming_stale)
+    /// [`UnixListener::bind_reclaiming_stale`](crate::UnixListener::bind_reclaiming_stale)
     /// found the path in use: a live listener answers there, or it is not a socket.
     AddressInUse {
         /// The address.

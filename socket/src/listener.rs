@@ -3,12 +3,12 @@
 use crate::addr::SocketAddr;
 use crate::cred::PeerPolicy;
 use crate::error::{Error, Result};
-use crate::options::{ListenerOptions, OwnedFile};
+use crate::options::{BindOptions, OwnedFile};
 use crate::stream::UnixStream;
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
 use ipcraft_core::FlagSetting;
-use ipcraft_core::{Deadline, Interest};
+use ipcraft_core::{Deadline, Interest, SysError};
 use nix::errno::Errno;
 use nix::sys::socket::{UnixAddr, getsockname};
 use std::fmt;
@@ -40,7 +40,7 @@ use std::time::Duration;
 ///         Ok(reply)
 ///     }
 /// });
-/// let mut conn = listener.accept()?;
+/// let mut conn = listener.accept()?.0;
 /// let mut buf = [0u8; 4];
 /// conn.read_exact(&mut buf)?;
 /// conn.write_all(b"pong")?;
@@ -68,23 +68,96 @@ impl fmt::Debug for UnixListener {
 
 impl UnixListener {
     /// Bind to a filesystem path with the default options (mode 0600, independent of the
-    /// umask): see [`ListenerOptions::bind_addr`].
+    /// umask): see [`bind_with`](Self::bind_with).
     ///
     /// # Errors
     ///
-    /// As [`ListenerOptions::bind_addr`], and the address errors of
+    /// As [`bind_with`](Self::bind_with), and the address errors of
     /// [`SocketAddr::from_path`] ([`Error::PathTooLong`], [`Error::InvalidAddress`]).
     pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
-        ListenerOptions::new().bind(path)
+        Self::bind_with(&BindOptions::new(), &SocketAddr::from_path(path)?)
     }
 
     /// Bind to a path or abstract address with the default options.
     ///
     /// # Errors
     ///
-    /// As [`ListenerOptions::bind_addr`].
+    /// As [`bind_with`](Self::bind_with).
     pub fn bind_addr(addr: &SocketAddr) -> Result<Self> {
-        ListenerOptions::new().bind_addr(addr)
+        Self::bind_with(&BindOptions::new(), addr)
+    }
+
+    /// Create the socket, bind it to `addr` with `options`, set the file's mode, and listen.
+    ///
+    /// The mode is set before anyone can connect: `fchmod` on the socket before `bind(2)`
+    /// (Linux creates the file with the socket's mode minus the umask, so it is never more
+    /// open than asked), `chmod` of the file after `bind` (which can only widen it to exactly
+    /// the mode, whatever the umask), and only then `listen(2)`: until then a connection
+    /// attempt is refused (`ECONNREFUSED`).
+    /// The listener owns the file and removes it on drop (unless
+    /// [`persist`](UnixListener::persist)ed), and only if it is still the file it created
+    /// (same device and inode).
+    ///
+    /// An existing file at the path, a stale socket included, is never replaced:
+    /// `bind` fails with `EADDRINUSE`.
+    ///
+    /// See `bind(2)`, `listen(2)`, `unix(7)`.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::InvalidMode`] for a mode outside `0o777`;
+    /// - [`Error::Sys`] from `socket`, `fchmod`, `bind` (`EADDRINUSE`: something exists at
+    ///   the path or the abstract name is taken; `ENOENT`: a directory of the path is missing;
+    ///   `EACCES`), `chmod` or `listen`; nothing is left behind.
+    #[doc(alias = "bind")]
+    #[doc(alias = "listen")]
+    pub fn bind_with(options: &BindOptions, addr: &SocketAddr) -> Result<Self> {
+        options.bind_addr(addr)
+    }
+
+    /// Bind to a filesystem path, taking over a **stale** socket file left there by a
+    /// listener that died (nobody accepts: `connect` is refused), never a live one.
+    ///
+    /// Starters are serialized by an exclusive `flock(2)` on a lock file beside the socket
+    /// (`PATH.lock`, mode 0600, created if missing and left in place), held until the new
+    /// socket listens. So two starters racing for the same stale path cannot both win, and
+    /// neither can unlink the other's live socket: the loser finds it live. Every process that
+    /// binds this path must use this call for the guarantee to hold (a plain
+    /// [`bind`](Self::bind) does not take the lock).
+    ///
+    /// Under the lock: `bind`; on `EADDRINUSE`, the existing file must be a socket (anything
+    /// else is left alone) and a probe `connect` must be refused (`ECONNREFUSED`); only then
+    /// is it unlinked and the bind retried once. A live listener sees the probe as a
+    /// connection that closes at once.
+    ///
+    /// # Errors
+    ///
+    /// - [`Error::AddressInUse`] when a live listener answers at the path, or the path is not
+    ///   a socket;
+    /// - [`Error::Sys`] from opening or locking the lock file, and as
+    ///   [`bind_with`](Self::bind_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft_socket::{Error, BindOptions, UnixListener};
+    ///
+    /// let path = std::env::temp_dir().join(format!("ipcraft-doc-stale-{}.sock", std::process::id()));
+    /// let mut dead = UnixListener::bind(&path)?;
+    /// dead.persist();
+    /// drop(dead); // the file stays and nobody listens: stale
+    /// let live = UnixListener::bind_reclaiming_stale(&BindOptions::new(), &path)?;
+    /// // A live listener's path is never taken over.
+    /// assert!(matches!(
+    ///     UnixListener::bind_reclaiming_stale(&BindOptions::new(), &path),
+    ///     Err(Error::AddressInUse { .. })
+    /// ));
+    /// drop(live);
+    /// # let _ = std::fs::remove_file(path.with_extension("sock.lock"));
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    pub fn bind_reclaiming_stale(options: &BindOptions, path: impl AsRef<Path>) -> Result<Self> {
+        options.bind_reclaiming_stale(path)
     }
 
     /// Refuse, from now on, connecting peers that `policy` does not allow: each accepted
@@ -96,7 +169,8 @@ impl UnixListener {
     }
 
     /// Accept a connection, waiting for one (or, in non-blocking mode, failing with
-    /// [`Error::WouldBlock`]). The connection is close-on-exec and blocking.
+    /// [`Error::WouldBlock`]). Returns the connection, close-on-exec and blocking, and the
+    /// peer's address (as std's `accept`: usually unnamed, since clients seldom bind).
     ///
     /// See `accept4(2)`.
     ///
@@ -105,7 +179,7 @@ impl UnixListener {
     /// [`Error::PeerRefused`] when the peer policy refuses the peer (the connection is
     /// closed; accept again for the next); [`Error::WouldBlock`]; [`Error::Sys`].
     #[doc(alias = "accept4")]
-    pub fn accept(&self) -> Result<UnixStream> {
+    pub fn accept(&self) -> Result<(UnixStream, SocketAddr)> {
         if self.nonblocking.get() {
             self.accept_wait(Wait::Try)
         } else {
@@ -118,7 +192,7 @@ impl UnixListener {
     /// # Errors
     ///
     /// [`Error::TimedOut`], and as [`accept`](Self::accept).
-    pub fn accept_deadline(&self, deadline: Deadline) -> Result<UnixStream> {
+    pub fn accept_deadline(&self, deadline: Deadline) -> Result<(UnixStream, SocketAddr)> {
         self.accept_wait(Wait::Until(deadline))
     }
 
@@ -127,7 +201,7 @@ impl UnixListener {
     /// # Errors
     ///
     /// As [`accept_deadline`](Self::accept_deadline).
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<UnixStream> {
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<(UnixStream, SocketAddr)> {
         self.accept_deadline(Deadline::after(timeout))
     }
 
@@ -136,11 +210,11 @@ impl UnixListener {
     /// # Errors
     ///
     /// [`Error::WouldBlock`] when none is waiting, and as [`accept`](Self::accept).
-    pub fn try_accept(&self) -> Result<UnixStream> {
+    pub fn try_accept(&self) -> Result<(UnixStream, SocketAddr)> {
         self.accept_wait(Wait::Try)
     }
 
-    fn accept_wait(&self, wait: Wait) -> Result<UnixStream> {
+    pub(crate) fn accept_wait(&self, wait: Wait) -> Result<(UnixStream, SocketAddr)> {
         let fd = io_wait(
             self.fd.as_fd(),
             Interest::Readable,
@@ -159,7 +233,49 @@ impl UnixListener {
                 return Err(Error::PeerRefused { peer });
             }
         }
-        Ok(stream)
+        let addr = stream.peer_addr()?;
+        Ok((stream, addr))
+    }
+
+    /// The connections as they come: [`accept`](Self::accept) in a loop, without the
+    /// addresses, as std's `incoming`. Never ends; in non-blocking mode it yields
+    /// [`Error::WouldBlock`] when none is waiting.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft_socket::{UnixListener, UnixStream};
+    ///
+    /// let path = std::env::temp_dir().join(format!("ipcraft-doc-incoming-{}.sock", std::process::id()));
+    /// let listener = UnixListener::bind(&path)?;
+    /// let _a = UnixStream::connect(&path)?;
+    /// let _b = UnixStream::connect(&path)?;
+    /// let served = listener.incoming().take(2).filter(|c| c.is_ok()).count();
+    /// assert_eq!(served, 2);
+    /// # Ok::<(), ipcraft_socket::Error>(())
+    /// ```
+    pub fn incoming(&self) -> Incoming<'_> {
+        Incoming { listener: self }
+    }
+
+    /// A second handle to the same listening socket (`F_DUPFD_CLOEXEC`), with the same
+    /// blocking mode and peer policy, to accept from another thread. The clone does not own
+    /// the socket file: only the original removes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::Sys(SysError::from_io("fcntl(F_DUPFD_CLOEXEC)", &e)))?;
+        Ok(Self {
+            fd,
+            owned: None,
+            nonblocking: self.nonblocking.clone(),
+            policy: self.policy.clone(),
+        })
     }
 
     /// Switch non-blocking mode (for [`accept`](Self::accept)). The descriptor itself is
@@ -260,5 +376,20 @@ impl From<std::os::unix::net::UnixListener> for UnixListener {
 impl From<UnixListener> for std::os::unix::net::UnixListener {
     fn from(l: UnixListener) -> Self {
         Self::from(l.into_fd())
+    }
+}
+
+/// The connections of a [`UnixListener`], from [`UnixListener::incoming`].
+#[derive(Debug)]
+#[must_use = "iterators are lazy and do nothing unless consumed"]
+pub struct Incoming<'a> {
+    listener: &'a UnixListener,
+}
+
+impl Iterator for Incoming<'_> {
+    type Item = Result<UnixStream>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept().map(|(s, _)| s))
     }
 }

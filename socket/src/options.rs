@@ -1,4 +1,4 @@
-//! Binding: [`ListenerOptions`], the socket file a binder owns, and the shared bind and
+//! Binding: [`BindOptions`], the socket file a binder owns, and the shared bind and
 //! connect steps of every Unix socket type.
 
 use crate::addr::SocketAddr;
@@ -24,16 +24,21 @@ pub const DEFAULT_MODE: u32 = 0o600;
 /// The default `listen(2)` backlog.
 pub const DEFAULT_BACKLOG: i32 = 128;
 
-/// Options for binding a [`UnixListener`]: the socket file's mode and the backlog.
+/// Options for binding any Unix socket: the socket file's mode, and for listeners the
+/// backlog, the initial blocking mode and a peer policy. One type for all three kinds, used
+/// the same way: [`UnixListener::bind_with`], [`SeqpacketListener::bind_with`](crate::SeqpacketListener::bind_with) and
+/// [`UnixDatagram::bind_with`](crate::UnixDatagram::bind_with) (and `bind_reclaiming_stale` on both listeners); `bind(path)`
+/// and `bind_addr(&addr)` on each use [`BindOptions::new`].
 ///
 /// # Examples
 ///
 /// ```
-/// use ipcraft_socket::ListenerOptions;
+/// use ipcraft_socket::{BindOptions, SocketAddr, UnixListener};
 /// use std::os::unix::fs::PermissionsExt;
 ///
 /// let path = std::env::temp_dir().join(format!("ipcraft-doc-opts-{}.sock", std::process::id()));
-/// let listener = ListenerOptions::new().mode(0o660).bind(&path)?;
+/// let options = BindOptions::new().mode(0o660);
+/// let listener = UnixListener::bind_with(&options, &SocketAddr::from_path(&path)?)?;
 /// let mode = std::fs::metadata(&path)?.permissions().mode() & 0o777;
 /// assert_eq!(mode, 0o660);
 /// drop(listener);
@@ -42,20 +47,20 @@ pub const DEFAULT_BACKLOG: i32 = 128;
 /// ```
 #[derive(Debug, Clone)]
 #[must_use = "options do nothing until a socket is bound with them"]
-pub struct ListenerOptions {
+pub struct BindOptions {
     mode: u32,
     backlog: i32,
     nonblocking: bool,
     policy: Option<PeerPolicy>,
 }
 
-impl Default for ListenerOptions {
+impl Default for BindOptions {
     fn default() -> Self {
         Self::new()
     }
 }
 
-impl ListenerOptions {
+impl BindOptions {
     /// Mode [`DEFAULT_MODE`] (0600), backlog [`DEFAULT_BACKLOG`], blocking, no peer policy.
     pub fn new() -> Self {
         Self {
@@ -73,60 +78,37 @@ impl ListenerOptions {
         self
     }
 
-    /// The `listen(2)` backlog (capped by `/proc/sys/net/core/somaxconn`).
+    /// The `listen(2)` backlog (capped by `/proc/sys/net/core/somaxconn`); listeners only.
     pub fn backlog(mut self, backlog: i32) -> Self {
         self.backlog = backlog;
         self
     }
 
-    /// Start in non-blocking mode: [`UnixListener::accept`] fails with
-    /// [`Error::WouldBlock`] when no connection is waiting.
+    /// Start in non-blocking mode: a listener's `accept` fails with [`Error::WouldBlock`]
+    /// when no connection is waiting; a datagram socket's receives and sends do when they
+    /// would wait.
     pub fn nonblocking(mut self, yes: bool) -> Self {
         self.nonblocking = yes;
         self
     }
 
-    /// Refuse peers this policy does not allow (see [`UnixListener::set_peer_policy`]).
+    /// Refuse peers this policy does not allow (see [`UnixListener::set_peer_policy`]);
+    /// listeners only.
     pub fn peer_policy(mut self, policy: PeerPolicy) -> Self {
         self.policy = Some(policy);
         self
     }
 
-    /// Bind to a filesystem path (see [`bind_addr`](Self::bind_addr)).
-    ///
-    /// # Errors
-    ///
-    /// As [`bind_addr`](Self::bind_addr), and the address errors of
-    /// [`SocketAddr::from_path`].
-    pub fn bind(&self, path: impl AsRef<Path>) -> Result<UnixListener> {
-        self.bind_addr(&SocketAddr::from_path(path)?)
+    pub(crate) fn mode_bits(&self) -> u32 {
+        self.mode
     }
 
-    /// Create the socket, bind it to `addr`, set the file's mode, and listen.
-    ///
-    /// The mode is set before anyone can connect: `fchmod` on the socket before `bind(2)`
-    /// (Linux creates the file with the socket's mode minus the umask, so it is never more
-    /// open than asked), `chmod` of the file after `bind` (which can only widen it to exactly
-    /// the mode, whatever the umask), and only then `listen(2)`: until then a connection
-    /// attempt is refused (`ECONNREFUSED`).
-    /// The listener owns the file and removes it on drop (unless
-    /// [`persist`](UnixListener::persist)ed), and only if it is still the file it created
-    /// (same device and inode).
-    ///
-    /// An existing file at the path, a stale socket included, is never replaced:
-    /// `bind` fails with `EADDRINUSE`.
-    ///
-    /// See `bind(2)`, `listen(2)`, `unix(7)`.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::InvalidMode`] for a mode outside `0o777`;
-    /// - [`Error::Sys`] from `socket`, `fchmod`, `bind` (`EADDRINUSE`: something exists at
-    ///   the path or the abstract name is taken; `ENOENT`: a directory of the path is missing;
-    ///   `EACCES`), `chmod` or `listen`; nothing is left behind.
-    #[doc(alias = "bind")]
-    #[doc(alias = "listen")]
-    pub fn bind_addr(&self, addr: &SocketAddr) -> Result<UnixListener> {
+    pub(crate) fn is_nonblocking(&self) -> bool {
+        self.nonblocking
+    }
+
+    /// A listening stream socket (see [`UnixListener::bind_with`]).
+    pub(crate) fn bind_addr(&self, addr: &SocketAddr) -> Result<UnixListener> {
         self.bind_typed(addr, SockType::Stream)
     }
 
@@ -184,49 +166,9 @@ pub(crate) fn bind_unix(
     Ok((fd, owned))
 }
 
-impl ListenerOptions {
-    /// Bind to a filesystem path, taking over a **stale** socket file left there by a
-    /// listener that died (nobody accepts: `connect` is refused), never a live one.
-    ///
-    /// Starters are serialized by an exclusive `flock(2)` on a lock file beside the socket
-    /// (`PATH.lock`, mode 0600, created if missing and left in place), held until the new
-    /// socket listens. So two starters racing for the same stale path cannot both win, and
-    /// neither can unlink the other's live socket: the loser finds it live. Every process that
-    /// binds this path must use this call for the guarantee to hold (a plain
-    /// [`bind`](Self::bind) does not take the lock).
-    ///
-    /// Under the lock: `bind`; on `EADDRINUSE`, the existing file must be a socket (anything
-    /// else is left alone) and a probe `connect` must be refused (`ECONNREFUSED`); only then
-    /// is it unlinked and the bind retried once. A live listener sees the probe as a
-    /// connection that closes at once.
-    ///
-    /// # Errors
-    ///
-    /// - [`Error::AddressInUse`] when a live listener answers at the path, or the path is not
-    ///   a socket;
-    /// - [`Error::Sys`] from opening or locking the lock file, and as
-    ///   [`bind_addr`](Self::bind_addr).
-    ///
-    /// # Examples
-    ///
-    /// ```
-    /// use ipcraft_socket::{Error, ListenerOptions, UnixListener};
-    ///
-    /// let path = std::env::temp_dir().join(format!("ipcraft-doc-stale-{}.sock", std::process::id()));
-    /// let mut dead = UnixListener::bind(&path)?;
-    /// dead.persist();
-    /// drop(dead); // the file stays and nobody listens: stale
-    /// let live = ListenerOptions::new().bind_reclaiming_stale(&path)?;
-    /// // A live listener's path is never taken over.
-    /// assert!(matches!(
-    ///     ListenerOptions::new().bind_reclaiming_stale(&path),
-    ///     Err(Error::AddressInUse { .. })
-    /// ));
-    /// drop(live);
-    /// # let _ = std::fs::remove_file(path.with_extension("sock.lock"));
-    /// # Ok::<(), Box<dyn std::error::Error>>(())
-    /// ```
-    pub fn bind_reclaiming_stale(&self, path: impl AsRef<Path>) -> Result<UnixListener> {
+impl BindOptions {
+    /// See [`UnixListener::bind_reclaiming_stale`].
+    pub(crate) fn bind_reclaiming_stale(&self, path: impl AsRef<Path>) -> Result<UnixListener> {
         self.reclaim_typed(path.as_ref(), SockType::Stream)
     }
 
@@ -372,3 +314,10 @@ pub(crate) fn connect_unix(addr: &SocketAddr, ty: SockType, deadline: Deadline) 
     set_fd_nonblocking(fd.as_fd(), false)?;
     Ok(fd)
 }
+
+/// The old name of [`BindOptions`], from when only listeners took options.
+#[deprecated(
+    since = "0.2.0",
+    note = "renamed `BindOptions`: one options type binds every socket"
+)]
+pub type ListenerOptions = BindOptions;

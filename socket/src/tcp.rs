@@ -38,7 +38,7 @@ fn errno_of(e: &io::Error) -> Errno {
 /// let listener = TcpListener::bind("127.0.0.1:0")?;
 /// let addr = listener.local_addr()?;
 /// let client = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-/// let server = listener.accept_timeout(Duration::from_secs(10))?;
+/// let server = listener.accept_timeout(Duration::from_secs(10))?.0;
 /// FrameWriter::new(&client).send(b"over tcp")?;
 /// assert_eq!(FrameReader::new(&server).next_frame()?, Some(&b"over tcp"[..]));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -78,8 +78,8 @@ impl TcpListener {
             .map_err(|e| from_std("getsockname", &e))
     }
 
-    fn accept_wait(&self, wait: Wait) -> Result<TcpStream> {
-        let (s, _) = io_wait(
+    fn accept_wait(&self, wait: Wait) -> Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = io_wait(
             self.inner.as_fd(),
             Interest::Readable,
             wait,
@@ -91,16 +91,16 @@ impl TcpListener {
             },
         )?;
         // Accepted sockets do not inherit O_NONBLOCK on Linux: blocking.
-        Ok(TcpStream::from_std(s))
+        Ok((TcpStream::from_std(s), addr))
     }
 
-    /// Accept a connection, waiting for one (or failing with [`Error::WouldBlock`] in
-    /// non-blocking mode).
+    /// Accept a connection and the peer's address, waiting for one (or failing with
+    /// [`Error::WouldBlock`] in non-blocking mode), as std's `accept`.
     ///
     /// # Errors
     ///
     /// [`Error::WouldBlock`]; [`Error::Sys`] from `accept4`.
-    pub fn accept(&self) -> Result<TcpStream> {
+    pub fn accept(&self) -> Result<(TcpStream, SocketAddr)> {
         if self.nonblocking.get() {
             self.accept_wait(Wait::Try)
         } else {
@@ -113,7 +113,7 @@ impl TcpListener {
     /// # Errors
     ///
     /// [`Error::TimedOut`], and as [`accept`](Self::accept).
-    pub fn accept_deadline(&self, deadline: Deadline) -> Result<TcpStream> {
+    pub fn accept_deadline(&self, deadline: Deadline) -> Result<(TcpStream, SocketAddr)> {
         self.accept_wait(Wait::Until(deadline))
     }
 
@@ -122,7 +122,7 @@ impl TcpListener {
     /// # Errors
     ///
     /// As [`accept_deadline`](Self::accept_deadline).
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<TcpStream> {
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
         self.accept_deadline(Deadline::after(timeout))
     }
 
@@ -131,7 +131,7 @@ impl TcpListener {
     /// # Errors
     ///
     /// [`Error::WouldBlock`], and as [`accept`](Self::accept).
-    pub fn try_accept(&self) -> Result<TcpStream> {
+    pub fn try_accept(&self) -> Result<(TcpStream, SocketAddr)> {
         self.accept_wait(Wait::Try)
     }
 
@@ -140,6 +140,47 @@ impl TcpListener {
     pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
         self.nonblocking.set(yes);
         Ok(())
+    }
+
+    /// Whether [`accept`](Self::accept) is in non-blocking mode.
+    pub fn is_nonblocking(&self) -> bool {
+        self.nonblocking.get()
+    }
+
+    /// The connections as they come, without their addresses, as std's `incoming`.
+    pub fn incoming(&self) -> TcpIncoming<'_> {
+        TcpIncoming { listener: self }
+    }
+
+    /// A second handle to the same listening socket (`F_DUPFD_CLOEXEC`), in the same
+    /// blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            inner: self
+                .inner
+                .try_clone()
+                .map_err(|e| from_std("fcntl(F_DUPFD_CLOEXEC)", &e))?,
+            nonblocking: self.nonblocking.clone(),
+        })
+    }
+}
+
+/// The connections of a [`TcpListener`], from [`TcpListener::incoming`].
+#[derive(Debug)]
+#[must_use = "iterators are lazy and do nothing unless consumed"]
+pub struct TcpIncoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for TcpIncoming<'_> {
+    type Item = Result<TcpStream>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept().map(|(s, _)| s))
     }
 }
 
@@ -381,6 +422,22 @@ impl TcpStream {
         self.inner
             .shutdown(how)
             .map_err(|e| from_std("shutdown", &e))
+    }
+
+    /// A second handle to the same connection (`F_DUPFD_CLOEXEC`), with the same timeouts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            inner: self
+                .inner
+                .try_clone()
+                .map_err(|e| from_std("fcntl(F_DUPFD_CLOEXEC)", &e))?,
+            read_timeout: self.read_timeout.clone(),
+            write_timeout: self.write_timeout.clone(),
+        })
     }
 }
 

@@ -111,7 +111,7 @@ impl SocketCase {
                     .map_err(io::Error::from)?;
                 let addr = listener.local_addr().map_err(io::Error::from)?;
                 let ours = TcpStream::connect(addr).map_err(io::Error::from)?;
-                let theirs = listener
+                let (theirs, _) = listener
                     .accept_timeout(ACCEPT_TIMEOUT)
                     .map_err(io::Error::from)?;
                 ours.set_nodelay(true).map_err(io::Error::from)?;
