@@ -37,8 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn child() -> Result<(), Box<dyn std::error::Error>> {
-    let stdin = PipeReader::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    let stdout = PipeWriter::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let stdin = PipeReader::try_from(std::io::stdin().as_fd().try_clone_to_owned()?)?;
+    let stdout = PipeWriter::try_from(std::io::stdout().as_fd().try_clone_to_owned()?)?;
     let mut rx = FrameReader::new(stdin);
     let mut tx = FrameWriter::new(stdout);
     while let Some(frame) = rx.next_frame()? {

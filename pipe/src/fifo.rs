@@ -207,7 +207,7 @@ impl Fifo {
         let path = path.as_ref();
         check_path(path)?;
         let Some(timeout) = timeout else {
-            return Ok(open_fifo(path, OFlag::O_RDONLY)?.into());
+            return Ok(PipeReader::from_fd(open_fifo(path, OFlag::O_RDONLY)?));
         };
         let started = Instant::now();
         let deadline = Deadline::after(timeout);
@@ -227,7 +227,7 @@ impl Fifo {
             pause = nap(pause, deadline);
         }
         set_nonblocking(fd.as_fd(), false)?;
-        Ok(fd.into())
+        Ok(PipeReader::from_fd(fd))
     }
 
     /// Open the FIFO at `path` for writing. Opening a FIFO waits until a reader opens it too:
@@ -242,7 +242,7 @@ impl Fifo {
         let path = path.as_ref();
         check_path(path)?;
         let Some(timeout) = timeout else {
-            return Ok(open_fifo(path, OFlag::O_WRONLY)?.into());
+            return Ok(PipeWriter::from_fd(open_fifo(path, OFlag::O_WRONLY)?));
         };
         let started = Instant::now();
         let deadline = Deadline::after(timeout);
@@ -264,7 +264,7 @@ impl Fifo {
             pause = nap(pause, deadline);
         };
         set_nonblocking(fd.as_fd(), false)?;
-        Ok(fd.into())
+        Ok(PipeWriter::from_fd(fd))
     }
 }
 

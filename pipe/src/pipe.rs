@@ -138,7 +138,7 @@ pub struct PipeWriter {
 macro_rules! common {
     ($ty:ident, $timeout:ident $(, $field:ident : $init:expr)*) => {
         impl $ty {
-            fn from_fd(fd: OwnedFd) -> Self {
+            pub(crate) fn from_fd(fd: OwnedFd) -> Self {
                 let nonblocking = fcntl(&fd, FcntlArg::F_GETFL)
                     .is_ok_and(|fl| OFlag::from_bits_retain(fl).contains(OFlag::O_NONBLOCK));
                 Self {
@@ -223,12 +223,22 @@ macro_rules! common {
             }
         }
 
-        /// Takes ownership of any pipe or FIFO descriptor (its `O_NONBLOCK` flag is read
-        /// once, here). The descriptor is not checked to be a pipe: pipe-specific calls on
-        /// another kind of file fail with [`Error::Sys`].
-        impl From<OwnedFd> for $ty {
-            fn from(fd: OwnedFd) -> Self {
-                Self::from_fd(fd)
+        /// Takes ownership of a pipe or FIFO descriptor (inherited, or received over a Unix
+        /// socket), checked with `fstat(2)` to be one; its `O_NONBLOCK` flag is read once,
+        /// here.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::NotAPipe`] with the descriptor handed back; [`Error::Sys`] from `fstat`.
+        impl TryFrom<OwnedFd> for $ty {
+            type Error = Error;
+
+            fn try_from(fd: OwnedFd) -> Result<Self> {
+                let st = nix::sys::stat::fstat(&fd).map_err(Error::sys("fstat"))?;
+                if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFIFO {
+                    return Err(Error::NotAPipe { fd });
+                }
+                Ok(Self::from_fd(fd))
             }
         }
 

@@ -386,7 +386,7 @@ fn handles_convert_and_clone() {
     let mut back = ipcraft_pipe::PipeWriter::from(std_w);
     back.write_all(b"x").unwrap();
     let owned: std::os::fd::OwnedFd = r.into();
-    let r = ipcraft_pipe::PipeReader::from(owned);
+    let r = ipcraft_pipe::PipeReader::try_from(owned).unwrap();
     let mut b = [0u8; 1];
     (&r).read_exact(&mut b).unwrap();
     assert_eq!(&b, b"x");
@@ -408,4 +408,22 @@ fn settings_change_through_a_shared_reference_as_in_std() {
     assert!(w.is_nonblocking());
     w.set_write_timeout(Some(SHORT)).unwrap();
     assert_eq!(w.write_timeout(), Some(SHORT));
+}
+
+#[test]
+fn adopting_a_descriptor_checks_that_it_is_a_pipe() {
+    use ipcraft_pipe::{PipeReader, PipeWriter};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let (r, w) = pipe().unwrap();
+    let r = PipeReader::try_from(OwnedFd::from(r)).unwrap();
+    let w = PipeWriter::try_from(OwnedFd::from(w)).unwrap();
+    (&w).write_all(b"x").unwrap();
+    assert_eq!((&r).read(&mut [0u8; 1]).unwrap(), 1);
+    // A regular file is refused, and handed back open.
+    let file: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    let raw = file.as_raw_fd();
+    match PipeReader::try_from(file) {
+        Err(Error::NotAPipe { fd }) => assert_eq!(fd.as_raw_fd(), raw),
+        other => panic!("{other:?}"),
+    }
 }
