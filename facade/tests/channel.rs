@@ -98,7 +98,7 @@ fn child_role() {
         #[cfg(feature = "socket")]
         "receive-over-socket" => {
             // The channel's memfd arrives over the Unix socket that is our stdin.
-            let sock = ipcraft::socket::UnixStream::from(stdin_fd());
+            let sock = ipcraft::socket::UnixStream::try_from(stdin_fd()).unwrap();
             let mut buf = [0u8; 16];
             let (n, mut fds) = sock.recv_with_fds(&mut buf, 1).unwrap();
             assert_eq!(&buf[..n], b"channel");

@@ -109,6 +109,14 @@ pub enum Error {
         /// Who connected.
         peer: PeerCredentials,
     },
+    /// A descriptor to adopt (`TryFrom<OwnedFd>`) is not the socket the type wraps (another
+    /// family or type, listening or not, or no socket at all); it is handed back untouched.
+    WrongDescriptor {
+        /// What the type wraps.
+        expected: &'static str,
+        /// The descriptor, still open.
+        fd: std::os::fd::OwnedFd,
+    },
 }
 
 /// `Result` with this crate's [`Error`].
@@ -129,7 +137,8 @@ impl Error {
             | Self::InvalidMode { .. }
             | Self::TooManyFds { .. }
             | Self::FdsWithoutData
-            | Self::EmptyMessage => io::ErrorKind::InvalidInput,
+            | Self::EmptyMessage
+            | Self::WrongDescriptor { .. } => io::ErrorKind::InvalidInput,
             Self::MessageTruncated { .. } => io::ErrorKind::InvalidData,
             Self::FdsTruncated { .. } => io::ErrorKind::InvalidData,
             Self::PeerRefused { .. } => io::ErrorKind::PermissionDenied,
@@ -166,6 +175,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sys(e) => e.fmt(f),
+            Self::WrongDescriptor { expected, fd } => write!(
+                f,
+                "descriptor {} is not {expected}, the only kind this type adopts",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
+            ),
             Self::PeerClosed { op } => write!(
                 f,
                 "{op} failed: the peer closed its end, so nothing sent will be read"

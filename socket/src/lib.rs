@@ -19,7 +19,7 @@
 //! - [`UnixStream`] and [`SeqpacketConn`] connect the same way: `connect(path)`,
 //!   `connect_addr(&addr)`, `connect_deadline` and `connect_timeout`; [`UnixStream::pair`], [`Read`](std::io::Read)
 //!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
-//!   conversions to and from `OwnedFd` and `std::os::unix::net`.
+//!   conversions to and from `OwnedFd` (adopting one is `TryFrom`, checked to be the right kind of socket) and `std::os::unix::net`.
 //! - Descriptor passing: [`UnixStream::send_with_fds`] takes `&[BorrowedFd]` (at most
 //!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec;
 //!   frames that carry descriptors: [`UnixStream::send_frame_with_fds`] and
@@ -100,6 +100,7 @@
 //! Not yet: `bind_reclaiming_stale` for datagram paths (stream and seqpacket have it).
 
 mod addr;
+mod adopt;
 mod cred;
 mod error;
 mod listener;

@@ -346,8 +346,24 @@ impl AsRawFd for UnixListener {
 /// Adopts a listening socket (inherited, or from systemd). It owns no socket file; the
 /// descriptor is made `O_NONBLOCK` (see [`UnixListener::set_nonblocking`]), which affects
 /// every duplicate of it.
-impl From<OwnedFd> for UnixListener {
-    fn from(fd: OwnedFd) -> Self {
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a listening Unix stream socket (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for UnixListener {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::UNIX_LISTENER)?;
+        Ok(Self::adopt(fd))
+    }
+}
+
+impl UnixListener {
+    /// Wrap a descriptor known to be a listening Unix stream socket.
+    pub(crate) fn adopt(fd: OwnedFd) -> Self {
         let nonblocking = fd_is_nonblocking(fd.as_fd());
         let _ = set_fd_nonblocking(fd.as_fd(), true);
         Self {
@@ -368,7 +384,7 @@ impl From<UnixListener> for OwnedFd {
 
 impl From<std::os::unix::net::UnixListener> for UnixListener {
     fn from(l: std::os::unix::net::UnixListener) -> Self {
-        Self::from(OwnedFd::from(l))
+        Self::adopt(OwnedFd::from(l))
     }
 }
 

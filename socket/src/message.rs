@@ -620,12 +620,21 @@ impl UnixDatagram {
 }
 
 /// Takes ownership of a datagram socket; it owns no socket file.
-impl From<OwnedFd> for UnixDatagram {
-    fn from(fd: OwnedFd) -> Self {
-        Self {
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a Unix datagram socket (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for UnixDatagram {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::UNIX_DATAGRAM)?;
+        Ok(Self {
             m: Msg::new(fd),
             owned: None,
-        }
+        })
     }
 }
 
@@ -641,7 +650,10 @@ impl From<UnixDatagram> for OwnedFd {
 
 impl From<std::os::unix::net::UnixDatagram> for UnixDatagram {
     fn from(d: std::os::unix::net::UnixDatagram) -> Self {
-        Self::from(OwnedFd::from(d))
+        Self {
+            m: Msg::new(OwnedFd::from(d)),
+            owned: None,
+        }
     }
 }
 
@@ -945,9 +957,35 @@ impl SeqpacketConn {
     }
 }
 
-impl From<OwnedFd> for SeqpacketConn {
-    fn from(fd: OwnedFd) -> Self {
-        Self { m: Msg::new(fd) }
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a Unix seqpacket socket that is not listening (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for SeqpacketConn {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::SEQPACKET_CONN)?;
+        Ok(Self { m: Msg::new(fd) })
+    }
+}
+
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a listening Unix seqpacket socket (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for SeqpacketListener {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::SEQPACKET_LISTENER)?;
+        Ok(Self {
+            inner: UnixListener::adopt(fd),
+        })
     }
 }
 

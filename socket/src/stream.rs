@@ -727,9 +727,18 @@ impl AsRawFd for UnixStream {
 
 /// Takes ownership of a connected stream socket (its `O_NONBLOCK` flag is read once, here).
 /// The descriptor is not checked: calls on another kind of file fail with [`Error::Sys`].
-impl From<OwnedFd> for UnixStream {
-    fn from(fd: OwnedFd) -> Self {
-        Self::from_fd(fd)
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a Unix stream socket that is not listening (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for UnixStream {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::UNIX_STREAM)?;
+        Ok(Self::from_fd(fd))
     }
 }
 

@@ -221,9 +221,18 @@ impl From<TcpListener> for OwnedFd {
     }
 }
 
-impl From<OwnedFd> for TcpListener {
-    fn from(fd: OwnedFd) -> Self {
-        Self::from(std::net::TcpListener::from(fd))
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a listening TCP socket (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for TcpListener {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::TCP_LISTENER)?;
+        Ok(Self::from(std::net::TcpListener::from(fd)))
     }
 }
 
@@ -497,9 +506,18 @@ impl From<TcpStream> for std::net::TcpStream {
     }
 }
 
-impl From<OwnedFd> for TcpStream {
-    fn from(fd: OwnedFd) -> Self {
-        Self::from_std(std::net::TcpStream::from(fd))
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a TCP socket that is not listening (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for TcpStream {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::TCP_STREAM)?;
+        Ok(Self::from_std(std::net::TcpStream::from(fd)))
     }
 }
 

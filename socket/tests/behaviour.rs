@@ -403,7 +403,7 @@ fn raw_fd_and_owned_fd_round_trip() {
     let raw = a.as_raw_fd();
     let fd = std::os::fd::OwnedFd::from(a);
     assert_eq!(fd.as_raw_fd(), raw);
-    let a = UnixStream::from(fd);
+    let a = UnixStream::try_from(fd).unwrap();
     a.send(b"k").unwrap();
     let mut buf = [0u8; 1];
     b.recv(&mut buf).unwrap();
@@ -901,4 +901,46 @@ fn datagram_and_seqpacket_sockets_have_addresses_and_shutdown() {
     assert_eq!(l.as_raw_fd(), l.as_fd().as_raw_fd());
     let fd = std::os::fd::OwnedFd::from(l);
     assert!(fd.as_raw_fd() >= 0);
+}
+
+#[test]
+fn adopting_a_descriptor_checks_its_socket_kind() {
+    use ipcraft_socket::{SeqpacketConn, SeqpacketListener, UnixDatagram};
+    use std::os::fd::OwnedFd;
+    let wrong = |r: Result<(), Error>| match r {
+        Err(Error::WrongDescriptor { fd, .. }) => {
+            // Handed back open.
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        }
+        other => panic!("{other:?}"),
+    };
+    let (s, _t) = UnixStream::pair().unwrap();
+    let s = OwnedFd::from(s);
+    let s = OwnedFd::from(UnixStream::try_from(s).unwrap()); // the right kind
+    wrong(UnixDatagram::try_from(s.try_clone().unwrap()).map(drop));
+    wrong(UnixListener::try_from(s.try_clone().unwrap()).map(drop));
+    wrong(SeqpacketConn::try_from(s.try_clone().unwrap()).map(drop));
+    wrong(TcpStream::try_from(s).map(drop));
+    let p = TempPath::new("adopt");
+    let l = OwnedFd::from(UnixListener::bind(&p.0).unwrap());
+    wrong(UnixStream::try_from(l.try_clone().unwrap()).map(drop));
+    wrong(SeqpacketListener::try_from(l.try_clone().unwrap()).map(drop));
+    assert!(UnixListener::try_from(l).is_ok());
+    let q = TempPath::new("adopt-seq");
+    let sl = OwnedFd::from(SeqpacketListener::bind(&q.0).unwrap());
+    assert!(SeqpacketListener::try_from(sl).is_ok());
+    let (d, _e) = UnixDatagram::pair().unwrap();
+    assert!(UnixDatagram::try_from(OwnedFd::from(d)).is_ok());
+    let tl = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = tl.local_addr().unwrap();
+    let tl = OwnedFd::from(tl);
+    wrong(TcpStream::try_from(tl.try_clone().unwrap()).map(drop));
+    let tl = TcpListener::try_from(tl).unwrap();
+    let c = OwnedFd::from(TcpStream::connect(addr).unwrap());
+    wrong(TcpListener::try_from(c.try_clone().unwrap()).map(drop));
+    assert!(TcpStream::try_from(c).is_ok());
+    drop(tl);
+    // Not a socket at all.
+    let file: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    wrong(UnixStream::try_from(file).map(drop));
 }

@@ -138,7 +138,7 @@ fn connect_and_wait_role(path: &str) {
 
 /// Our stdin is one end of a socket pair: receive a pipe end and a file, use both.
 fn fd_receiver_role() {
-    let s = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned().unwrap());
+    let s = UnixStream::try_from(std::io::stdin().as_fd().try_clone_to_owned().unwrap()).unwrap();
     let mut buf = [0u8; 64];
     let (n, fds) = s
         .recv_with_fds_deadline(&mut buf, 4, Deadline::after(LONG))
