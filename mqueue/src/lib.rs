@@ -9,7 +9,7 @@
 //!   [`open_or_create`](MessageQueue::open_or_create); closed on drop, and the creator
 //!   unlinks the name on drop unless it calls [`persist`](MessageQueue::persist).
 //!   [`unlink`] removes a queue by name. `TryFrom<OwnedFd>` adopts an inherited or received
-//!   queue descriptor (checked to be one), and `TryFrom<MessageQueue> for OwnedFd` hands one
+//!   queue descriptor (checked to be one), and `From<MessageQueue> for OwnedFd` hands one
 //!   over.
 //! - [`send`](MessageQueue::send) / [`recv`](MessageQueue::recv) (or
 //!   [`recv_vec`](MessageQueue::recv_vec), sized from the queue's attributes); `try_`
@@ -99,13 +99,14 @@
 //!
 //! # Safety model
 //!
-//! Three `unsafe` blocks, all in `src/sys.rs`, with their invariants: `mq_timedsend` and
-//! `mq_notify`, which `nix` does not wrap, and the adoption of a descriptor as `nix`'s
-//! `MqdT` (`TryFrom<OwnedFd>`), only after `fstatfs` says it is on the mqueue file system.
+//! Four `unsafe` blocks, all in `src/sys.rs`, with their invariants: `mq_timedsend` and
+//! `mq_notify`, which `nix` does not wrap; the adoption of a descriptor as `nix`'s `MqdT`
+//! (`TryFrom<OwnedFd>`), only after `fstatfs` and `fstat` say it is a regular file on the
+//! mqueue file system; and the way back, `MqdT` into `OwnedFd` (`From<MessageQueue>`).
 //! Everything else goes through `nix`'s safe wrappers. The queue descriptor (`nix`'s `MqdT`,
 //! which does not close itself) is owned by [`MessageQueue`] and closed exactly once, on
 //! drop. Every descriptor is opened `O_CLOEXEC`, so child processes do not inherit it unless
-//! handed one explicitly (see `TryFrom<MessageQueue> for OwnedFd`). `send` and `recv` take
+//! handed one explicitly (see `From<MessageQueue> for OwnedFd`). `send` and `recv` take
 //! `&self`: one handle may be shared by several threads (the kernel orders their calls).
 //!
 //! # Platform support

@@ -255,7 +255,7 @@ impl QueueOptions {
         let mqd = mq_open(name.as_c_str(), flags, mode, Some(mq_attr))?;
         // The queue is ours from here on: dropping `q` unlinks it if the mode cannot be set.
         let q = MessageQueue {
-            mqd,
+            mqd: Some(mqd),
             name: Some(name.clone()),
             attrs,
             access: self.access,
@@ -263,7 +263,7 @@ impl QueueOptions {
         };
         // mq_open applied the umask (so the queue was never more open than asked); now set
         // the mode exactly. A queue descriptor is a file of the mqueue filesystem.
-        Ok(match fchmod(&q.mqd, mode) {
+        Ok(match fchmod(q.mqd(), mode) {
             Ok(()) => Ok(q),
             Err(e) => Err(Error::sys("fchmod", name, e)),
         })
@@ -278,7 +278,7 @@ impl QueueOptions {
         )?;
         Ok(match mq_getattr(&mqd) {
             Ok(a) => Ok(MessageQueue {
-                mqd,
+                mqd: Some(mqd),
                 name: Some(name.clone()),
                 attrs: Attributes::from_mq_attr(&a),
                 access: self.access,
@@ -328,7 +328,9 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 /// ```
 #[doc(alias = "mqd_t", alias = "mq_close")]
 pub struct MessageQueue {
-    mqd: MqdT,
+    /// `Some` for the handle's whole life; taken only by `Drop` and by the conversion into an
+    /// `OwnedFd`, which consume the handle.
+    mqd: Option<MqdT>,
     /// `None` for a queue adopted from a descriptor (`TryFrom<OwnedFd>`).
     name: Option<PosixName>,
     attrs: Attributes,
@@ -337,6 +339,13 @@ pub struct MessageQueue {
 }
 
 impl MessageQueue {
+    /// The queue descriptor, present for the handle's whole life.
+    fn mqd(&self) -> &MqdT {
+        self.mqd
+            .as_ref()
+            .expect("taken only by Drop and into OwnedFd, which consume the handle")
+    }
+
     /// Create the queue `name` with mode 0600 for sending and receiving; see
     /// [`QueueOptions::create`].
     ///
@@ -416,7 +425,7 @@ impl MessageQueue {
     /// [`Error::Sys`] when `mq_getattr` fails.
     #[doc(alias = "mq_getattr")]
     pub fn status(&self) -> Result<Status> {
-        let a = mq_getattr(&self.mqd).map_err(|e| self.sys("mq_getattr", e))?;
+        let a = mq_getattr(self.mqd()).map_err(|e| self.sys("mq_getattr", e))?;
         Ok(Status {
             attributes: Attributes::from_mq_attr(&a),
             current_messages: usize::try_from(a.curmsgs()).unwrap_or(0),
@@ -436,7 +445,7 @@ impl MessageQueue {
     pub fn send(&self, msg: &[u8], priority: u32) -> Result<()> {
         self.check_send(msg, priority)?;
         loop {
-            match mq_send(&self.mqd, msg, priority) {
+            match mq_send(self.mqd(), msg, priority) {
                 Ok(()) => return Ok(()),
                 Err(Errno::EINTR) => {}
                 // Only if someone made the descriptor non-blocking behind our back.
@@ -511,7 +520,7 @@ impl MessageQueue {
         self.check_buffer(buf)?;
         let mut priority = 0;
         loop {
-            match mq_receive(&self.mqd, buf, &mut priority) {
+            match mq_receive(self.mqd(), buf, &mut priority) {
                 Ok(n) => return Ok((n, priority)),
                 Err(Errno::EINTR) => {}
                 // Only if someone made the descriptor non-blocking behind our back.
@@ -657,7 +666,7 @@ impl MessageQueue {
     }
 
     fn notify(&self, signal: Option<Signal>) -> Result<()> {
-        match sys::notify(&self.mqd, signal) {
+        match sys::notify(self.mqd(), signal) {
             Ok(()) => Ok(()),
             Err(Errno::EBUSY) => Err(Error::NotifyBusy { name: self.label() }),
             Err(e) => Err(self.sys("mq_notify", e)),
@@ -695,7 +704,7 @@ impl MessageQueue {
     /// One send attempt that never blocks (see `sys`).
     fn send_once(&self, msg: &[u8], priority: u32) -> Result<()> {
         loop {
-            match sys::send_now(&self.mqd, msg, priority) {
+            match sys::send_now(self.mqd(), msg, priority) {
                 Ok(()) => return Ok(()),
                 Err(Errno::ETIMEDOUT | Errno::EAGAIN) => return Err(Error::Full),
                 Err(Errno::EINTR) => {}
@@ -710,7 +719,7 @@ impl MessageQueue {
         let epoch = TimeSpec::new(0, 0);
         let mut priority = 0;
         loop {
-            match mq_timedreceive(&self.mqd, buf, &mut priority, &epoch) {
+            match mq_timedreceive(self.mqd(), buf, &mut priority, &epoch) {
                 Ok(n) => return Ok((n, priority)),
                 Err(Errno::ETIMEDOUT | Errno::EAGAIN) => return Err(Error::Empty),
                 Err(Errno::EINTR) => {}
@@ -721,7 +730,7 @@ impl MessageQueue {
 
     /// `poll(2)` the descriptor until ready or `deadline`; `Ok(false)` once it has passed.
     fn wait(&self, interest: Interest, deadline: Deadline) -> Result<bool> {
-        wait_fd(&self.mqd, interest, deadline)
+        wait_fd(self.mqd(), interest, deadline)
             .map_err(|e| Error::Sys(SysError::from_io("poll", &e).on(self.label())))
     }
 
@@ -733,7 +742,7 @@ impl MessageQueue {
     fn label(&self) -> String {
         match &self.name {
             Some(name) => name.as_str().to_owned(),
-            None => format!("fd {}", self.mqd.as_raw_fd()),
+            None => format!("fd {}", self.mqd().as_raw_fd()),
         }
     }
 }
@@ -777,8 +786,11 @@ impl Drop for MessageQueue {
         if let (true, Some(name)) = (self.owns_name, &self.name) {
             let _ = mq_unlink(name.as_c_str());
         }
-        // `MqdT` has no `Drop`; this handle owns the descriptor and closes it exactly once.
-        let _ = nix::unistd::close(self.mqd.as_raw_fd());
+        // `MqdT` has no `Drop`; this handle owns the descriptor and closes it exactly once
+        // (unless the conversion into an `OwnedFd` took it).
+        if let Some(mqd) = self.mqd.take() {
+            let _ = nix::unistd::close(mqd.as_raw_fd());
+        }
     }
 }
 
@@ -786,7 +798,7 @@ impl fmt::Debug for MessageQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageQueue")
             .field("name", &self.name())
-            .field("fd", &self.mqd.as_raw_fd())
+            .field("fd", &self.mqd().as_raw_fd())
             .field("attributes", &self.attrs)
             .field("access", &self.access)
             .field("owns_name", &self.owns_name)
@@ -796,34 +808,30 @@ impl fmt::Debug for MessageQueue {
 
 impl AsFd for MessageQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.mqd.as_fd()
+        self.mqd().as_fd()
     }
 }
 
 impl AsRawFd for MessageQueue {
     fn as_raw_fd(&self) -> RawFd {
-        self.mqd.as_raw_fd()
+        self.mqd().as_raw_fd()
     }
 }
 
-/// The descriptor as an [`OwnedFd`] (to hand to a child process, for example), made with a
-/// close-on-exec `dup` because `nix`'s queue descriptor can be turned into an `OwnedFd` only
-/// with `unsafe`; the dup can fail (`EMFILE`), hence `TryFrom`. The handle is dropped as
-/// usual: if it owns the name, the name is unlinked (call
+/// The descriptor as an [`OwnedFd`] (to hand to a child process, for example). The handle is
+/// dropped as usual: if it owns the name, the name is unlinked (call
 /// [`persist`](MessageQueue::persist) first to keep it); the returned descriptor keeps the
 /// queue alive either way.
-impl TryFrom<MessageQueue> for OwnedFd {
-    type Error = Error;
-
-    fn try_from(q: MessageQueue) -> Result<Self> {
-        q.as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::Sys(SysError::from_io("fcntl(F_DUPFD_CLOEXEC)", &e).on(q.label())))
+impl From<MessageQueue> for OwnedFd {
+    fn from(mut q: MessageQueue) -> Self {
+        let mqd = q.mqd.take();
+        drop(q); // unlinks an owned name, closes nothing (the descriptor was taken)
+        sys::into_owned_fd(mqd.expect("a live MessageQueue holds its descriptor"))
     }
 }
 
 /// Adopt a message queue descriptor (inherited from a parent, received over a Unix socket, or
-/// from [`TryFrom<MessageQueue> for OwnedFd`](#impl-TryFrom%3CMessageQueue%3E-for-OwnedFd)).
+/// from [`From<MessageQueue> for OwnedFd`](#impl-From%3CMessageQueue%3E-for-OwnedFd)).
 /// The descriptor is checked to be a queue (a regular file on the mqueue file system, so not
 /// the mount's root directory) before it is used; the handle has no name ([`MessageQueue::name`] is `None`) and never unlinks
 /// one. Its access is read from the descriptor's flags.
@@ -858,7 +866,7 @@ impl TryFrom<OwnedFd> for MessageQueue {
             }
         };
         Ok(Self {
-            mqd,
+            mqd: Some(mqd),
             name: None,
             attrs,
             access,

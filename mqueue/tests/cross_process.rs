@@ -870,7 +870,7 @@ fn the_creator_owns_the_name_an_opener_never_unlinks() {
     let flags = nix::fcntl::fcntl(created.as_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
     assert_ne!(flags & libc_fd_cloexec(), 0, "FD_CLOEXEC is set");
     created.send(b"k", 1).unwrap();
-    let fd = std::os::fd::OwnedFd::try_from(created).unwrap();
+    let fd = std::os::fd::OwnedFd::from(created);
     assert!(matches!(
         MessageQueue::open(&name, Access::ReadOnly),
         Err(Error::NotFound { .. })
@@ -940,7 +940,7 @@ fn a_queue_descriptor_passed_to_a_child_is_adopted_without_a_name() {
     let mut child = Reaper(ROLES.spawn(
         "adopt-stdin",
         "",
-        Stdio::from(OwnedFd::try_from(reader).unwrap()),
+        Stdio::from(OwnedFd::from(reader)),
     ));
     let mut out = child.stdout();
     assert_eq!(
@@ -1224,4 +1224,31 @@ fn passed_count(output: &str) -> Option<usize> {
     let line = output.lines().find(|l| l.starts_with("test result:"))?;
     let before = line.split(" passed").next()?;
     before.rsplit(' ').next()?.parse().ok()
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "syscalls")]
+fn a_queue_gives_up_its_descriptor_and_takes_one_back() {
+    use std::os::fd::OwnedFd;
+    let _g = shared();
+    let name = QName::new("into-fd");
+    let q = MessageQueue::create(&name, Attributes::new(2, 8)).unwrap();
+    let mut reader = MessageQueue::open(&name, Access::ReadOnly).unwrap();
+    reader.persist(); // an opener owns no name: nothing changes
+    q.send(b"kept", 3).unwrap();
+    // Infallible, as for every handle: the descriptor itself, no dup.
+    let fd: OwnedFd = reader.into();
+    let back = MessageQueue::try_from(fd).unwrap();
+    assert_eq!(back.access(), Access::ReadOnly);
+    assert_eq!(back.recv_vec().unwrap(), (b"kept".to_vec(), 3));
+    // The creator's conversion unlinks its name (as its drop would); the queue lives on in
+    // the descriptor.
+    let fd = OwnedFd::from(q);
+    assert!(matches!(
+        MessageQueue::open(&name, Access::ReadOnly),
+        Err(Error::NotFound { .. })
+    ));
+    let q = MessageQueue::try_from(fd).unwrap();
+    q.send(b"x", 0).unwrap();
+    assert_eq!(back.recv_vec().unwrap(), (b"x".to_vec(), 0));
 }
