@@ -70,8 +70,10 @@
 //! Linux: memfd sealing, open-file-description locks for creator liveness, `/dev/shm` for
 //! listing.
 
+mod convert;
 mod error;
 mod header;
+mod owned_name;
 mod segment;
 mod stale;
 mod sys;

@@ -2,6 +2,7 @@
 
 use crate::error::{Error, Result};
 use crate::header::{Found, HEADER_SIZE, Header, HeaderInfo};
+use crate::owned_name::OwnedName;
 use crate::sys::{AtomicData, Mapping, Region};
 use ipcraft_core::{Deadline, PosixName};
 use nix::errno::Errno;
@@ -19,7 +20,7 @@ pub const DEFAULT_MODE: u32 = 0o600;
 /// How long [`Segment::open`] waits, by default, for a segment another process is still
 /// initializing.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
-const SHM_DIR: &str = "/dev/shm";
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 /// Longest pause between two looks at a segment that is not ready yet.
 const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -531,7 +532,9 @@ impl SegmentOptions {
 ///
 /// The creator of a named segment owns its name and removes it on drop, unless
 /// [`persist`](Self::persist)ed; openers never remove it. A mapping stays valid after the
-/// name is gone.
+/// name is gone. No `try_clone` (a clone would share the name's ownership): map the object
+/// again with [`open`](Self::open) (named) or [`from_fd`](Self::from_fd) of a duplicated
+/// descriptor (anonymous); a `&Segment` is `Send + Sync` for threads.
 pub struct Segment {
     map: Mapping,
     fd: OwnedFd,
@@ -543,6 +546,10 @@ pub struct Segment {
     raw: bool,
     data_len: usize,
     info: Option<HeaderInfo>,
+    /// The creator's name, removed when this is dropped (`None` for an opener, an anonymous
+    /// segment). A field rather than a `Drop` of
+    /// `Segment`, so that the conversion into an `OwnedFd` can move the descriptor out.
+    unlink: Option<OwnedName>,
 }
 
 impl Segment {
@@ -635,11 +642,16 @@ impl Segment {
             None if raw => map.len(),
             None => map.len().saturating_sub(HEADER_SIZE),
         };
+        let unlink = match (&name, owner) {
+            (Some(n), true) => Some(OwnedName::new(n.clone(), &fd)),
+            _ => None,
+        };
         Self {
             map,
             fd,
             name,
             owner,
+            unlink,
             persisted: false,
             writable,
             memfd: false,
@@ -647,6 +659,11 @@ impl Segment {
             data_len,
             info,
         }
+    }
+
+    /// The descriptor, the rest dropped (mapping unmapped, an owned name removed).
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd
     }
 
     fn with_memfd(mut self) -> Self {
@@ -804,6 +821,9 @@ impl Segment {
     pub fn persist(&mut self) {
         let was_owner = std::mem::replace(&mut self.owner, false);
         self.persisted = true;
+        if let Some(name) = &mut self.unlink {
+            name.keep();
+        }
         if was_owner && !self.raw && self.writable {
             if let Ok(h) = header_of(&self.map) {
                 h.set_persisted();
@@ -887,25 +907,6 @@ impl Segment {
             Ok(())
         } else {
             Err(Error::ReadOnly)
-        }
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        if !self.owner {
-            return;
-        }
-        let Some(name) = &self.name else { return };
-        // Remove the name only if it still names this object (a name can be unlinked and
-        // reused by someone else meanwhile).
-        let path = format!("{SHM_DIR}{}", name.as_str());
-        let same = match (fstat(&self.fd), nix::sys::stat::stat(path.as_str())) {
-            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-            _ => false,
-        };
-        if same {
-            let _ = shm_unlink(name.as_c_str());
         }
     }
 }

@@ -599,3 +599,34 @@ fn a_foreign_segment_smaller_than_the_header_is_not_ipcraft_at_once() {
     let raw = SegmentOptions::new().raw(true).open(&name.0).unwrap();
     assert_eq!(raw.len(), 10);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "shm_open")]
+fn a_segment_gives_up_its_descriptor_and_takes_one_back() {
+    // Anonymous: the memfd goes out and comes back as the same segment.
+    let seg = Segment::anonymous(64).unwrap();
+    seg.write(0, &42u64).unwrap();
+    let fd = OwnedFd::from(seg);
+    let back = Segment::try_from(fd).unwrap();
+    assert_eq!(back.read::<u64>(0).unwrap(), 42);
+    // A plain file is not a sealed segment.
+    let file: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    assert!(matches!(
+        Segment::try_from(file),
+        Err(Error::Unsealed { .. })
+    ));
+    // Named: the creator's conversion removes its name, as its drop would; after persist it
+    // stays.
+    let name = Name::new("into-fd");
+    let seg = Segment::create(&name.0, 64).unwrap();
+    drop(OwnedFd::from(seg));
+    assert!(matches!(
+        Segment::open(&name.0),
+        Err(Error::NotFound { .. })
+    ));
+    let mut seg = Segment::create(&name.0, 64).unwrap();
+    seg.persist();
+    drop(OwnedFd::from(seg));
+    assert!(Segment::open(&name.0).is_ok(), "persisted: the name stays");
+    unlink(&name.0).unwrap();
+}
