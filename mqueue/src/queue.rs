@@ -326,6 +326,12 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 /// assert!(matches!(q.try_recv(&mut [0; 64]), Err(ipcraft_mqueue::Error::Empty)));
 /// # Ok::<(), ipcraft_mqueue::Error>(())
 /// ```
+///
+/// # Cloning
+///
+/// There is no `try_clone`: every call takes `&self` and the kernel orders concurrent calls,
+/// so threads share one handle (`&MessageQueue` or an `Arc`); another process opens the queue
+/// by name or adopts a descriptor (`OwnedFd::from(q)`, then `TryFrom<OwnedFd>`).
 #[doc(alias = "mqd_t", alias = "mq_close")]
 pub struct MessageQueue {
     /// `Some` for the handle's whole life; taken only by `Drop` and by the conversion into an

@@ -937,11 +937,7 @@ fn a_queue_descriptor_passed_to_a_child_is_adopted_without_a_name() {
     // Both queued before the child starts, so that it must take them by priority.
     q.send(b"low", 1).unwrap();
     q.send(b"high", 2).unwrap();
-    let mut child = Reaper(ROLES.spawn(
-        "adopt-stdin",
-        "",
-        Stdio::from(OwnedFd::from(reader)),
-    ));
+    let mut child = Reaper(ROLES.spawn("adopt-stdin", "", Stdio::from(OwnedFd::from(reader))));
     let mut out = child.stdout();
     assert_eq!(
         next_marked(&mut out, "ADOPTED ").as_deref(),

@@ -4,6 +4,15 @@
 use super::*;
 
 /// The sending end of a cross-process channel.
+///
+/// # Cloning, adopting, giving up
+///
+/// There is no `try_clone`: a sender is one slot of the channel (the only one in an SPSC
+/// channel), whose ring has exactly one producer. Another producer opens a slot of its own
+/// ([`Sender::open`], [`Sender::from_fd`] on an MPSC channel). `TryFrom<OwnedFd>` is
+/// [`Sender::from_fd`]. There is no `From<Sender> for OwnedFd`: an end's descriptor holds the
+/// lock that tells the peer this end is alive, so handing it out would keep a closed end
+/// looking alive; hand the peer the descriptor [`Sender::anonymous`] returned, or the name.
 #[derive(Debug)]
 pub struct Sender {
     pub(super) tx: Producer<SlotRing>,
@@ -15,7 +24,9 @@ pub struct Sender {
     pub(super) wait: Wait,
 }
 
-/// The receiving end of a cross-process channel.
+/// The receiving end of a cross-process channel: one per channel, so no `try_clone`;
+/// `TryFrom<OwnedFd>` is [`Receiver::from_fd`] (and, as for [`Sender`], no conversion back
+/// into an `OwnedFd`).
 #[derive(Debug)]
 pub struct Receiver {
     pub(super) rx: Vec<Consumer<SlotRing>>,
@@ -807,4 +818,31 @@ pub(super) fn copy_into(slot: RecvSlot<'_>, buf: &mut [u8]) -> Result<usize, Cha
     slot.read_at(0, dst);
     slot.release();
     Ok(len)
+}
+
+/// [`Sender::from_fd`]: the sending end of an anonymous channel whose descriptor was received.
+///
+/// # Errors
+///
+/// As [`Sender::from_fd`].
+impl TryFrom<OwnedFd> for Sender {
+    type Error = ChannelError;
+
+    fn try_from(fd: OwnedFd) -> Result<Self, ChannelError> {
+        Self::from_fd(fd)
+    }
+}
+
+/// [`Receiver::from_fd`]: the receiving end of an anonymous channel whose descriptor was
+/// received.
+///
+/// # Errors
+///
+/// As [`Receiver::from_fd`].
+impl TryFrom<OwnedFd> for Receiver {
+    type Error = ChannelError;
+
+    fn try_from(fd: OwnedFd) -> Result<Self, ChannelError> {
+        Self::from_fd(fd)
+    }
 }
