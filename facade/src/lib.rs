@@ -27,7 +27,7 @@
 //! | shared state, bulk data at memory speed | [`shm`] + [`sync`] | atomics, robust mutex | - |
 //! | the fastest messages between two processes on one machine, one or several senders | [`channel`] | lock-free ring in shared memory, no syscall on the fast path, zero-copy slots | 2.8 us / 151 ns |
 //!
-//! \* Figures from `cargo xtask bench` on the project's 2-vCPU VM (README table); across
+//! \* Figures from `cargo xtask bench` on the project's 2-vCPU VM (`BENCHMARKS.md` in the repository); across
 //! cores, every blocking mechanism pays the VM's ~25 us wake-up each way, which the
 //! spinning channel avoids (a cache line takes ~100 ns there). Same-core rows compare the
 //! mechanisms themselves. The channel moves 4 KiB messages at ~8 M/s and 64 KiB ones at
@@ -68,3 +68,9 @@ mod shared;
 #[cfg(all(doctest, feature = "shm", feature = "sync"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The repository's front page (its program is compiled, not run: it re-executes itself as
+/// the child), so that it cannot drift from the API.
+#[cfg(all(doctest, feature = "shm", feature = "sync"))]
+#[doc = include_str!("../../README.md")]
+pub struct FrontPageDoctests;
