@@ -56,3 +56,8 @@ pub use frame::{FrameError, FrameReader, FrameWriter};
 pub use name::{NameError, PosixName};
 pub use setting::{FlagSetting, TimeoutSetting};
 pub use sys_error::{ErrnoContext, SysError};
+
+/// The README's examples, compiled and run as doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

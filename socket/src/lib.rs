@@ -123,3 +123,8 @@ pub use options::ListenerOptions;
 pub use options::{BindOptions, DEFAULT_BACKLOG, DEFAULT_MODE, SCM_MAX_FD};
 pub use stream::UnixStream;
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
+
+/// The README's examples, compiled and run as doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;
