@@ -80,6 +80,7 @@
 //! listing.
 
 mod convert;
+mod creator;
 mod error;
 mod header;
 mod owned_name;
