@@ -31,6 +31,7 @@ mod cases;
 mod harness;
 mod proto;
 mod raw;
+mod raw_sem;
 mod report;
 mod shm;
 mod stats;
@@ -367,7 +368,18 @@ fn standard_notes(env: &Env, runs: usize) -> Vec<String> {
          timed. A round trip = both sides took a turn. Cross-core `mutex-handoff` is \
          sensitive to the time spent under the lock: glibc's robust mutex does not spin, so a \
          poll that finds it held sleeps in FUTEX_WAIT and the unlock pays a FUTEX_WAKE; a few \
-         ns more per lock show as tens of percent there. Read its spread with its ratio."
+         ns more per lock show as tens of percent there. Read its spread with its ratio. \
+         The `mutex-*` rows use ipcraft's pthread kind (the wrapper's cost over the same glibc \
+         calls); `mutex-futex-*` rows use its futex kind (its own lock word, default) against \
+         the same raw pthread baseline, run again under that name so that the ratio pairs \
+         runs of one moment."
+            .into(),
+        "Semaphore rows (size `-`): two semaphores, ping and pong; a round trip is the parent \
+         posting ping and waiting on pong while the child waits on ping and posts pong, every \
+         wait timed (100 ms slices, checking a closed flag between). The raw baseline is \
+         glibc's unnamed process-shared sem_t in a memory file (sem_post, sem_clockwait). \
+         `sem-pingpong` is ipcraft's in-segment semaphore (a futex word of its own); \
+         `sem-named-pingpong` is ipcraft's named semaphore (glibc's sem_open'ed sem_t)."
             .into(),
         "The project's machine is a 2-vCPU VM whose idle vCPU halts at once, so any blocking \
          wake-up across cores costs about 25 us one way: cross-core rows of blocking \
@@ -460,11 +472,11 @@ mod tests {
         for c in cases::all() {
             let tests = c.tests(&plan);
             assert!(!tests.is_empty(), "{}", c.id());
-            let sync = ["mutex-", "condvar-"]
+            let sync = ["mutex-", "condvar-", "sem-"]
                 .iter()
                 .any(|p| c.mechanism().starts_with(p));
             if sync {
-                // No message moves: the protected u64 only.
+                // No message moves: the protected u64 only, or a semaphore's count.
                 assert!(tests.iter().all(|t| t.size == 0), "{}", c.id());
             } else if c.implementation() != Impl::Limit {
                 assert_eq!(tests[0].kind, Kind::Latency);

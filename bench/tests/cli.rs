@@ -102,12 +102,13 @@ fn quick_sync_rows_pair_raw_with_ipcraft() {
     } else {
         1
     };
-    // Uncontended: one process, `same` only; handoff: every placement; raw and ipcraft each.
-    assert_eq!(lines.len(), 2 * (1 + placements), "{stdout}");
+    // Uncontended: one process, `same` only; handoff: every placement; raw and ipcraft each;
+    // for both kinds of ipcraft mutex (pthread: `mutex-*`, futex: `mutex-futex-*`).
+    assert_eq!(lines.len(), 2 * 2 * (1 + placements), "{stdout}");
     for line in &lines {
         assert_eq!(field(line, "size"), Some("0"), "{line}");
         assert_eq!(field(line, "throughput_mb_s"), Some("null"), "{line}");
-        let uncontended = field(line, "mechanism") == Some("mutex-uncontended");
+        let uncontended = field(line, "mechanism").is_some_and(|m| m.ends_with("-uncontended"));
         assert_eq!(
             field(line, "msgs_per_s") != Some("null"),
             uncontended,

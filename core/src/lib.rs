@@ -50,12 +50,14 @@ pub mod frame;
 pub mod name;
 pub mod setting;
 pub mod sys_error;
+pub mod trust;
 
 pub use deadline::{Deadline, Interest, wait_fd};
 pub use frame::{FrameError, FrameReader, FrameWriter};
 pub use name::{NameError, PosixName};
 pub use setting::{FlagSetting, TimeoutSetting};
 pub use sys_error::{ErrnoContext, SysError};
+pub use trust::{Found, MAX_ALSO, TrustError, TrustedOwners};
 
 /// The README's examples, compiled and run as doctests so that they cannot drift from the API.
 #[cfg(doctest)]

@@ -277,17 +277,14 @@ fn a_named_channel_others_may_write_or_another_user_owns_is_refused() {
     let path = format!("/dev/shm{name}");
     let mut tx = Sender::create(&name, 4096).unwrap();
     let insecure = |r: Result<Receiver, ChannelError>| {
-        matches!(
-            r,
-            Err(ChannelError::Shm(ipcraft_shm::Error::Insecure { .. }))
-        )
+        matches!(r, Err(ChannelError::Shm(ipcraft_shm::Error::Untrusted(_))))
     };
     // Writable by everyone, as a segment pre-created by someone else with mode 0666 is.
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
     assert!(insecure(Receiver::open(&name)));
     assert!(matches!(
         Sender::open(&name),
-        Err(ChannelError::Shm(ipcraft_shm::Error::Insecure { .. }))
+        Err(ChannelError::Shm(ipcraft_shm::Error::Untrusted(_)))
     ));
     std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).unwrap();
     assert!(insecure(Receiver::open(&name)), "group-writable");

@@ -21,6 +21,10 @@ pub enum Error {
         /// The descriptor, still open.
         fd: std::os::fd::OwnedFd,
     },
+    /// An open refused a FIFO whose owner is not trusted (it may have been made first by
+    /// another user, in a directory everyone can write); the error names the owner and says
+    /// what to do.
+    Untrusted(ipcraft_core::TrustError),
     /// The read end of the pipe is closed: nobody will read what is written (`EPIPE`).
     BrokenPipe,
     /// The call did not complete before its timeout or deadline.
@@ -99,6 +103,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Self::Sys(e) => e.kind(),
+            Self::Untrusted(_) => io::ErrorKind::PermissionDenied,
             Self::BrokenPipe => io::ErrorKind::BrokenPipe,
             Self::TimedOut { .. } | Self::NoPeer { .. } => io::ErrorKind::TimedOut,
             Self::WouldBlock { .. } => io::ErrorKind::WouldBlock,
@@ -139,6 +144,7 @@ impl fmt::Display for Error {
                 "descriptor {} is not a pipe or FIFO: only those can be adopted as a pipe end",
                 std::os::fd::AsRawFd::as_raw_fd(fd)
             ),
+            Self::Untrusted(e) => e.fmt(f),
             Self::BrokenPipe => {
                 f.write_str("broken pipe: the read end is closed, so nothing written will be read")
             }
@@ -200,6 +206,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Sys(e) => Some(e),
+            Self::Untrusted(e) => Some(e),
             _ => None,
         }
     }

@@ -3,12 +3,12 @@
 
 use crate::error::{Error, Result};
 use crate::pipe::{PipeReader, PipeWriter, set_nonblocking};
-use ipcraft_core::Deadline;
+use ipcraft_core::{Deadline, TrustedOwners};
 use nix::errno::Errno;
 use nix::fcntl::{OFlag, SpliceFFlags, open, tee};
 use nix::sys::stat::{FileStat, Mode, SFlag, fchmod, fstat, lstat};
 use std::fmt;
-use std::os::fd::{AsFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -64,16 +64,20 @@ pub struct Fifo {
     persist: bool,
 }
 
-/// Options for creating a [`Fifo`]: its mode.
+/// Options for creating a [`Fifo`] (its mode) and for opening one (whose FIFOs to trust).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "options do nothing until a FIFO is created with them"]
 pub struct FifoOptions {
     mode: u32,
+    trusted: TrustedOwners,
 }
 
 impl Default for FifoOptions {
     fn default() -> Self {
-        Self { mode: DEFAULT_MODE }
+        Self {
+            mode: DEFAULT_MODE,
+            trusted: TrustedOwners::new(),
+        }
     }
 }
 
@@ -152,6 +156,41 @@ impl FifoOptions {
         self.create(path)
     }
 
+    /// Whose FIFOs [`open_reader`](Self::open_reader) and [`open_writer`](Self::open_writer)
+    /// join: by default our effective uid and root. A FIFO in a directory others can write
+    /// (`/tmp`) may have been made by someone else to read what we write or to feed us; its
+    /// owner is checked on a descriptor before the open that waits for a peer.
+    pub fn trust(mut self, trusted: TrustedOwners) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// [`Fifo::open_reader`], trusting these owners.
+    ///
+    /// # Errors
+    ///
+    /// As [`Fifo::open_reader`].
+    pub fn open_reader(
+        &self,
+        path: impl AsRef<Path>,
+        timeout: Option<Duration>,
+    ) -> Result<PipeReader> {
+        open_reader(path.as_ref(), timeout, &self.trusted)
+    }
+
+    /// [`Fifo::open_writer`], trusting these owners.
+    ///
+    /// # Errors
+    ///
+    /// As [`Fifo::open_writer`].
+    pub fn open_writer(
+        &self,
+        path: impl AsRef<Path>,
+        timeout: Option<Duration>,
+    ) -> Result<PipeWriter> {
+        open_writer(path.as_ref(), timeout, &self.trusted)
+    }
+
     fn checked_mode(&self) -> Result<Mode> {
         if self.mode & !0o7777 != 0 {
             return Err(Error::InvalidMode { mode: self.mode });
@@ -204,30 +243,7 @@ impl Fifo {
     /// [`Error::NoPeer`]; [`Error::NotAFifo`] when `path` is something else;
     /// [`Error::PathTooLong`] / [`Error::InvalidPath`]; [`Error::Sys`] (`ENOENT`, `EACCES`).
     pub fn open_reader(path: impl AsRef<Path>, timeout: Option<Duration>) -> Result<PipeReader> {
-        let path = path.as_ref();
-        check_path(path)?;
-        let Some(timeout) = timeout else {
-            return Ok(PipeReader::from_fd(open_fifo(path, OFlag::O_RDONLY)?));
-        };
-        let started = Instant::now();
-        let deadline = Deadline::after(timeout);
-        // A non-blocking open for reading succeeds at once; then wait for a writer.
-        let fd = open_fifo(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK)?;
-        let probe = nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK)
-            .map_err(Error::sys("pipe2"))?;
-        let mut pause = Duration::from_millis(1);
-        while !writer_present(&fd, &probe.1)? {
-            if deadline.has_passed() {
-                return Err(Error::NoPeer {
-                    path: path.to_owned(),
-                    missing: "writer",
-                    waited: started.elapsed(),
-                });
-            }
-            pause = nap(pause, deadline);
-        }
-        set_nonblocking(fd.as_fd(), false)?;
-        Ok(PipeReader::from_fd(fd))
+        open_reader(path.as_ref(), timeout, &TrustedOwners::new())
     }
 
     /// Open the FIFO at `path` for writing. Opening a FIFO waits until a reader opens it too:
@@ -239,32 +255,7 @@ impl Fifo {
     ///
     /// As [`open_reader`](Self::open_reader).
     pub fn open_writer(path: impl AsRef<Path>, timeout: Option<Duration>) -> Result<PipeWriter> {
-        let path = path.as_ref();
-        check_path(path)?;
-        let Some(timeout) = timeout else {
-            return Ok(PipeWriter::from_fd(open_fifo(path, OFlag::O_WRONLY)?));
-        };
-        let started = Instant::now();
-        let deadline = Deadline::after(timeout);
-        let mut pause = Duration::from_millis(1);
-        // A non-blocking open for writing fails with ENXIO while there is no reader.
-        let fd = loop {
-            match open_fifo(path, OFlag::O_WRONLY | OFlag::O_NONBLOCK) {
-                Ok(fd) => break fd,
-                Err(Error::Sys(e)) if e.errno() == Errno::ENXIO => {}
-                Err(e) => return Err(e),
-            }
-            if deadline.has_passed() {
-                return Err(Error::NoPeer {
-                    path: path.to_owned(),
-                    missing: "reader",
-                    waited: started.elapsed(),
-                });
-            }
-            pause = nap(pause, deadline);
-        };
-        set_nonblocking(fd.as_fd(), false)?;
-        Ok(PipeWriter::from_fd(fd))
+        open_writer(path.as_ref(), timeout, &TrustedOwners::new())
     }
 }
 
@@ -354,22 +345,109 @@ fn fix_mode(path: &Path, mode: Mode) -> Result<FileStat> {
     result
 }
 
-/// Open `path` with `flags` (plus close-on-exec), retrying on EINTR, and check it is a FIFO.
-fn open_fifo(path: &Path, flags: OFlag) -> Result<OwnedFd> {
-    let fd = loop {
-        match open(path, flags | OFlag::O_CLOEXEC, Mode::empty()) {
-            Ok(fd) => break fd,
-            Err(Errno::EINTR) => {}
-            Err(e) => return Err(Error::sys_on("open", path)(e)),
-        }
+/// [`Fifo::open_reader`] with `trusted` owners.
+fn open_reader(
+    path: &Path,
+    timeout: Option<Duration>,
+    trusted: &TrustedOwners,
+) -> Result<PipeReader> {
+    check_path(path)?;
+    let Some(timeout) = timeout else {
+        return Ok(PipeReader::from_fd(open_fifo(
+            path,
+            OFlag::O_RDONLY,
+            trusted,
+        )?));
     };
-    let st = fstat(&fd).map_err(Error::sys_on("fstat", path))?;
+    let started = Instant::now();
+    let deadline = Deadline::after(timeout);
+    // A non-blocking open for reading succeeds at once; then wait for a writer.
+    let fd = open_fifo(path, OFlag::O_RDONLY | OFlag::O_NONBLOCK, trusted)?;
+    let probe =
+        nix::unistd::pipe2(OFlag::O_CLOEXEC | OFlag::O_NONBLOCK).map_err(Error::sys("pipe2"))?;
+    let mut pause = Duration::from_millis(1);
+    while !writer_present(&fd, &probe.1)? {
+        if deadline.has_passed() {
+            return Err(Error::NoPeer {
+                path: path.to_owned(),
+                missing: "writer",
+                waited: started.elapsed(),
+            });
+        }
+        pause = nap(pause, deadline);
+    }
+    set_nonblocking(fd.as_fd(), false)?;
+    Ok(PipeReader::from_fd(fd))
+}
+
+/// [`Fifo::open_writer`] with `trusted` owners.
+fn open_writer(
+    path: &Path,
+    timeout: Option<Duration>,
+    trusted: &TrustedOwners,
+) -> Result<PipeWriter> {
+    check_path(path)?;
+    let Some(timeout) = timeout else {
+        return Ok(PipeWriter::from_fd(open_fifo(
+            path,
+            OFlag::O_WRONLY,
+            trusted,
+        )?));
+    };
+    let started = Instant::now();
+    let deadline = Deadline::after(timeout);
+    let mut pause = Duration::from_millis(1);
+    // A non-blocking open for writing fails with ENXIO while there is no reader.
+    let fd = loop {
+        match open_fifo(path, OFlag::O_WRONLY | OFlag::O_NONBLOCK, trusted) {
+            Ok(fd) => break fd,
+            Err(Error::Sys(e)) if e.errno() == Errno::ENXIO => {}
+            Err(e) => return Err(e),
+        }
+        if deadline.has_passed() {
+            return Err(Error::NoPeer {
+                path: path.to_owned(),
+                missing: "reader",
+                waited: started.elapsed(),
+            });
+        }
+        pause = nap(pause, deadline);
+    };
+    set_nonblocking(fd.as_fd(), false)?;
+    Ok(PipeWriter::from_fd(fd))
+}
+
+/// Open the FIFO at `path` with `flags` (plus close-on-exec), retrying on EINTR, after
+/// checking on a descriptor that it is a FIFO with a trusted owner.
+///
+/// The check comes before any open that could wait for a peer: `path` is first opened with
+/// `O_PATH` (which never blocks and does not open the FIFO for I/O), that descriptor is
+/// `fstat`ed, and the FIFO is then opened through `/proc/self/fd/N`, which reaches the very
+/// inode checked, whatever happens to `path` meanwhile.
+fn open_fifo(path: &Path, flags: OFlag, trusted: &TrustedOwners) -> Result<OwnedFd> {
+    let anchor = retry_eintr(|| open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()))
+        .map_err(Error::sys_on("open", path))?;
+    let st = fstat(&anchor).map_err(Error::sys_on("fstat", path))?;
     if !is_fifo(&st) {
         return Err(Error::NotAFifo {
             path: path.to_owned(),
         });
     }
-    Ok(fd)
+    trusted
+        .check_stat(&st, "FIFO", &path.display().to_string(), None)
+        .map_err(Error::Untrusted)?;
+    let reopen = format!("/proc/self/fd/{}", anchor.as_raw_fd());
+    retry_eintr(|| open(reopen.as_str(), flags | OFlag::O_CLOEXEC, Mode::empty()))
+        .map_err(Error::sys_on("open", path))
+}
+
+fn retry_eintr<T>(mut f: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
+    loop {
+        match f() {
+            Err(Errno::EINTR) => {}
+            other => return other,
+        }
+    }
 }
 
 /// Whether the FIFO read through `fifo` has a writer (or data a writer left), without

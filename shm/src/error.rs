@@ -97,12 +97,14 @@ pub enum Error {
     },
     /// A write, or a shared reference for atomic updates, on a read-only mapping.
     ReadOnly,
-    /// Strict mode refused a segment another user owns, or that others may write.
-    Insecure {
-        /// The name.
-        name: String,
-        /// What is wrong.
-        reason: &'static str,
+    /// An open refused to join an existing segment: another user owns it, or (for
+    /// `open_or_create`) its mode is wider than the one asked for. The error names the owner
+    /// and mode, and says what to do.
+    Untrusted(ipcraft_core::TrustError),
+    /// A mode with bits outside `0o777`.
+    BadMode {
+        /// The mode asked for.
+        mode: u32,
     },
     /// Only the creator of a named, unsealed segment can grow it.
     CannotGrow {
@@ -125,7 +127,7 @@ impl Error {
             Self::AlreadyExists { .. } => K::AlreadyExists,
             Self::NotFound { .. } => K::NotFound,
             Self::NotReady { .. } => K::TimedOut,
-            Self::ReadOnly | Self::Insecure { .. } => K::PermissionDenied,
+            Self::ReadOnly | Self::Untrusted(_) => K::PermissionDenied,
             Self::TooLarge { .. } | Self::HugePagesUnavailable => K::OutOfMemory,
             Self::NotIpcraft { .. }
             | Self::IncompatibleVersion { .. }
@@ -137,7 +139,8 @@ impl Error {
             | Self::ZeroSize
             | Self::OutOfBounds { .. }
             | Self::Misaligned { .. }
-            | Self::CannotGrow { .. } => K::InvalidInput,
+            | Self::CannotGrow { .. }
+            | Self::BadMode { .. } => K::InvalidInput,
         }
     }
 
@@ -217,9 +220,11 @@ impl fmt::Display for Error {
             Self::ReadOnly => f.write_str(
                 "the segment is mapped read-only: no writes and no references for atomic updates",
             ),
-            Self::Insecure { name, reason } => {
-                write!(f, "strict mode refused segment {name}: {reason}")
-            }
+            Self::Untrusted(e) => e.fmt(f),
+            Self::BadMode { mode } => write!(
+                f,
+                "mode {mode:#o} has bits outside 0o777: give permission bits only"
+            ),
             Self::CannotGrow { reason } => write!(f, "cannot grow this segment: {reason}"),
             Self::HugePagesUnavailable => f.write_str(
                 "huge pages were asked for, but none are reserved \
@@ -234,6 +239,7 @@ impl std::error::Error for Error {
         match self {
             Self::Sys(e) => Some(e),
             Self::Name(e) => Some(e),
+            Self::Untrusted(e) => Some(e),
             _ => None,
         }
     }

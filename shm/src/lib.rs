@@ -70,9 +70,14 @@
 //!
 //! **Truncation.** A named segment cannot be sealed, so any process allowed to write it can
 //! shrink it with `ftruncate`, and touching the lost pages then kills us with SIGBUS. Share
-//! named segments only with processes you trust (strict mode,
-//! [`SegmentOptions::strict`], refuses segments others could write); give untrusted peers a
-//! sealed [`Segment::anonymous`] segment instead.
+//! named segments only with processes you trust; give untrusted peers a sealed
+//! [`Segment::anonymous`] segment instead.
+//!
+//! **Trust on open.** `/dev/shm` is writable by every user, so a name may have been made
+//! first by someone else. Every open of a name checks the owner on the descriptor and joins
+//! only segments of a trusted owner (default: our effective uid and root; see
+//! [`SegmentOptions::trust`]), and `open_or_create` refuses an existing segment whose mode is
+//! wider than it would have created: [`Error::Untrusted`] says who owns it and what to do.
 //!
 //! # Platform support
 //!
@@ -83,6 +88,7 @@ mod convert;
 mod creator;
 mod error;
 mod header;
+mod locks;
 mod owned_name;
 mod segment;
 mod stale;
@@ -90,6 +96,7 @@ mod sys;
 
 pub use error::{Error, Result};
 pub use header::{HEADER_SIZE, HeaderInfo, LAYOUT_VERSION, MAGIC};
+pub use locks::ByteLocks;
 pub use segment::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, Segment, SegmentOptions, unlink};
 pub use stale::{IpcraftState, SegmentInfo, list, remove_stale};
 pub use sys::AtomicData;

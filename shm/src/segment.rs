@@ -5,7 +5,7 @@ use crate::error::{Error, Result};
 use crate::header::{Found, HEADER_SIZE, Header, HeaderInfo};
 use crate::owned_name::OwnedName;
 use crate::sys::{AtomicData, Mapping, Region};
-use ipcraft_core::{Deadline, PosixName};
+use ipcraft_core::{Deadline, PosixName, TrustedOwners};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, SealFlag, fcntl};
 use nix::sys::memfd::{MFdFlags, memfd_create};
@@ -49,7 +49,7 @@ pub struct SegmentOptions {
     mode: u32,
     read_only: bool,
     raw: bool,
-    strict: bool,
+    trusted: TrustedOwners,
     populate: bool,
     lock: bool,
     huge_pages: bool,
@@ -63,7 +63,7 @@ impl Default for SegmentOptions {
             mode: DEFAULT_MODE,
             read_only: false,
             raw: false,
-            strict: false,
+            trusted: TrustedOwners::new(),
             populate: false,
             lock: false,
             huge_pages: false,
@@ -100,10 +100,13 @@ impl SegmentOptions {
         self
     }
 
-    /// Opening only: refuse a segment owned by another user, or that its group or others
-    /// may write (either could truncate it under us: see the crate docs).
-    pub fn strict(mut self, yes: bool) -> Self {
-        self.strict = yes;
+    /// Whose segments an open joins: by default our effective uid and root. Every open of
+    /// a name checks the owner on the descriptor (`fstat`) and refuses others with
+    /// [`Error::Untrusted`]; `open_or_create` also refuses an existing segment whose mode is
+    /// wider than [`mode`](Self::mode). Widen it only for segments shared on purpose
+    /// ([`TrustedOwners::also_uid`]).
+    pub fn trust(mut self, trusted: TrustedOwners) -> Self {
+        self.trusted = trusted;
         self
     }
 
@@ -161,9 +164,16 @@ impl SegmentOptions {
     /// [`Error::IncompatibleVersion`], [`Error::WrongTag`], [`Error::TooSmall`] for a
     /// segment that is not what is expected ([`Error::NotIpcraft`] at once for one smaller
     /// than the 64-byte header); [`Error::NotReady`] after the timeout;
-    /// [`Error::CreatorDied`]; [`Error::Insecure`] in strict mode; [`Error::Sys`].
+    /// [`Error::CreatorDied`]; [`Error::Untrusted`] when its owner is not trusted
+    /// ([`trust`](Self::trust)); [`Error::Sys`].
     #[doc(alias = "shm_open")]
     pub fn open(&self, name: &str) -> Result<Segment> {
+        self.open_checked(name, None)
+    }
+
+    /// [`open`](Self::open), also refusing a mode wider than `requested` (for
+    /// `open_or_create`: it joins only what it could have created).
+    fn open_checked(&self, name: &str, requested: Option<u32>) -> Result<Segment> {
         let posix = PosixName::new(name)?;
         let flags = if self.read_only {
             OFlag::O_RDONLY
@@ -171,9 +181,9 @@ impl SegmentOptions {
             OFlag::O_RDWR
         };
         let fd = open_existing(&posix, flags)?;
-        if self.strict {
-            check_owner(&fd, name)?;
-        }
+        self.trusted
+            .check(&fd, "shared memory segment", name, requested)
+            .map_err(Error::Untrusted)?;
         let deadline = Deadline::after(self.timeout);
         let started = Instant::now();
         let mut pause = Duration::from_millis(1);
@@ -274,7 +284,7 @@ impl SegmentOptions {
                 Err(Error::AlreadyExists { .. }) => {}
                 Err(e) => return Err(e),
             }
-            match self.open(name) {
+            match self.open_checked(name, Some(self.mode)) {
                 Ok(seg) if seg.len() < size => {
                     return Err(Error::TooSmall {
                         actual: seg.len() as u64,
@@ -409,10 +419,7 @@ impl SegmentOptions {
             return Err(Error::ZeroSize);
         }
         if self.mode & !0o777 != 0 {
-            return Err(Error::Insecure {
-                name: name.to_owned(),
-                reason: "mode has bits outside 0o777",
-            });
+            return Err(Error::BadMode { mode: self.mode });
         }
         let total = total_size(size, self.raw)?;
         let available = shm_available()?;
@@ -673,6 +680,7 @@ impl Segment {
     }
 
     /// The data area: after the header, `data_len` bytes.
+    #[inline]
     fn data(&self) -> Region<'_> {
         let all = self.map.region();
         let start = if self.raw { 0 } else { HEADER_SIZE };
@@ -738,6 +746,7 @@ impl Segment {
     /// # Errors
     ///
     /// [`Error::OutOfBounds`].
+    #[inline]
     pub fn read<T: FromBytes>(&self, offset: usize) -> Result<T> {
         self.data().read(offset)
     }
@@ -748,6 +757,7 @@ impl Segment {
     /// # Errors
     ///
     /// [`Error::ReadOnly`]; [`Error::OutOfBounds`].
+    #[inline]
     pub fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<()> {
         self.check_writable()?;
         self.data().write(offset, value)
@@ -775,6 +785,7 @@ impl Segment {
     /// assert!(seg.get::<AtomicU64>(4).is_err()); // misaligned
     /// # Ok::<(), ipcraft_shm::Error>(())
     /// ```
+    #[inline]
     pub fn get<T: AtomicData>(&self, offset: usize) -> Result<&T> {
         self.check_writable()?;
         self.data().get(offset)
@@ -903,6 +914,7 @@ impl Segment {
             .map_err(|e| Error::from_io("msync", &e))
     }
 
+    #[inline]
     fn check_writable(&self) -> Result<()> {
         if self.writable {
             Ok(())
@@ -1015,23 +1027,6 @@ fn file_size(fd: &OwnedFd) -> Result<u64> {
 fn shm_available() -> Result<u64> {
     let st = nix::sys::statvfs::statvfs(SHM_DIR).map_err(Error::sys_on("statvfs", SHM_DIR))?;
     Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
-}
-
-fn check_owner(fd: &OwnedFd, name: &str) -> Result<()> {
-    let st = fstat(fd).map_err(Error::sys_on("fstat", name))?;
-    if st.st_uid != nix::unistd::geteuid().as_raw() {
-        return Err(Error::Insecure {
-            name: name.to_owned(),
-            reason: "another user owns it",
-        });
-    }
-    if st.st_mode & 0o022 != 0 {
-        return Err(Error::Insecure {
-            name: name.to_owned(),
-            reason: "its group or others may write it",
-        });
-    }
-    Ok(())
 }
 
 fn huge_pages_reserved() -> bool {

@@ -88,6 +88,7 @@ impl Mapping {
     }
 
     /// The whole mapping as a region, for as long as `self` is borrowed.
+    #[inline]
     pub(crate) fn region(&self) -> Region<'_> {
         Region {
             base: NonNull::new(self.raw.as_mut_ptr()).unwrap_or(NonNull::dangling()),
@@ -129,6 +130,7 @@ impl<'a> Region<'a> {
     }
 
     /// The part of the region from `offset` on.
+    #[inline]
     pub(crate) fn tail(&self, offset: usize) -> Result<Region<'a>> {
         self.check(offset, 0)?;
         Ok(Region {
@@ -139,12 +141,14 @@ impl<'a> Region<'a> {
     }
 
     /// The first `len` bytes of the region.
+    #[inline]
     pub(crate) fn head(&self, len: usize) -> Result<Region<'a>> {
         self.check(0, len)?;
         Ok(Region { len, ..*self })
     }
 
     /// `offset..offset + len` lies within the region.
+    #[inline]
     fn check(&self, offset: usize, len: usize) -> Result<()> {
         match offset.checked_add(len) {
             Some(end) if end <= self.len => Ok(()),
@@ -157,6 +161,7 @@ impl<'a> Region<'a> {
     }
 
     /// The address `offset` bytes in, for an `offset` already checked to be at most `len`.
+    #[inline]
     fn ptr_at(&self, offset: usize) -> NonNull<u8> {
         // wrapping_add is safe to call; with offset <= len the result stays within (or one
         // past the end of) the mapping, so it is non-null and in bounds.
@@ -165,6 +170,7 @@ impl<'a> Region<'a> {
 
     /// Copy `dst.len()` bytes at `offset` out of the region. Bytes a peer writes at the same
     /// time may be torn; synchronize with atomics or a lock.
+    #[inline]
     pub(crate) fn copy_out(&self, offset: usize, dst: &mut [u8]) -> Result<()> {
         self.check(offset, dst.len())?;
         let src = self.ptr_at(offset);
@@ -183,6 +189,7 @@ impl<'a> Region<'a> {
     }
 
     /// Copy `src` into the region at `offset`. The caller checks the mapping is writable.
+    #[inline]
     pub(crate) fn copy_in(&self, offset: usize, src: &[u8]) -> Result<()> {
         self.check(offset, src.len())?;
         let dst = self.ptr_at(offset);
@@ -199,6 +206,7 @@ impl<'a> Region<'a> {
     }
 
     /// Copy a `T` out of the region at `offset` (any alignment).
+    #[inline]
     pub(crate) fn read<T: FromBytes>(&self, offset: usize) -> Result<T> {
         let size = std::mem::size_of::<T>();
         self.check(offset, size)?;
@@ -217,6 +225,7 @@ impl<'a> Region<'a> {
 
     /// Copy `value` into the region at `offset` (any alignment). The caller checks the
     /// mapping is writable.
+    #[inline]
     pub(crate) fn write<T: IntoBytes + Immutable>(&self, offset: usize, value: &T) -> Result<()> {
         self.copy_in(offset, value.as_bytes())
     }

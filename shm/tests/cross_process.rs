@@ -432,7 +432,7 @@ fn bad_input_gets_typed_errors() {
 
 #[test]
 #[cfg_attr(miri, ignore = "shm_open")]
-fn mode_is_exact_and_strict_mode_refuses_writable_segments() {
+fn mode_is_exact_and_open_or_create_refuses_a_wider_one() {
     use std::os::unix::fs::PermissionsExt;
     let name = Name::new("mode");
     let seg = Segment::create(&name.0, 64).unwrap();
@@ -441,7 +441,7 @@ fn mode_is_exact_and_strict_mode_refuses_writable_segments() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o600);
-    assert!(SegmentOptions::new().strict(true).open(&name.0).is_ok());
+    assert!(SegmentOptions::new().open(&name.0).is_ok());
     drop(seg);
     let seg = SegmentOptions::new()
         .mode(0o666)
@@ -452,9 +452,22 @@ fn mode_is_exact_and_strict_mode_refuses_writable_segments() {
         .permissions()
         .mode();
     assert_eq!(mode & 0o777, 0o666, "not reduced by the umask");
+    // Ours: open joins it; open_or_create asked for 0600 would not have made it so.
+    assert!(SegmentOptions::new().open(&name.0).is_ok());
+    match SegmentOptions::new().open_or_create(&name.0, 64, |_| Ok(())) {
+        Err(Error::Untrusted(e @ ipcraft_core::TrustError::TooOpen { .. })) => {
+            assert!(e.to_string().contains("mode 666"), "{e}");
+        }
+        other => panic!("expected TooOpen, got {other:?}"),
+    }
+    let (_, created) = SegmentOptions::new()
+        .mode(0o666)
+        .open_or_create(&name.0, 64, |_| Ok(()))
+        .unwrap();
+    assert!(!created);
     assert!(matches!(
-        SegmentOptions::new().strict(true).open(&name.0),
-        Err(Error::Insecure { .. })
+        SegmentOptions::new().mode(0o1777).create(&name.0, 64),
+        Err(Error::BadMode { mode: 0o1777 })
     ));
     drop(seg);
 }

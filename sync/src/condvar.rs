@@ -12,9 +12,10 @@
 #![allow(clippy::disallowed_types)] // The words live in shared memory, where loom's atomics cannot.
 
 use crate::error::{Error, Result};
-use crate::mutex::{LockError, MutexGuard, Plain};
+use crate::guard::{LockError, MutexGuard};
+use crate::mutex::Plain;
 use crate::sys::{futex_wait, futex_wake};
-use ipcraft_core::Deadline;
+use ipcraft_core::{Deadline, TrustedOwners};
 use ipcraft_shm::{Segment, SegmentOptions};
 use std::borrow::Borrow;
 use std::fmt;
@@ -59,27 +60,101 @@ pub struct Condvar<S: Borrow<Segment> = Segment> {
     offset: usize,
 }
 
+/// How to create or open a named [`Condvar`]: the mode of its segment, and whose condvars an
+/// open joins.
+///
+/// # Examples
+///
+/// ```
+/// use ipcraft_sync::CondvarOptions;
+///
+/// let name = format!("/ipcraft-doc-cv-{}", std::process::id());
+/// let cv = CondvarOptions::new().mode(0o600).create(&name)?;
+/// let other = CondvarOptions::new().open(&name)?; // another process, as the same user
+/// other.notify_all();
+/// # drop(cv);
+/// # Ok::<(), ipcraft_sync::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until create or open is called"]
+pub struct CondvarOptions {
+    mode: u32,
+    trusted: TrustedOwners,
+}
+
+impl Default for CondvarOptions {
+    fn default() -> Self {
+        Self {
+            mode: ipcraft_shm::DEFAULT_MODE,
+            trusted: TrustedOwners::new(),
+        }
+    }
+}
+
+impl CondvarOptions {
+    /// Mode 0600; trust our own uid and root.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The permission bits of a named condvar's segment, exactly (default 0600).
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whose named condvars [`open`](Self::open) joins (default: our effective uid and
+    /// root).
+    pub fn trust(mut self, trusted: TrustedOwners) -> Self {
+        self.trusted = trusted;
+        self
+    }
+
+    /// [`Condvar::create`] with these options.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condvar::create`].
+    pub fn create(&self, name: &str) -> Result<Condvar> {
+        let seg = SegmentOptions::new()
+            .mode(self.mode)
+            .tag(TAG)
+            .create(name, CONDVAR_FOOTPRINT)?;
+        Condvar::place(seg, 0)
+    }
+
+    /// [`Condvar::open`], trusting these owners.
+    ///
+    /// # Errors
+    ///
+    /// As [`Condvar::open`].
+    pub fn open(&self, name: &str) -> Result<Condvar> {
+        let seg = SegmentOptions::new()
+            .trust(self.trusted)
+            .tag(TAG)
+            .open(name)?;
+        Condvar::place(seg, 0)
+    }
+}
+
 impl Condvar {
-    /// Create a named segment holding a condvar.
+    /// Create a named segment holding a condvar, mode 0600 ([`CondvarOptions`] for others).
     ///
     /// # Errors
     ///
     /// [`Error::Shm`].
     pub fn create(name: &str) -> Result<Self> {
-        let seg = SegmentOptions::new()
-            .tag(TAG)
-            .create(name, CONDVAR_FOOTPRINT)?;
-        Self::place(seg, 0)
+        CondvarOptions::new().create(name)
     }
 
-    /// Open a named condvar another process created.
+    /// Open a named condvar another process created, if its owner is this user or root
+    /// (checked on the descriptor; [`CondvarOptions::trust`] widens it).
     ///
     /// # Errors
     ///
-    /// [`Error::Shm`] (`WrongTag` when the name holds something else).
+    /// [`Error::Untrusted`]; [`Error::Shm`] (`WrongTag` when the name holds something else).
     pub fn open(name: &str) -> Result<Self> {
-        let seg = SegmentOptions::new().tag(TAG).open(name)?;
-        Self::place(seg, 0)
+        CondvarOptions::new().open(name)
     }
 }
 
@@ -159,9 +234,13 @@ impl<S: Borrow<Segment>> Condvar<S> {
 
     /// [`wait`](Self::wait), for at most `timeout`; also returns whether the timeout passed.
     ///
+    /// The whole call, re-locking included, ends by the timeout: when the wait ends and the
+    /// mutex cannot be locked again before the deadline (a peer holds it), the result is
+    /// [`LockError::TimedOut`] and the lock is not held.
+    ///
     /// # Errors
     ///
-    /// As [`wait`](Self::wait).
+    /// [`LockError::TimedOut`] as above; otherwise as [`wait`](Self::wait).
     #[doc(alias = "pthread_cond_clockwait")]
     pub fn wait_timeout<'a, T: Plain>(
         &self,
@@ -172,10 +251,13 @@ impl<S: Borrow<Segment>> Condvar<S> {
     }
 
     /// [`wait`](Self::wait), until `deadline` at the latest; also returns whether it passed.
+    /// Re-locking the mutex keeps to the same deadline, as in
+    /// [`wait_timeout`](Self::wait_timeout).
     ///
     /// # Errors
     ///
-    /// As [`wait`](Self::wait).
+    /// [`LockError::TimedOut`] when the mutex could not be locked again by the deadline;
+    /// otherwise as [`wait`](Self::wait).
     pub fn wait_deadline<'a, T: Plain>(
         &self,
         guard: MutexGuard<'a, T>,
@@ -185,12 +267,12 @@ impl<S: Borrow<Segment>> Condvar<S> {
         // Read under the mutex: a notify after this (by a process that changed the state
         // under the mutex) changes the word, and the futex wait below returns at once.
         let seen = seq.load(Ordering::Acquire);
-        let (relocked, ()) = guard.unlocked(|| {
+        let (relocked, ()) = guard.unlocked(deadline, || {
             if !deadline.has_passed() {
                 futex_wait(seq, seen, deadline.remaining());
             }
-        });
-        Ok((relocked?, deadline.has_passed()))
+        })?;
+        Ok((relocked, deadline.has_passed()))
     }
 
     /// Wait while `condition` holds for the protected value.

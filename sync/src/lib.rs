@@ -1,25 +1,35 @@
 //! # ipcraft-sync
 //!
-//! Robust, process-shared synchronization in shared memory, for Linux.
+//! Robust, process-shared synchronization in shared memory, for Linux, that a hostile or
+//! careless peer cannot crash or wedge.
 //!
-//! [`Mutex<T>`](Mutex): a pthread mutex that is process-shared and **robust**: when a process
-//! dies holding it, the kernel hands it to the next locker with
-//! [`LockError::OwnerDied`], whose [`Recovery`] guard must either
-//! [`make_consistent`](Recovery::make_consistent) after repairing the data, or be dropped,
-//! after which every locker gets [`LockError::NotRecoverable`] instead of a deadlock.
-//! Timeouts use the monotonic clock (`pthread_mutex_clocklock`). Placed standalone
-//! ([`Mutex::create`] / [`Mutex::open`], a named segment of its own, its type and layout
-//! checked through the segment's header) or inside your segment ([`Mutex::in_segment`],
-//! initialized exactly once even when processes race).
+//! [`Mutex<T>`](Mutex): a process-shared, **robust** mutex around plain data `T`: when a
+//! process dies holding it, the next locker gets [`LockError::OwnerDied`], whose
+//! [`Recovery`] guard must either [`make_consistent`](Recovery::make_consistent) after
+//! repairing the data, or be dropped, after which every locker gets
+//! [`LockError::NotRecoverable`] instead of a deadlock. Timeouts use the monotonic clock.
+//! Placed standalone ([`Mutex::create`] / [`Mutex::open`], a named segment of its own, its
+//! type, layout and kind checked through the segment's header) or inside your segment
+//! ([`Mutex::in_segment`], initialized exactly once even when processes race). Two
+//! [kinds](MutexKind):
+//! - [`MutexKind::Futex`] (the default): one plain lock word of our own; each handle holds
+//!   an open-file-description lock on a byte of the segment's file, which the kernel drops
+//!   when its process dies, so owner death is read from the kernel, never from anything a
+//!   peer wrote. Trusts no peer.
+//! - [`MutexKind::Pthread`]: glibc's robust pthread mutex, for priority inheritance and C
+//!   peers. glibc keeps robust-list pointers inside it and writes through them at unlock,
+//!   so it trusts every process that can write it.
 //!
 //! [`Condvar`]: a process-shared condition variable on a futex sequence word of its own,
 //! because glibc's process-shared `pthread_cond_t` is not robust (a waiter killed at the
 //! wrong moment can block every other user: glibc bug 21422). It keeps no per-waiter state,
-//! so the death of any waiter or notifier never blocks the others.
+//! so the death of any waiter or notifier never blocks the others. Timed waits keep their
+//! deadline, re-locking included.
 //!
-//! [`Semaphore`]: named (`sem_open`, interoperable with any program using the name, unlinked
-//! by its creator on drop) or unnamed in a segment (`sem_init`), with `try_wait` and
-//! monotonic-clock timeouts (`sem_clockwait`).
+//! [`Semaphore`]: in your segment (a futex word of our own: trusts no peer) or named
+//! (glibc's `sem_open`, interoperable with any program using the name, e.g. Python's
+//! `posix_ipc`; it trusts every process that can open the name), with `try_wait` and
+//! monotonic-clock timeouts.
 //!
 //! # Example
 //!
@@ -50,25 +60,50 @@
 //! # Safety model
 //!
 //! The protected value is read and written by copy under the lock ([`MutexGuard::get`],
-//! [`MutexGuard::set`]); no reference into shared memory is handed out. The guard borrows the
-//! mutex, which owns or borrows the mapping, so the memory cannot be unmapped while the lock
-//! is held. `unsafe` is confined to `src/sys.rs`, thin calls into glibc on the mutex bytes.
-//! Trust: glibc keeps robust-list pointers inside the mutex, so share a mutex only with
-//! processes you trust not to scribble over it.
+//! [`MutexGuard::set`]); no reference into shared memory is handed out, except to atomic
+//! words. Guards are not `Send` (as std's): a lock is released by the thread that took it.
+//! The guard borrows the mutex, which owns or borrows the mapping, so the memory cannot be
+//! unmapped while the lock is held.
+//!
+//! `unsafe` lives in `src/sys/` (the futex calls, glibc's pthread mutex and named
+//! semaphores, each behind a safe type) and in two blocks of `src/mutex.rs` that make the
+//! handles on a placement's lock after checking bounds and alignment against its segment;
+//! `cargo xtask unsafe-report` lists them. The exactly-once placement protocol
+//! (`src/once.rs`) is checked by loom (`cargo xtask loom`).
+//!
+//! # Against a hostile peer
+//!
+//! Every byte of a segment may be written by a peer. What that can do, per object:
+//!
+//! | object | what a peer writing its bytes can do |
+//! |---|---|
+//! | futex [`Mutex`], [`Condvar`], in-segment [`Semaphore`] | make results wrong (two holders, `OwnerDied`, `NotRecoverable`, spurious wake-ups, wrong counts, `ValueTooLarge`); never crash this process, make it follow a pointer, panic, or return later than a deadline |
+//! | pthread [`Mutex`] | make glibc write through pointers it chose (a crash) |
+//! | named [`Semaphore`] | make `sem_post` abort this process (glibc builds its futex call from the `sem_t`'s `private` word) |
+//!
+//! `tests/hostile.rs` checks the first row across real processes, and that the second
+//! really can crash.
 //!
 //! # Platform support
 //!
-//! Linux with glibc 2.30 or later (`pthread_mutex_clocklock`).
+//! Linux with glibc 2.30 or later (`pthread_mutex_clocklock`, `sem_clockwait`).
+
+/// The README's examples, compiled and run as doctests so that they cannot drift.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+struct ReadmeDoctests;
 
 mod condvar;
 mod error;
+mod futex_lock;
+mod guard;
 mod loom;
 mod mutex;
 mod once;
 mod semaphore;
 mod sys;
 
-pub use condvar::{CONDVAR_FOOTPRINT, Condvar};
+pub use condvar::{CONDVAR_FOOTPRINT, Condvar, CondvarOptions};
 
 /// Shared futex wait and wake on a 32-bit atomic that may live in memory other processes
 /// map (`futex(2)` without `FUTEX_PRIVATE_FLAG`): the building block under [`Condvar`],
@@ -77,7 +112,10 @@ pub mod futex {
     pub use crate::sys::{futex_wait as wait, futex_wake as wake};
 }
 pub use error::{Error, Result};
-pub use mutex::{
-    DEFAULT_INIT_TIMEOUT, LockError, Mutex, MutexGuard, MutexOptions, Plain, Recovery, footprint,
+pub use futex_lock::MAX_HANDLES;
+pub use guard::{LockError, MutexGuard, Recovery};
+pub use mutex::{DEFAULT_INIT_TIMEOUT, Mutex, MutexKind, MutexOptions, Plain, footprint};
+pub use semaphore::{
+    DEFAULT_SEM_MODE, SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, SemaphoreOptions,
+    unlink_semaphore,
 };
-pub use semaphore::{SEM_VALUE_MAX, SEMAPHORE_FOOTPRINT, Semaphore, unlink_semaphore};

@@ -1,15 +1,19 @@
-//! [`Mutex`]: a robust, process-shared mutex and the plain data it protects, in shared memory.
+//! [`Mutex`]: a robust, process-shared mutex and the plain data it protects, in shared memory,
+//! of one of two [kinds](MutexKind).
 //!
-//! One `unsafe` block here: making the [`RawMutex`] handle in `Mutex::locate`, after checking
-//! bounds and alignment against the `Segment`; its note says why the mapping outlives it.
+//! Two `unsafe` blocks here: making the pthread kind's [`RawMutex`] handle in `raw_mutex`,
+//! and the futex kind's [`MappedWord`] in `assemble`, each after checking bounds and
+//! alignment against the `Segment`; their notes say why the mapping outlives them.
 
 #![allow(unsafe_code)]
 #![allow(clippy::disallowed_types)] // The state word lives in shared memory, where loom's atomics cannot.
 
 use crate::error::{Error, Result};
+use crate::futex_lock::{FutexLock, NotTaken};
+use crate::guard::{Fail, LockError, MutexGuard};
 use crate::once::{OnceError, Outcome, init_once, wait_ready};
-use crate::sys::{Acquired, MUTEX_ALIGN, MUTEX_SIZE, RawMutex};
-use ipcraft_core::{Deadline, SysError};
+use crate::sys::{Acquired, MUTEX_ALIGN, MUTEX_SIZE, MappedWord, RawMutex};
+use ipcraft_core::{Deadline, SysError, TrustedOwners};
 use ipcraft_shm::{Segment, SegmentOptions};
 use nix::errno::Errno;
 use std::borrow::Borrow;
@@ -26,12 +30,55 @@ use zerocopy::{FromBytes, Immutable, IntoBytes};
 pub trait Plain: FromBytes + IntoBytes + Immutable + Copy {}
 impl<T: FromBytes + IntoBytes + Immutable + Copy> Plain for T {}
 
-/// Offsets inside a placement: state word, layout word, the pthread mutex, then the data.
+/// Offsets inside a placement: state word, layout word, the lock (a `pthread_mutex_t`, or the
+/// futex kind's lock word), then the data.
 const LAYOUT_OFFSET: usize = 4;
 const MUTEX_OFFSET: usize = 8;
 const PLACEMENT_ALIGN: usize = 64;
 /// How long an in-place open waits for another process's initialization, by default.
 pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Which lock a [`Mutex`] is built on. Both report a dead owner as
+/// [`LockError::OwnerDied`] and have the same API; they differ in what they trust.
+///
+/// | | [`Futex`](Self::Futex) (default) | [`Pthread`](Self::Pthread) |
+/// |---|---|---|
+/// | shared state | one plain 32-bit word | glibc's `pthread_mutex_t` |
+/// | owner death | the kernel drops the owner's file lock; waiters see it within 100 ms | the kernel's robust list; at once |
+/// | a peer scribbling over it | wrong results (`OwnerDied`, `NotRecoverable`, or two holders) but never a crash, a hang or a late return | can make glibc write through the peer's pointers (a crash) |
+/// | priority inheritance | no | yes ([`MutexOptions::priority_inheritance`]) |
+/// | C interop | no | a C program can lock the `pthread_mutex_t` |
+/// | handles per mutex | [`MAX_HANDLES`](crate::MAX_HANDLES) in all processes | unlimited |
+///
+/// Use the futex kind unless you need priority inheritance or a C peer, and share a
+/// pthread-kind mutex only with processes you trust not to write into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum MutexKind {
+    /// A lock word of our own and a file lock per handle: trusts no peer.
+    #[default]
+    Futex,
+    /// glibc's robust, process-shared pthread mutex: trusts every peer that can write it.
+    Pthread,
+}
+
+impl MutexKind {
+    /// The version nibble of the layout word.
+    const fn version(self) -> u32 {
+        match self {
+            Self::Pthread => 1,
+            Self::Futex => 2,
+        }
+    }
+
+    fn from_layout(word: u32) -> Option<Self> {
+        match word >> 28 {
+            1 => Some(Self::Pthread),
+            2 => Some(Self::Futex),
+            _ => None,
+        }
+    }
+}
 
 /// Sleep a little (doubling up to 10 ms) unless `deadline` has passed; `false` to give up.
 fn backoff(pause: &mut Duration, deadline: Deadline) -> bool {
@@ -44,28 +91,92 @@ fn backoff(pause: &mut Duration, deadline: Deadline) -> bool {
 }
 
 /// Where the data of a `Mutex<T>` starts in its placement.
-const fn data_offset<T>() -> usize {
+pub(crate) const fn data_offset<T>() -> usize {
     let after = MUTEX_OFFSET + MUTEX_SIZE;
     let align = std::mem::align_of::<T>();
     after.div_ceil(align) * align
 }
 
-/// Bytes a `Mutex<T>` takes in a segment (place it at a multiple of 64).
+/// Bytes a `Mutex<T>` takes in a segment (place it at a multiple of 64), of either kind.
 pub const fn footprint<T>() -> usize {
     data_offset::<T>() + std::mem::size_of::<T>()
 }
 
-/// A word naming the type's layout (size, alignment, version), checked when opening.
-const fn layout_word<T>() -> u32 {
+/// A word naming the type's layout (size, alignment) and the kind, checked when opening.
+const fn layout_word<T>(kind: MutexKind) -> u32 {
     let size = std::mem::size_of::<T>() as u32;
     let align = std::mem::align_of::<T>().trailing_zeros();
-    // version 1 in the top bits, alignment as a power of two, size in the low 24 bits.
-    (1 << 28) | (align << 24) | (size & 0x00ff_ffff)
+    // The kind in the top bits, alignment as a power of two, size in the low 24 bits.
+    (kind.version() << 28) | (align << 24) | (size & 0x00ff_ffff)
 }
 
-const fn segment_tag<T>() -> u64 {
-    // "ipcraft-sync mutex" marker in the high half, the layout word in the low half.
-    (0x1bc5_3a7e_u64 << 32) | layout_word::<T>() as u64
+/// The layout word without its kind.
+const TYPE_BITS: u32 = 0x0fff_ffff;
+/// "ipcraft-sync mutex" marker in the high half of a named mutex's segment tag.
+const TAG_MARKER: u64 = 0x1bc5_3a7e_u64 << 32;
+
+const fn segment_tag<T>(kind: MutexKind) -> u64 {
+    TAG_MARKER | layout_word::<T>(kind) as u64
+}
+
+/// The lock under a [`Mutex`], of its kind.
+#[derive(Debug)]
+pub(crate) enum Lock {
+    Pthread(RawMutex),
+    Futex(FutexLock),
+}
+
+impl Lock {
+    /// Lock until `deadline` (passed: one try).
+    #[inline]
+    pub(crate) fn lock(&self, deadline: Deadline) -> std::result::Result<Acquired, Fail> {
+        match self {
+            Self::Futex(f) => f.lock(deadline).map_err(|e| match e {
+                NotTaken::NotRecoverable => Fail::NotRecoverable,
+                NotTaken::Held => Fail::TimedOut,
+            }),
+            Self::Pthread(raw) => {
+                let (op, result) = match deadline.instant() {
+                    None => ("pthread_mutex_lock", raw.lock()),
+                    Some(at) => ("pthread_mutex_clocklock", raw.lock_until(at)),
+                };
+                result.map_err(|e| match e {
+                    Errno::ETIMEDOUT => Fail::TimedOut,
+                    Errno::ENOTRECOVERABLE => Fail::NotRecoverable,
+                    e => Fail::Sys(SysError::new(op, e)),
+                })
+            }
+        }
+    }
+
+    /// Unlock; `repaired` is false for a recovery given up.
+    #[inline]
+    pub(crate) fn unlock(&self, repaired: bool) -> std::result::Result<(), SysError> {
+        match self {
+            Self::Futex(f) => f.unlock(repaired).map_err(|_| not_owner("unlock")),
+            // A robust pthread mutex unlocked with its state inconsistent becomes not
+            // recoverable by itself.
+            Self::Pthread(raw) => raw
+                .unlock()
+                .map_err(|e| SysError::new("pthread_mutex_unlock", e)),
+        }
+    }
+
+    pub(crate) fn make_consistent(&self) -> std::result::Result<(), SysError> {
+        match self {
+            Self::Futex(f) => f
+                .make_consistent()
+                .map_err(|_| not_owner("make_consistent")),
+            Self::Pthread(raw) => raw
+                .make_consistent()
+                .map_err(|e| SysError::new("pthread_mutex_consistent", e)),
+        }
+    }
+}
+
+/// The error for an unlock or repair that found the lock not naming this holder.
+fn not_owner(op: &'static str) -> SysError {
+    SysError::new(op, Errno::EPERM)
 }
 
 /// A robust process-shared mutex and the plain data `T` it protects, in shared memory.
@@ -81,9 +192,13 @@ const fn segment_tag<T>() -> u64 {
 /// by its owner stays locked forever).
 ///
 /// When a process dies holding the lock, the next locker gets
-/// [`LockError::OwnerDied`] with a [`Recovery`] guard: repair the data, then
-/// [`Recovery::make_consistent`]; dropping the recovery instead leaves the mutex
-/// permanently [`LockError::NotRecoverable`] for everyone, rather than deadlocked.
+/// [`LockError::OwnerDied`] with a [`Recovery`](crate::Recovery) guard: repair the data, then
+/// [`Recovery::make_consistent`](crate::Recovery::make_consistent); dropping the recovery
+/// instead leaves the mutex permanently [`LockError::NotRecoverable`] for everyone, rather
+/// than deadlocked.
+///
+/// Two [kinds](MutexKind): the futex kind (default) trusts no peer; the pthread kind offers
+/// priority inheritance and C interop, and trusts every process that can write it.
 ///
 /// # Examples
 ///
@@ -104,55 +219,89 @@ where
 {
     seg: S,
     offset: usize,
-    raw: RawMutex,
+    lock: Lock,
     _data: PhantomData<fn() -> T>,
 }
 
-/// Options for creating or placing a [`Mutex`]: priority inheritance, and how long to wait
-/// for another process's initialization.
+/// Options for creating or placing a [`Mutex`]: its kind, priority inheritance, and how long
+/// to wait for another process's initialization.
 ///
 /// # Examples
 ///
 /// ```
 /// use ipcraft_shm::Segment;
-/// use ipcraft_sync::MutexOptions;
+/// use ipcraft_sync::{MutexKind, MutexOptions};
 ///
 /// let seg = Segment::anonymous(4096)?;
 /// let m = MutexOptions::new().priority_inheritance(true).in_segment(&seg, 0, 0u32)?;
+/// assert_eq!(m.kind(), MutexKind::Pthread);
 /// m.lock().unwrap().set(&1);
 /// # Ok::<(), ipcraft_sync::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until create, open or in_segment is called"]
 pub struct MutexOptions {
+    kind: MutexKind,
     priority_inheritance: bool,
     init_timeout: Duration,
+    mode: u32,
+    trusted: TrustedOwners,
 }
 
 impl Default for MutexOptions {
     fn default() -> Self {
         Self {
+            kind: MutexKind::Futex,
             priority_inheritance: false,
             init_timeout: DEFAULT_INIT_TIMEOUT,
+            mode: ipcraft_shm::DEFAULT_MODE,
+            trusted: TrustedOwners::new(),
         }
     }
 }
 
 impl MutexOptions {
-    /// No priority inheritance; a [`DEFAULT_INIT_TIMEOUT`] wait for initialization.
+    /// The futex kind, no priority inheritance, a [`DEFAULT_INIT_TIMEOUT`] wait for
+    /// initialization.
     pub fn new() -> Self {
         Self::default()
     }
 
+    /// The kind of lock a new mutex is built on ([`MutexKind::Futex`] by default). Opening
+    /// or attaching to an existing mutex takes the kind its creator chose.
+    pub fn kind(mut self, kind: MutexKind) -> Self {
+        self.kind = kind;
+        self
+    }
+
     /// Priority inheritance (`PTHREAD_PRIO_INHERIT`): a low-priority owner is boosted while a
     /// higher-priority process waits, bounding priority inversion for real-time users.
+    /// Only the pthread kind has it, so `true` also selects [`MutexKind::Pthread`].
     pub fn priority_inheritance(mut self, yes: bool) -> Self {
         self.priority_inheritance = yes;
+        if yes {
+            self.kind = MutexKind::Pthread;
+        }
         self
     }
 
     /// How long placing or opening waits for another process still initializing it.
     pub fn init_timeout(mut self, timeout: Duration) -> Self {
         self.init_timeout = timeout;
+        self
+    }
+
+    /// The permission bits of a named mutex's segment, exactly (default 0600: only this
+    /// user). A group or world mode shares it with other users, who must then trust this
+    /// user ([`trust`](Self::trust)) to open it.
+    pub fn mode(mut self, mode: u32) -> Self {
+        self.mode = mode;
+        self
+    }
+
+    /// Whose named mutexes [`open`](Self::open) joins (default: our effective uid and root).
+    pub fn trust(mut self, trusted: TrustedOwners) -> Self {
+        self.trusted = trusted;
         self
     }
 
@@ -163,9 +312,46 @@ impl MutexOptions {
     /// As [`Mutex::create`].
     pub fn create<T: Plain>(&self, name: &str, value: T) -> Result<Mutex<T>> {
         let seg = SegmentOptions::new()
-            .tag(segment_tag::<T>())
+            .mode(self.mode)
+            .tag(segment_tag::<T>(self.kind))
             .create(name, footprint::<T>())?;
-        Mutex::place(seg, 0, value, self.priority_inheritance, Deadline::never())
+        Mutex::place(seg, 0, value, self, Deadline::never())
+    }
+
+    /// [`Mutex::open`], trusting these owners.
+    ///
+    /// # Errors
+    ///
+    /// As [`Mutex::open`].
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft_core::TrustedOwners;
+    /// use ipcraft_sync::{Mutex, MutexOptions};
+    ///
+    /// let name = format!("/ipcraft-doc-mutex-shared-{}", std::process::id());
+    /// // One user shares it with its group...
+    /// let m = MutexOptions::new().mode(0o660).create(&name, 0u64)?;
+    /// // ...and a user of that group opens it, trusting the creator's uid.
+    /// let creator = nix::unistd::geteuid().as_raw();
+    /// let peer = MutexOptions::new()
+    ///     .trust(TrustedOwners::new().also_uid(creator))
+    ///     .open::<u64>(&name)?;
+    /// peer.lock().unwrap().set(&7);
+    /// assert_eq!(m.lock().unwrap().get(), 7);
+    /// # Ok::<(), ipcraft_sync::Error>(())
+    /// ```
+    pub fn open<T: Plain>(&self, name: &str) -> Result<Mutex<T>> {
+        let seg = SegmentOptions::new().trust(self.trusted).open(name)?;
+        let found = seg.header().map_or(0, |h| h.tag);
+        let expected = segment_tag::<T>(MutexKind::Futex);
+        let kind = MutexKind::from_layout(found as u32);
+        let same_type = (found as u32 & TYPE_BITS) == (expected as u32 & TYPE_BITS);
+        if found & !u64::from(u32::MAX) != TAG_MARKER || kind.is_none() || !same_type {
+            return Err(Error::Shm(ipcraft_shm::Error::WrongTag { found, expected }));
+        }
+        Mutex::attach(seg, 0, Deadline::after(self.init_timeout))
     }
 
     /// [`Mutex::in_segment`] with these options.
@@ -180,205 +366,229 @@ impl MutexOptions {
         value: T,
     ) -> Result<Mutex<T, &'a Segment>> {
         let deadline = Deadline::after(self.init_timeout);
-        Mutex::place(seg, offset, value, self.priority_inheritance, deadline)
+        Mutex::place(seg, offset, value, self, deadline)
     }
 }
 
 impl<T: Plain> Mutex<T> {
-    /// Create a named segment holding a new mutex protecting `value` (mode 0600).
+    /// Create a named segment holding a new mutex of the default kind protecting `value`
+    /// (mode 0600).
     ///
     /// # Errors
     ///
-    /// [`Error::Shm`] (bad name, already exists, ...); [`Error::Sys`] from `pthread_mutex_init`.
+    /// [`Error::Shm`] (bad name, already exists, ...); [`Error::Sys`] from
+    /// `pthread_mutex_init` or from claiming a slot (`open`, `fcntl`).
     pub fn create(name: &str, value: T) -> Result<Self> {
         MutexOptions::new().create(name, value)
     }
 
-    /// Open the named mutex another process created.
+    /// Open the named mutex another process created, of whichever kind it is, if its owner
+    /// is this user or root (checked on the descriptor; [`MutexOptions::trust`] widens it).
     ///
     /// # Errors
     ///
-    /// [`Error::Shm`] with `WrongTag` when the segment holds another type or layout, or
-    /// `NotFound`, `NotIpcraft`, ...
+    /// [`Error::Untrusted`] when another user owns it; [`Error::Shm`] with `WrongTag` when
+    /// the segment holds another type or layout, or `NotFound`, `NotIpcraft`, ...;
+    /// [`Error::TooManyHandles`].
     pub fn open(name: &str) -> Result<Self> {
-        let seg = SegmentOptions::new().tag(segment_tag::<T>()).open(name)?;
-        Self::attach(seg, 0, Deadline::after(DEFAULT_INIT_TIMEOUT))
+        MutexOptions::new().open(name)
     }
 }
 
 impl<'a, T: Plain> Mutex<T, &'a Segment> {
-    /// Place a mutex protecting `value` at `offset` in `seg` (a multiple of 64, with
-    /// [`footprint::<T>()`](footprint) bytes), or attach to the one already there:
-    /// initialized exactly once even when processes race, others waiting up to
-    /// [`DEFAULT_INIT_TIMEOUT`].
+    /// Place a mutex (of the default kind) protecting `value` at `offset` in `seg` (a
+    /// multiple of 64, with [`footprint::<T>()`](footprint) bytes), or attach to the one
+    /// already there, of whichever kind: initialized exactly once even when processes race,
+    /// others waiting up to [`DEFAULT_INIT_TIMEOUT`].
     ///
     /// # Errors
     ///
     /// [`Error::Misaligned`]; [`Error::Shm`] (`OutOfBounds`, `ReadOnly`);
-    /// [`Error::WrongLayout`] when another type is there; [`Error::NotReady`].
+    /// [`Error::WrongLayout`] when another type is there; [`Error::NotReady`];
+    /// [`Error::TooManyHandles`].
     pub fn in_segment(seg: &'a Segment, offset: usize, value: T) -> Result<Self> {
         MutexOptions::new().in_segment(seg, offset, value)
     }
 }
 
+/// Check that a placement of `T` at `offset` fits in `seg`, is aligned and writable.
+fn check_placement<T>(seg: &Segment, offset: usize) -> Result<()> {
+    if !offset.is_multiple_of(PLACEMENT_ALIGN) {
+        return Err(Error::Misaligned { offset });
+    }
+    let end = offset.checked_add(footprint::<T>());
+    if end.is_none_or(|end| end > seg.len()) {
+        return Err(Error::Shm(ipcraft_shm::Error::OutOfBounds {
+            offset,
+            len: footprint::<T>(),
+            size: seg.len(),
+        }));
+    }
+    // Writable (get refuses read-only mappings); the words are in bounds and aligned.
+    seg.get::<AtomicU32>(offset)?;
+    seg.get::<AtomicU32>(offset + MUTEX_OFFSET)?;
+    let at = seg.as_ptr().wrapping_add(offset + MUTEX_OFFSET);
+    if !(at as usize).is_multiple_of(MUTEX_ALIGN) {
+        return Err(Error::Misaligned { offset });
+    }
+    Ok(())
+}
+
+/// The pthread kind's handle on the `pthread_mutex_t` of the placement at `offset`, which
+/// [`check_placement`] accepted.
+fn raw_mutex<T>(seg: &Segment, offset: usize) -> Result<RawMutex> {
+    check_placement::<T>(seg, offset)?;
+    let at = seg.as_ptr().wrapping_add(offset + MUTEX_OFFSET);
+    let ptr = NonNull::new(at).ok_or(Error::Misaligned { offset })?;
+    // SAFETY:
+    // - `ptr` points MUTEX_OFFSET bytes into a placement of footprint::<T>() bytes that lies
+    //   inside `seg`'s data area, aligned for pthread_mutex_t (check_placement, just above),
+    //   so MUTEX_SIZE bytes are in bounds.
+    // - The mapping stays mapped while the RawMutex is used: it is used either within this
+    //   borrow of `seg` (initialization in `place`), or kept in a `Mutex` next to the `S`
+    //   that owns or borrows this very Segment, and ipcraft-shm never unmaps a Segment it can
+    //   still be reached through (`grow` needs `&mut Segment`, impossible while that
+    //   ownership or borrow lasts).
+    // - Those bytes are touched only through RawMutex: ipcraft-sync never copies over the
+    //   lock area (data starts at data_offset::<T>() >= MUTEX_OFFSET + MUTEX_SIZE), and a
+    //   pthread placement is never used as a futex one (its layout word says its kind).
+    Ok(unsafe { RawMutex::new(ptr.cast()) })
+}
+
 impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
     /// Initialize at `offset` if nobody has, else attach (the protocol is in `once.rs`,
     /// checked by loom).
-    fn place(seg: S, offset: usize, value: T, pi: bool, deadline: Deadline) -> Result<Self> {
-        let m = Self::locate(seg, offset)?;
+    fn place(
+        seg: S,
+        offset: usize,
+        value: T,
+        options: &MutexOptions,
+        deadline: Deadline,
+    ) -> Result<Self> {
         let result = {
-            let s = m.seg.borrow();
+            let s = seg.borrow();
+            check_placement::<T>(s, offset)?;
             let state: &AtomicU32 = s.get(offset)?;
             let layout: &AtomicU32 = s.get(offset + LAYOUT_OFFSET)?;
             let mut pause = Duration::from_micros(100);
             init_once(
                 state,
                 || {
-                    m.raw
-                        .init(pi)
-                        .map_err(|e| Error::Sys(SysError::new("pthread_mutex_init", e)))?;
+                    match options.kind {
+                        MutexKind::Pthread => raw_mutex::<T>(s, offset)?
+                            .init(options.priority_inheritance)
+                            .map_err(|e| Error::Sys(SysError::new("pthread_mutex_init", e)))?,
+                        MutexKind::Futex => s
+                            .get::<AtomicU32>(offset + MUTEX_OFFSET)?
+                            .store(0, Ordering::Relaxed),
+                    }
                     s.write(offset + data_offset::<T>(), &value)?;
-                    layout.store(layout_word::<T>(), Ordering::Relaxed);
+                    layout.store(layout_word::<T>(options.kind), Ordering::Relaxed);
                     Ok(())
                 },
                 || backoff(&mut pause, deadline),
             )
         };
         match result {
-            Ok(Outcome::Initialized) => Ok(m),
-            Ok(Outcome::Attached) => m.check_layout(),
-            Err(e) => Err(Self::once_error(e)),
+            Ok(Outcome::Initialized | Outcome::Attached) => Self::assemble(seg, offset),
+            Err(OnceError::Init(e)) => Err(e),
+            Err(OnceError::NotReady) => Err(Error::NotReady),
+            Err(OnceError::Foreign(found)) => Err(Self::wrong_layout(found)),
         }
     }
 
     /// Attach to a mutex another process placed (waiting for its initialization).
     fn attach(seg: S, offset: usize, deadline: Deadline) -> Result<Self> {
-        let m = Self::locate(seg, offset)?;
+        check_placement::<T>(seg.borrow(), offset)?;
         let mut pause = Duration::from_micros(100);
-        let ready = wait_ready(m.seg.borrow().get::<AtomicU32>(offset)?, || {
+        let ready = wait_ready(seg.borrow().get::<AtomicU32>(offset)?, || {
             backoff(&mut pause, deadline)
         });
         match ready {
-            Ok(()) => m.check_layout(),
-            Err(OnceError::Foreign(found)) => Err(Error::WrongLayout {
-                found,
-                expected: layout_word::<T>(),
-            }),
+            Ok(()) => Self::assemble(seg, offset),
+            Err(OnceError::Foreign(found)) => Err(Self::wrong_layout(found)),
             Err(_) => Err(Error::NotReady),
         }
     }
 
-    fn once_error(e: OnceError<Error>) -> Error {
-        match e {
-            OnceError::Init(e) => e,
-            OnceError::NotReady => Error::NotReady,
-            OnceError::Foreign(found) => Error::WrongLayout {
-                found,
-                expected: layout_word::<T>(),
-            },
+    fn wrong_layout(found: u32) -> Error {
+        Error::WrongLayout {
+            found,
+            expected: layout_word::<T>(MutexKind::Futex),
         }
     }
 
-    fn check_layout(self) -> Result<Self> {
-        let found = self
-            .seg
-            .borrow()
-            .get::<AtomicU32>(self.offset + LAYOUT_OFFSET)?
+    /// Read the kind from a ready placement's layout word (checking the type) and make
+    /// this handle's lock: the pthread handle, or a claimed futex slot.
+    fn assemble(seg: S, offset: usize) -> Result<Self> {
+        let s = seg.borrow();
+        // Ready was seen with acquire: the initializer's layout word is visible.
+        let found = s
+            .get::<AtomicU32>(offset + LAYOUT_OFFSET)?
             .load(Ordering::Relaxed);
-        if found != layout_word::<T>() {
-            return Err(Error::WrongLayout {
-                found,
-                expected: layout_word::<T>(),
-            });
-        }
-        Ok(self)
-    }
-
-    /// Check that the placement fits and is aligned; make the raw mutex handle.
-    fn locate(seg: S, offset: usize) -> Result<Self> {
-        if !offset.is_multiple_of(PLACEMENT_ALIGN) {
-            return Err(Error::Misaligned { offset });
-        }
-        let end = offset.checked_add(footprint::<T>());
-        if end.is_none_or(|end| end > seg.borrow().len()) {
-            return Err(Error::Shm(ipcraft_shm::Error::OutOfBounds {
-                offset,
-                len: footprint::<T>(),
-                size: seg.borrow().len(),
-            }));
-        }
-        // Writable (get refuses read-only mappings); the state word is in bounds.
-        seg.borrow().get::<AtomicU32>(offset)?;
-        let at = seg.borrow().as_ptr().wrapping_add(offset + MUTEX_OFFSET);
-        let ptr = NonNull::new(at).ok_or(Error::Misaligned { offset })?;
-        if !(ptr.as_ptr() as usize).is_multiple_of(MUTEX_ALIGN) {
-            return Err(Error::Misaligned { offset });
-        }
-        // SAFETY:
-        // - `ptr` points MUTEX_OFFSET bytes into a placement of footprint::<T>() bytes that
-        //   lies inside `seg`'s data area (checked above), so MUTEX_SIZE bytes are in bounds;
-        //   it is aligned for pthread_mutex_t (checked above).
-        // - The mapping stays mapped while the RawMutex is used: the RawMutex lives in the
-        //   returned Mutex next to `seg`, which owns or borrows the Segment owning the mapping,
-        //   and ipcraft-shm never unmaps a Segment it can still be reached through (`grow`
-        //   needs `&mut Segment`, impossible while this borrow or ownership lasts).
-        // - Those bytes are touched only through RawMutex: ipcraft-sync never copies over
-        //   the mutex area (data starts at data_offset::<T>() >= MUTEX_OFFSET + MUTEX_SIZE).
-        let raw = unsafe { RawMutex::new(ptr.cast()) };
+        let kind = MutexKind::from_layout(found)
+            .filter(|&kind| found == layout_word::<T>(kind))
+            .ok_or_else(|| Self::wrong_layout(found))?;
+        let lock = match kind {
+            MutexKind::Pthread => Lock::Pthread(raw_mutex::<T>(s, offset)?),
+            MutexKind::Futex => {
+                let word: &AtomicU32 = s.get(offset + MUTEX_OFFSET)?;
+                // SAFETY:
+                // - `word` is a bounds-checked, aligned word of `s`'s mapping. The
+                //   MappedWord lives in the returned Mutex next to the `S` that owns or
+                //   borrows this very Segment, which ipcraft-shm never unmaps while it can
+                //   be reached (`grow` needs `&mut Segment`).
+                // - No `&mut` to segment bytes is ever formed (ipcraft-shm hands out atomics
+                //   by shared reference only).
+                let word = unsafe { MappedWord::new(word) };
+                Lock::Futex(FutexLock::attach(s, offset, word)?)
+            }
+        };
         Ok(Self {
             seg,
             offset,
-            raw,
+            lock,
             _data: PhantomData,
         })
     }
 
-    fn data_at(&self) -> usize {
-        self.offset + data_offset::<T>()
-    }
-
-    fn guard(&self, how: Acquired) -> std::result::Result<MutexGuard<'_, T>, LockError<'_, T>> {
-        let guard = MutexGuard {
-            raw: &self.raw,
-            seg: self.seg.borrow(),
-            data: self.data_at(),
-            _data: PhantomData,
-        };
-        match how {
-            Acquired::Clean => Ok(guard),
-            Acquired::OwnerDied => Err(LockError::OwnerDied(Recovery { guard })),
-        }
+    fn lock_until(
+        &self,
+        deadline: Deadline,
+    ) -> std::result::Result<MutexGuard<'_, T>, LockError<'_, T>> {
+        let seg = self.seg.borrow();
+        let how = self.lock.lock(deadline)?;
+        MutexGuard::new(&self.lock, seg, self.offset).acquired(how)
     }
 
     /// Block until the lock is acquired.
     ///
     /// # Errors
     ///
-    /// [`LockError::OwnerDied`] (the lock is then held, through a [`Recovery`]);
-    /// [`LockError::NotRecoverable`]; [`LockError::Sys`].
+    /// [`LockError::OwnerDied`] (the lock is then held, through a
+    /// [`Recovery`](crate::Recovery)); [`LockError::NotRecoverable`]; [`LockError::Sys`].
     #[doc(alias = "pthread_mutex_lock")]
+    #[inline]
     pub fn lock(&self) -> std::result::Result<MutexGuard<'_, T>, LockError<'_, T>> {
-        match self.raw.lock() {
-            Ok(how) => self.guard(how),
-            Err(e) => Err(LockError::from_errno("pthread_mutex_lock", e)),
-        }
+        self.lock_until(Deadline::never())
     }
 
-    /// Acquire the lock if it is free now.
+    /// Acquire the lock if it is free now. A lock held by a dead owner is taken
+    /// ([`LockError::OwnerDied`]), for both kinds.
     ///
     /// # Errors
     ///
     /// [`LockError::WouldBlock`] when it is held; otherwise as [`lock`](Self::lock).
     #[doc(alias = "pthread_mutex_trylock")]
     pub fn try_lock(&self) -> std::result::Result<MutexGuard<'_, T>, LockError<'_, T>> {
-        // Not pthread_mutex_trylock: on a robust mutex that is not recoverable, glibc's
-        // trylock reports ENOTRECOVERABLE but leaves the lock word claimed by this thread,
-        // so every later lock from it waits (seen with glibc 2.36). clocklock with a deadline
-        // already past tries once, reports the same states, and leaves the word alone.
-        match self.raw.lock_until(std::time::Instant::now()) {
-            Ok(how) => self.guard(how),
-            Err(Errno::ETIMEDOUT) => Err(LockError::WouldBlock),
-            Err(e) => Err(LockError::from_errno("pthread_mutex_clocklock", e)),
+        // The pthread kind does not use pthread_mutex_trylock: on a robust mutex that is
+        // not recoverable, glibc's trylock reports ENOTRECOVERABLE but leaves the lock word
+        // claimed by this thread, so every later lock from it waits (seen with glibc 2.36).
+        // clocklock with a deadline already past tries once, reports the same states, and
+        // leaves the word alone.
+        match self.lock_until(Deadline::at(std::time::Instant::now())) {
+            Err(LockError::TimedOut) => Err(LockError::WouldBlock),
+            other => other,
         }
     }
 
@@ -392,11 +602,12 @@ impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
         &self,
         timeout: Duration,
     ) -> std::result::Result<MutexGuard<'_, T>, LockError<'_, T>> {
-        self.lock_deadline(Deadline::after(timeout))
+        self.lock_until(Deadline::after(timeout))
     }
 
-    /// Acquire the lock, waiting at most until `deadline` (`pthread_mutex_clocklock` on
-    /// `CLOCK_MONOTONIC`).
+    /// Acquire the lock, waiting at most until `deadline` (for the pthread kind,
+    /// `pthread_mutex_clocklock` on `CLOCK_MONOTONIC`). Returns by the deadline whatever a
+    /// peer writes into the futex kind's word.
     ///
     /// # Errors
     ///
@@ -405,13 +616,14 @@ impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
         &self,
         deadline: Deadline,
     ) -> std::result::Result<MutexGuard<'_, T>, LockError<'_, T>> {
-        let Some(at) = deadline.instant() else {
-            return self.lock();
-        };
-        match self.raw.lock_until(at) {
-            Ok(how) => self.guard(how),
-            Err(Errno::ETIMEDOUT) => Err(LockError::TimedOut),
-            Err(e) => Err(LockError::from_errno("pthread_mutex_clocklock", e)),
+        self.lock_until(deadline)
+    }
+
+    /// Which kind of lock this is (chosen by whoever placed it).
+    pub fn kind(&self) -> MutexKind {
+        match self.lock {
+            Lock::Pthread(_) => MutexKind::Pthread,
+            Lock::Futex(_) => MutexKind::Futex,
         }
     }
 
@@ -423,182 +635,16 @@ impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
 
 impl<T, S: Borrow<Segment>> fmt::Debug for Mutex<T, S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let kind = match &self.lock {
+            Lock::Pthread(_) => "Pthread".to_owned(),
+            Lock::Futex(f) => format!("Futex(slot {})", f.slot()),
+        };
         f.debug_struct("Mutex")
             .field("segment", &self.seg.borrow().name())
             .field("offset", &self.offset)
+            .field("kind", &kind)
             .field("type", &std::any::type_name::<T>())
             .finish()
-    }
-}
-
-/// Why a lock was not (cleanly) acquired.
-#[non_exhaustive]
-pub enum LockError<'a, T: Plain> {
-    /// The previous owner died holding the lock. The lock is now held, through this
-    /// recovery guard: repair the data, then call [`Recovery::make_consistent`].
-    OwnerDied(Recovery<'a, T>),
-    /// An owner died and the next one did not make the state consistent: the mutex is
-    /// permanently unusable (`ENOTRECOVERABLE`). Re-create it.
-    NotRecoverable,
-    /// `try_lock` found the lock held.
-    WouldBlock,
-    /// The timeout passed.
-    TimedOut,
-    /// The pthread call failed otherwise.
-    Sys(SysError),
-}
-
-impl<T: Plain> LockError<'_, T> {
-    fn from_errno(op: &'static str, e: Errno) -> Self {
-        match e {
-            Errno::ENOTRECOVERABLE => Self::NotRecoverable,
-            e => Self::Sys(SysError::new(op, e)),
-        }
-    }
-}
-
-impl<T: Plain> fmt::Debug for LockError<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OwnerDied(_) => f.write_str("OwnerDied(..)"),
-            Self::NotRecoverable => f.write_str("NotRecoverable"),
-            Self::WouldBlock => f.write_str("WouldBlock"),
-            Self::TimedOut => f.write_str("TimedOut"),
-            Self::Sys(e) => write!(f, "Sys({e:?})"),
-        }
-    }
-}
-
-impl<T: Plain> fmt::Display for LockError<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::OwnerDied(_) => f.write_str(
-                "the previous owner died holding the lock; repair the data and call \
-                 make_consistent on the recovery guard",
-            ),
-            Self::NotRecoverable => f.write_str(
-                "the mutex is not recoverable: an owner died and the next did not make it \
-                 consistent; re-create it",
-            ),
-            Self::WouldBlock => f.write_str("the lock is held"),
-            Self::TimedOut => f.write_str("timed out waiting for the lock"),
-            Self::Sys(e) => e.fmt(f),
-        }
-    }
-}
-
-impl<T: Plain> std::error::Error for LockError<'_, T> {}
-
-/// Holds the lock; reads and writes the protected `T` by copy. Unlocks on drop.
-pub struct MutexGuard<'a, T: Plain> {
-    raw: &'a RawMutex,
-    seg: &'a Segment,
-    data: usize,
-    _data: PhantomData<fn() -> T>,
-}
-
-impl<T: Plain> MutexGuard<'_, T> {
-    /// A copy of the protected value.
-    pub fn get(&self) -> T {
-        // In bounds: checked when the mutex was located.
-        self.seg.read(self.data).unwrap_or_else(|_| T::new_zeroed())
-    }
-
-    /// Replace the protected value.
-    pub fn set(&self, value: &T) {
-        // In bounds and writable: checked when the mutex was located.
-        let _ = self.seg.write(self.data, value);
-    }
-
-    /// Copy the value out, change it with `f`, copy it back; returns what `f` returns.
-    pub fn update<R>(&self, f: impl FnOnce(&mut T) -> R) -> R {
-        let mut v = self.get();
-        let r = f(&mut v);
-        self.set(&v);
-        r
-    }
-}
-
-impl<'a, T: Plain> MutexGuard<'a, T> {
-    /// Unlock, run `wait`, lock again: what a condition variable does. Owner death while
-    /// unlocked is reported as on any lock.
-    pub(crate) fn unlocked<R>(
-        self,
-        wait: impl FnOnce() -> R,
-    ) -> (std::result::Result<MutexGuard<'a, T>, LockError<'a, T>>, R) {
-        let (raw, seg, data) = (self.raw, self.seg, self.data);
-        drop(self); // unlocks
-        let r = wait();
-        let relocked = match raw.lock() {
-            Ok(how) => {
-                let guard = MutexGuard {
-                    raw,
-                    seg,
-                    data,
-                    _data: PhantomData,
-                };
-                match how {
-                    Acquired::Clean => Ok(guard),
-                    Acquired::OwnerDied => Err(LockError::OwnerDied(Recovery { guard })),
-                }
-            }
-            Err(e) => Err(LockError::from_errno("pthread_mutex_lock", e)),
-        };
-        (relocked, r)
-    }
-}
-
-impl<T: Plain> Drop for MutexGuard<'_, T> {
-    fn drop(&mut self) {
-        let _ = self.raw.unlock();
-    }
-}
-
-impl<T: Plain + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("MutexGuard")
-            .field("value", &self.get())
-            .finish()
-    }
-}
-
-/// The lock, acquired from an owner that died holding it: the data may be half-updated.
-/// Repair it, then [`make_consistent`](Self::make_consistent). Dropping this without doing
-/// so unlocks the mutex and makes it permanently [`LockError::NotRecoverable`].
-pub struct Recovery<'a, T: Plain> {
-    guard: MutexGuard<'a, T>,
-}
-
-impl<'a, T: Plain> Recovery<'a, T> {
-    /// A copy of the (possibly inconsistent) value.
-    pub fn get(&self) -> T {
-        self.guard.get()
-    }
-
-    /// Replace the value (the repair).
-    pub fn set(&self, value: &T) {
-        self.guard.set(value);
-    }
-
-    /// Mark the data consistent again (`pthread_mutex_consistent`); returns the ordinary
-    /// guard, still holding the lock.
-    ///
-    /// # Errors
-    ///
-    /// The pthread error, with the recovery guard dropped (the mutex becomes unrecoverable).
-    #[doc(alias = "pthread_mutex_consistent")]
-    pub fn make_consistent(self) -> std::result::Result<MutexGuard<'a, T>, SysError> {
-        self.guard
-            .raw
-            .make_consistent()
-            .map_err(|e| SysError::new("pthread_mutex_consistent", e))?;
-        Ok(self.guard)
-    }
-}
-
-impl<T: Plain> fmt::Debug for Recovery<'_, T> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("Recovery(..)")
     }
 }
 
@@ -607,9 +653,18 @@ mod tests {
     use super::*;
 
     #[test]
-    fn layout_words_differ_by_type() {
-        assert_ne!(layout_word::<u64>(), layout_word::<u32>());
-        assert_ne!(layout_word::<[u8; 8]>(), layout_word::<u64>());
+    fn layout_words_differ_by_type_and_kind() {
+        let (f, p) = (MutexKind::Futex, MutexKind::Pthread);
+        assert_ne!(layout_word::<u64>(f), layout_word::<u32>(f));
+        assert_ne!(layout_word::<[u8; 8]>(f), layout_word::<u64>(f));
+        assert_ne!(layout_word::<u64>(f), layout_word::<u64>(p));
+        assert_eq!(
+            layout_word::<u64>(f) & TYPE_BITS,
+            layout_word::<u64>(p) & TYPE_BITS
+        );
+        assert_eq!(MutexKind::from_layout(layout_word::<u64>(p)), Some(p));
+        assert_eq!(MutexKind::from_layout(layout_word::<u64>(f)), Some(f));
+        assert_eq!(MutexKind::from_layout(0), None);
         assert_eq!(data_offset::<u64>(), 48);
         assert_eq!(footprint::<u64>(), 56);
     }

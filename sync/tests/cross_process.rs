@@ -6,12 +6,26 @@
 mod common;
 use common::{Name, ROLES, spawn_role};
 use ipcraft_shm::Segment;
-use ipcraft_sync::{Error, LockError, Mutex};
+use ipcraft_sync::{Error, LockError, Mutex, MutexKind, MutexOptions};
 use ipcraft_testkit::{finish, kill, wait_for};
 use std::process::Child;
 use std::time::{Duration, Instant};
 
 const PER_PROCESS: u64 = 500_000;
+/// Every test runs on both kinds of mutex; children open whichever kind was created.
+const KINDS: [MutexKind; 2] = [MutexKind::Futex, MutexKind::Pthread];
+
+fn create(kind: MutexKind, name: &str, value: u64) -> Mutex<u64> {
+    MutexOptions::new().kind(kind).create(name, value).unwrap()
+}
+
+fn kind_from(arg: &str) -> (&str, MutexKind) {
+    match arg.rsplit_once(':') {
+        Some((name, "pthread")) => (name, MutexKind::Pthread),
+        Some((name, _)) => (name, MutexKind::Futex),
+        None => (arg, MutexKind::Futex),
+    }
+}
 
 #[test]
 fn child_role() {
@@ -37,15 +51,20 @@ fn child_role() {
                 match m.lock() {
                     Ok(g) => g.update(|n| *n += 1),
                     Err(LockError::OwnerDied(r)) => {
-                        r.make_consistent().unwrap();
+                        drop(r.make_consistent().unwrap());
                     }
                     Err(e) => panic!("{e}"),
                 }
             }
         }
         "place" => {
-            let seg = Segment::open(&arg).unwrap();
-            let m = Mutex::in_segment(&seg, 64, 7u64).unwrap();
+            let (name, kind) = kind_from(&arg);
+            let seg = Segment::open(name).unwrap();
+            let m = MutexOptions::new()
+                .kind(kind)
+                .in_segment(&seg, 64, 7u64)
+                .unwrap();
+            assert_eq!(m.kind(), kind);
             increment(&m, 1000);
         }
         other => panic!("unknown role {other}"),
@@ -60,18 +79,26 @@ fn increment<S: std::borrow::Borrow<Segment>>(m: &Mutex<u64, S>, times: u64) {
 
 #[test]
 fn two_processes_increment_a_million_times_exactly() {
-    let name = Name::new("million");
-    let m = Mutex::create(&name.0, 0u64).unwrap();
-    let child = spawn_role("increment", &name.0);
-    increment(&m, PER_PROCESS);
-    finish(child, "increment");
-    assert_eq!(m.lock().unwrap().get(), 2 * PER_PROCESS);
+    for kind in KINDS {
+        let name = Name::new("million");
+        let m = create(kind, &name.0, 0);
+        let child = spawn_role("increment", &name.0);
+        increment(&m, PER_PROCESS);
+        finish(child, "increment");
+        assert_eq!(m.lock().unwrap().get(), 2 * PER_PROCESS, "{kind:?}");
+    }
 }
 
 #[test]
 fn owner_killed_holding_the_lock_is_owner_died_then_recovered() {
+    for kind in KINDS {
+        owner_killed(kind);
+    }
+}
+
+fn owner_killed(kind: MutexKind) {
     let name = Name::new("died");
-    let m = Mutex::create(&name.0, 1u64).unwrap();
+    let m = create(kind, &name.0, 1);
     let mut child = spawn_role("hold", &name.0);
     wait_for(&mut child, "HOLDING");
     // Held by a live process: a timed lock times out, not before its timeout.
@@ -97,14 +124,21 @@ fn owner_killed_holding_the_lock_is_owner_died_then_recovered() {
 
 #[test]
 fn a_recovery_dropped_without_repair_makes_the_mutex_not_recoverable_never_hung() {
+    for kind in KINDS {
+        recovery_dropped(kind);
+    }
+}
+
+fn recovery_dropped(kind: MutexKind) {
     let name = Name::new("unrecoverable");
-    let m = Mutex::create(&name.0, 0u64).unwrap();
+    let m = create(kind, &name.0, 0);
     let mut child = spawn_role("hold", &name.0);
     wait_for(&mut child, "HOLDING");
     kill(&mut child);
-    match m.lock() {
+    // try_lock sees the dead owner at once, for both kinds.
+    match m.try_lock() {
         Err(LockError::OwnerDied(recovery)) => drop(recovery),
-        other => panic!("expected OwnerDied, got {other:?}"),
+        other => panic!("{kind:?}: expected OwnerDied, got {other:?}"),
     }
     assert!(matches!(m.lock(), Err(LockError::NotRecoverable)));
     for _ in 0..3 {
@@ -128,8 +162,14 @@ fn a_recovery_dropped_without_repair_makes_the_mutex_not_recoverable_never_hung(
 
 #[test]
 fn killed_at_random_points_hundreds_of_times_the_survivor_never_hangs() {
+    for kind in KINDS {
+        killed_at_random(kind);
+    }
+}
+
+fn killed_at_random(kind: MutexKind) {
     let name = Name::new("random");
-    let m = Mutex::create(&name.0, 0u64).unwrap();
+    let m = create(kind, &name.0, 0);
     let mut state = 0x9e37_79b9_u32;
     let (mut died, mut clean) = (0, 0);
     for _ in 0..200 {
@@ -144,21 +184,33 @@ fn killed_at_random_points_hundreds_of_times_the_survivor_never_hangs() {
             Ok(_) => clean += 1,
             Err(LockError::OwnerDied(r)) => {
                 died += 1;
-                r.make_consistent().unwrap();
+                drop(r.make_consistent().unwrap());
             }
             Err(e) => panic!("after a kill: {e}"),
         }
     }
-    println!("200 kills: {died} left the lock held (OwnerDied, recovered), {clean} did not");
+    println!(
+        "{kind:?}: 200 kills: {died} left the lock held (OwnerDied, recovered), {clean} did not"
+    );
     assert_eq!(died + clean, 200);
     assert!(m.lock().unwrap().get() > 0);
 }
 
 #[test]
 fn placed_in_a_segment_by_eight_racing_processes_it_is_initialized_once() {
+    for kind in KINDS {
+        placed_by_eight(kind);
+    }
+}
+
+fn placed_by_eight(kind: MutexKind) {
     let name = Name::new("place");
     let seg = Segment::create(&name.0, 4096).unwrap();
-    let children: Vec<Child> = (0..8).map(|_| spawn_role("place", &name.0)).collect();
+    let arg = match kind {
+        MutexKind::Pthread => format!("{}:pthread", name.0),
+        _ => format!("{}:futex", name.0),
+    };
+    let children: Vec<Child> = (0..8).map(|_| spawn_role("place", &arg)).collect();
     for c in children {
         finish(c, "place");
     }
@@ -210,7 +262,9 @@ fn a_priority_inheriting_mutex_works_across_processes() {
         .priority_inheritance(true)
         .in_segment(&seg, 0, 0u64)
         .unwrap();
+    // Attaching with the default options takes the kind that was placed.
     let again = Mutex::in_segment(&seg, 0, 0u64).unwrap();
+    assert_eq!(again.kind(), MutexKind::Pthread);
     m.lock().unwrap().update(|n| *n += 1);
     assert!(m.try_lock().is_ok());
     let held = m.lock().unwrap();
@@ -222,4 +276,31 @@ fn a_priority_inheriting_mutex_works_across_processes() {
     assert!(start.elapsed() >= Duration::from_millis(50));
     drop(held);
     assert_eq!(again.lock().unwrap().get(), 1);
+}
+
+#[test]
+fn lock_errors_become_owned_errors_for_question_mark() {
+    fn locked(m: &Mutex<u64, &Segment>) -> Result<u64, Box<dyn std::error::Error + Send + Sync>> {
+        let g = m.try_lock().map_err(Error::from)?;
+        Ok(g.get())
+    }
+    let seg = Segment::anonymous(4096).unwrap();
+    let m = Mutex::in_segment(&seg, 0, 7u64).unwrap();
+    assert_eq!(locked(&m).unwrap(), 7);
+    let held = m.lock().unwrap();
+    let e = locked(&m).unwrap_err();
+    assert!(
+        matches!(e.downcast_ref::<Error>(), Some(Error::WouldBlock)),
+        "{e}"
+    );
+    drop(held);
+    let timed_out: std::io::Error = {
+        let other = Mutex::in_segment(&seg, 0, 0u64).unwrap();
+        let _held = m.lock().unwrap();
+        other
+            .lock_timeout(Duration::from_millis(1))
+            .unwrap_err()
+            .into()
+    };
+    assert_eq!(timed_out.kind(), std::io::ErrorKind::TimedOut);
 }

@@ -401,13 +401,22 @@ fn bad_input_gets_typed_errors() {
     full.try_wait().unwrap();
     full.post().unwrap();
 
-    // Exists already / does not exist.
-    assert!(matches!(
-        Semaphore::create(&name, 0),
-        Err(Error::AlreadyExists { name: n }) if n == *name
-    ));
+    // Exists already / does not exist, saying it is a semaphore and what to do.
+    let exists = Semaphore::create(&name, 0).unwrap_err();
+    assert!(matches!(&exists, Error::AlreadyExists { name: n } if n == &*name));
+    let text = exists.to_string();
+    assert!(
+        text.contains("a semaphore named") && text.contains("Semaphore::open"),
+        "{text}"
+    );
     drop(full);
-    assert!(matches!(Semaphore::open(&name), Err(Error::NotFound { name: n }) if n == *name));
+    let missing = Semaphore::open(&name).unwrap_err();
+    assert!(matches!(&missing, Error::NotFound { name: n } if n == &*name));
+    let text = missing.to_string();
+    assert!(
+        text.contains("no semaphore named") && text.contains("Semaphore::create"),
+        "{text}"
+    );
     assert!(matches!(
         unlink_semaphore(&name),
         Err(Error::NotFound { .. })

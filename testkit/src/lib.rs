@@ -34,6 +34,9 @@
 //! }
 //! ```
 
+mod users;
+pub use users::{ATTACKER_UID, VICTIM_UID, can_switch_users};
+
 use std::io::{ErrorKind, Read};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::Mutex;

@@ -19,6 +19,9 @@ pub const SUITES: &[(&str, &[&str])] = &[
     ("ipcraft", &["--lib"]),
     // Error texts and the RLIMIT_MSGQUEUE arithmetic (the /proc read is ignored under Miri).
     ("ipcraft-mqueue", &["--lib"]),
+    // The futex mutex's and the semaphore's word protocols against every word a peer may
+    // write (liveness as a closure, deadlines already passed: no system call), layouts.
+    ("ipcraft-sync", &["--lib"]),
 ];
 
 /// The default bound on the whole Miri run (setup and every suite): the pure-memory suites

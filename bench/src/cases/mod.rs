@@ -4,11 +4,14 @@
 //! To add a mechanism, write a module with its [`Case`]s and list them in [`all`].
 
 use crate::harness::{Case, Impl};
+use ipcraft_sync::MutexKind::{Futex, Pthread};
+use sync::Row;
 
 pub mod channel;
 pub mod limit;
 pub mod mqueue;
 pub mod pipe;
+pub mod sem;
 pub mod shm;
 pub mod socket;
 pub mod sync;
@@ -49,12 +52,24 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(shm::ShmCase::new(false, Impl::Ipcraft)),
         Box::new(shm::ShmCase::new(true, Impl::Raw)),
         Box::new(shm::ShmCase::new(true, Impl::Ipcraft)),
-        Box::new(sync::SyncCase::new(sync::Row::Uncontended, Impl::Raw)),
-        Box::new(sync::SyncCase::new(sync::Row::Uncontended, Impl::Ipcraft)),
-        Box::new(sync::SyncCase::new(sync::Row::Handoff, Impl::Raw)),
-        Box::new(sync::SyncCase::new(sync::Row::Handoff, Impl::Ipcraft)),
-        Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Raw)),
-        Box::new(sync::SyncCase::new(sync::Row::PingPong, Impl::Ipcraft)),
+        Box::new(sync::SyncCase::new(Row::Uncontended, Pthread, Impl::Raw)),
+        Box::new(sync::SyncCase::new(
+            Row::Uncontended,
+            Pthread,
+            Impl::Ipcraft,
+        )),
+        Box::new(sync::SyncCase::new(Row::Uncontended, Futex, Impl::Raw)),
+        Box::new(sync::SyncCase::new(Row::Uncontended, Futex, Impl::Ipcraft)),
+        Box::new(sync::SyncCase::new(Row::Handoff, Pthread, Impl::Raw)),
+        Box::new(sync::SyncCase::new(Row::Handoff, Pthread, Impl::Ipcraft)),
+        Box::new(sync::SyncCase::new(Row::Handoff, Futex, Impl::Raw)),
+        Box::new(sync::SyncCase::new(Row::Handoff, Futex, Impl::Ipcraft)),
+        Box::new(sync::SyncCase::new(Row::PingPong, Pthread, Impl::Raw)),
+        Box::new(sync::SyncCase::new(Row::PingPong, Pthread, Impl::Ipcraft)),
+        Box::new(sem::SemCase::new(false, Impl::Raw)),
+        Box::new(sem::SemCase::new(false, Impl::Ipcraft)),
+        Box::new(sem::SemCase::new(true, Impl::Raw)),
+        Box::new(sem::SemCase::new(true, Impl::Ipcraft)),
         Box::new(channel::ChannelCase { sleep: false }),
         Box::new(channel::ChannelCase { sleep: true }),
     ]

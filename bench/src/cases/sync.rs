@@ -1,5 +1,7 @@
 //! Process-shared synchronization (`ipcraft-sync`): `mutex-uncontended`, `mutex-handoff` and
-//! `condvar-pingpong`, each as the raw pthread baseline and as ipcraft.
+//! `condvar-pingpong`, each as the raw pthread baseline and as ipcraft (pthread kind), and
+//! `mutex-futex-uncontended` and `mutex-futex-handoff`: ipcraft's futex kind against the
+//! same raw pthread baseline.
 //!
 //! One small segment of [`LEN`] bytes holds the same layout in both implementations. Offsets
 //! are from the start of the data area, which follows ipcraft's 64-byte header in the
@@ -53,7 +55,7 @@ use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant};
 
 use ipcraft_shm::Segment;
-use ipcraft_sync::{Condvar, LockError, Mutex, Plain};
+use ipcraft_sync::{Condvar, LockError, Mutex, MutexKind, MutexOptions, Plain};
 use nix::sched::sched_yield;
 
 use crate::harness::{CHILD_TIMEOUT, Case, Env, Impl, Kind, Placement, Plan, Sample, Test};
@@ -133,15 +135,19 @@ pub struct Ipcraft<'a> {
 }
 
 impl<'a> Ipcraft<'a> {
-    /// Place (parent) or attach to (child) the mutex and the condvar in `seg`.
+    /// Place (parent) or attach to (child: `kind` is then the placed one's) the mutex of
+    /// `kind` and the condvar in `seg`.
     ///
     /// # Errors
     ///
     /// `ipcraft-sync`'s placement errors.
-    pub fn new(seg: &'a Segment) -> io::Result<Self> {
+    pub fn new(seg: &'a Segment, kind: MutexKind) -> io::Result<Self> {
         Ok(Self {
             seg,
-            mutex: Mutex::in_segment(seg, MUTEX, 0u64).map_err(io::Error::other)?,
+            mutex: MutexOptions::new()
+                .kind(kind)
+                .in_segment(seg, MUTEX, 0u64)
+                .map_err(io::Error::other)?,
             cv: Condvar::in_segment(seg, CONDVAR).map_err(io::Error::other)?,
         })
     }
@@ -368,18 +374,29 @@ impl Side<'_> {
     }
 }
 
-/// A sync case: one of the three rows, raw or ipcraft.
+/// A sync case: one of the three rows, raw or ipcraft, with ipcraft's mutex of a kind.
+///
+/// The pthread kind's rows (`mutex-uncontended`, `mutex-handoff`, `condvar-pingpong`)
+/// measure ipcraft's wrapper against the same glibc calls. The futex kind's rows
+/// (`mutex-futex-uncontended`, `mutex-futex-handoff`) put ipcraft's own lock against the same
+/// raw pthread baseline, run again under their own name so each pairs with its raw run.
 #[derive(Debug)]
 pub struct SyncCase {
     row: Row,
+    kind: MutexKind,
     imp: Impl,
 }
 
 impl SyncCase {
-    /// `row` as `imp` ([`Impl::Raw`] or [`Impl::Ipcraft`]).
-    pub fn new(row: Row, imp: Impl) -> Self {
+    /// `row` as `imp` ([`Impl::Raw`] or [`Impl::Ipcraft`]), ipcraft's mutex being of `kind`
+    /// (the condvar row uses the pthread kind only).
+    pub fn new(row: Row, kind: MutexKind, imp: Impl) -> Self {
         assert!(imp != Impl::Limit, "a sync case is raw or ipcraft");
-        Self { row, imp }
+        assert!(
+            row != Row::PingPong || kind == MutexKind::Pthread,
+            "the condvar row runs on the pthread kind"
+        );
+        Self { row, kind, imp }
     }
 
     /// Round trips per timed sample: [`HANDOFF_BATCH`] for `mutex-handoff`, else 1.
@@ -488,10 +505,12 @@ impl SyncCase {
 
 impl Case for SyncCase {
     fn mechanism(&self) -> &'static str {
-        match self.row {
-            Row::Uncontended => "mutex-uncontended",
-            Row::Handoff => "mutex-handoff",
-            Row::PingPong => "condvar-pingpong",
+        match (self.row, self.kind) {
+            (Row::Uncontended, MutexKind::Pthread) => "mutex-uncontended",
+            (Row::Handoff, MutexKind::Pthread) => "mutex-handoff",
+            (Row::Uncontended, _) => "mutex-futex-uncontended",
+            (Row::Handoff, _) => "mutex-futex-handoff",
+            (Row::PingPong, _) => "condvar-pingpong",
         }
     }
 
@@ -544,7 +563,13 @@ impl Case for SyncCase {
             _ => {
                 let seg = Segment::anonymous(LEN)?;
                 let fd = seg.as_fd().try_clone_to_owned()?;
-                self.parent(env, placement, test, &Ipcraft::new(&seg)?, fd)
+                self.parent(
+                    env,
+                    placement,
+                    test,
+                    &Ipcraft::new(&seg, MutexKind::Pthread)?,
+                    fd,
+                )
             }
         }
     }
@@ -565,8 +590,13 @@ impl Case for SyncCase {
             }
             _ => {
                 let seg = Segment::from_fd(stdin, LEN)?;
-                self.run(&Ipcraft::new(&seg)?, test, false, deadline)
-                    .map(drop)
+                self.run(
+                    &Ipcraft::new(&seg, MutexKind::Pthread)?,
+                    test,
+                    false,
+                    deadline,
+                )
+                .map(drop)
             }
         }
     }
@@ -624,8 +654,10 @@ mod tests {
     fn turns_move_raw_and_ipcraft() {
         let map = raw_map();
         turns(&Raw::new(&map).unwrap());
-        let seg = Segment::anonymous(LEN).unwrap();
-        turns(&Ipcraft::new(&seg).unwrap());
+        for kind in [MutexKind::Pthread, MutexKind::Futex] {
+            let seg = Segment::anonymous(LEN).unwrap();
+            turns(&Ipcraft::new(&seg, kind).unwrap());
+        }
     }
 
     /// The raw layout is ipcraft-sync's: its pthread mutex word and its condvar sequence
@@ -634,7 +666,7 @@ mod tests {
     #[cfg_attr(miri, ignore)]
     fn the_layout_is_ipcraft_syncs() {
         let seg = Segment::anonymous(LEN).unwrap();
-        let t = Ipcraft::new(&seg).unwrap();
+        let t = Ipcraft::new(&seg, MutexKind::Pthread).unwrap();
         let lock_word = seg.get::<AtomicU32>(PTHREAD).unwrap();
         assert_eq!(lock_word.load(Ordering::Relaxed), 0);
         {

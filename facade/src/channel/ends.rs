@@ -78,13 +78,13 @@ impl Sender {
     }
 
     /// Open the sending end of a named channel another process created (claiming a free
-    /// sender slot). The segment must belong to this user and be writable by nobody else
-    /// (the strict open of `ipcraft-shm`): whoever can write it can shrink it under us.
+    /// sender slot). The segment must belong to this user (or root) and be open to nobody
+    /// else (mode 0600): whoever can write it can shrink it under us.
     ///
     /// # Errors
     ///
     /// [`ChannelError::Shm`] (`NotFound`, `WrongTag` for a segment that is not a channel,
-    /// `Insecure` for one another user owns or that its group or others may write);
+    /// `Untrusted` for one an untrusted user owns or that its group or others may access);
     /// [`ChannelError::IncompatibleVersion`]; [`ChannelError::SendersFull`];
     /// [`ChannelError::Corrupted`].
     pub fn open(name: &str) -> Result<Self, ChannelError> {

@@ -349,9 +349,14 @@ pub(super) fn attach_fd(fd: OwnedFd) -> Result<Made, ChannelError> {
 
 /// Open a named channel with the strict owner and mode check: the safety of a named channel
 /// rests on nobody but its owner being able to shrink it (mode 0600, see the module docs),
-/// so a segment another user owns, or that its group or others may write, is refused.
+/// so a segment an untrusted user owns (the open checks: our euid or root), or that its group
+/// or others may access, is refused.
 pub(super) fn open_named(name: &str) -> Result<Made, ChannelError> {
-    attach(SegmentOptions::new().tag(TAG).strict(true).open(name)?)
+    let seg = SegmentOptions::new().tag(TAG).open(name)?;
+    ipcraft_core::TrustedOwners::new()
+        .check(seg.as_fd(), "channel", name, Some(0o600))
+        .map_err(ipcraft_shm::Error::Untrusted)?;
+    attach(seg)
 }
 
 /// A fresh open file description of the segment (an inherited or duplicated descriptor

@@ -1,6 +1,6 @@
 #![allow(unsafe_code)]
-//! The one file of `ipcraft-sync` with `unsafe` code: thin calls into glibc's robust,
-//! process-shared pthread mutex, on a `pthread_mutex_t` that lives in a shared mapping.
+//! Thin calls into glibc's robust, process-shared pthread mutex, on a `pthread_mutex_t` that
+//! lives in a shared mapping (the pthread kind of `Mutex`).
 //!
 //! Invariants this file relies on, and who upholds them:
 //! - A [`RawMutex`] points to `size_of::<pthread_mutex_t>()` bytes, aligned for it, inside a
@@ -16,10 +16,6 @@
 use nix::errno::Errno;
 use std::mem::MaybeUninit;
 use std::ptr::NonNull;
-#[allow(clippy::disallowed_types)]
-// Futex words live in shared memory, where loom's atomics cannot.
-use std::sync::atomic::AtomicU32;
-use std::time::Duration;
 use std::time::Instant;
 
 // SAFETY:
@@ -139,17 +135,7 @@ impl RawMutex {
     /// Block until acquired or `deadline` passes (`ETIMEDOUT`), on `CLOCK_MONOTONIC`.
     #[inline]
     pub(crate) fn lock_until(&self, deadline: Instant) -> Result<Acquired, Errno> {
-        let left = deadline.saturating_duration_since(Instant::now());
-        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
-        let nanos = now.tv_nsec() + i64::from(left.subsec_nanos());
-        let secs = now
-            .tv_sec()
-            .saturating_add(i64::try_from(left.as_secs()).unwrap_or(i64::MAX / 2))
-            .saturating_add(nanos / 1_000_000_000);
-        let abstime = libc::timespec {
-            tv_sec: secs,
-            tv_nsec: nanos % 1_000_000_000,
-        };
+        let abstime = super::monotonic_abstime(deadline)?;
         // SAFETY:
         // - As in `lock`; `abstime` is a valid, normalized timespec on our stack.
         acquired(unsafe {
@@ -172,58 +158,4 @@ impl RawMutex {
         // - As in `lock`; the calling thread owns the mutex (called from a guard's drop).
         check(unsafe { libc::pthread_mutex_unlock(self.ptr.as_ptr()) })
     }
-}
-
-/// Sleep while `word` holds `expected` (shared futex: the word may be in memory other
-/// processes map), at most `timeout` (`FUTEX_WAIT`'s relative timeout runs on
-/// `CLOCK_MONOTONIC`). Returns on a wake-up, a changed word, a signal, or the timeout; the
-/// caller re-checks its condition either way.
-#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
-#[inline]
-pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
-    let ts = timeout.map(|t| libc::timespec {
-        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
-        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
-    });
-    let ts_ptr = ts
-        .as_ref()
-        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
-    // SAFETY:
-    // - `word` is a live, aligned AtomicU32 for the duration of the call (a reference), and
-    //   futex only reads it atomically; FUTEX_WAIT without FUTEX_PRIVATE_FLAG keys it by the
-    //   physical page, so waiters in other processes meet on it.
-    // - `ts_ptr` is null or points to a valid timespec on our stack for the whole call.
-    // - The result is ignored on purpose: every outcome (woken, EAGAIN for a changed word,
-    //   EINTR, ETIMEDOUT) leads the caller to re-check its condition.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAIT,
-            expected,
-            ts_ptr,
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    };
-}
-
-/// Wake up to `count` waiters sleeping on `word` (shared futex).
-#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
-#[inline]
-pub fn futex_wake(word: &AtomicU32, count: i32) {
-    // SAFETY:
-    // - `word` is a live, aligned AtomicU32 (a reference); FUTEX_WAKE does not access it,
-    //   it only uses its address as the key. Errors (none expected) change nothing.
-    unsafe {
-        libc::syscall(
-            libc::SYS_futex,
-            word.as_ptr(),
-            libc::FUTEX_WAKE,
-            count,
-            std::ptr::null::<libc::timespec>(),
-            std::ptr::null::<u32>(),
-            0u32,
-        )
-    };
 }

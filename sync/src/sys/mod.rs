@@ -1,0 +1,206 @@
+#![allow(unsafe_code)]
+#![allow(clippy::disallowed_types)] // Futex words live in shared memory, where loom's atomics cannot.
+//! The `unsafe` of `ipcraft-sync`: thin calls into the kernel (`futex(2)`) and glibc (the
+//! robust pthread mutex, named `sem_t`), each behind a safe function or type.
+//!
+//! Invariants upheld here, and by whom:
+//! - Futex calls take a reference to an atomic word, so the word is live and aligned for the
+//!   whole call; the kernel reads it atomically and never writes it. Any value a peer puts
+//!   in the word is harmless to the kernel: at worst a wait returns at once or sleeps until
+//!   its timeout.
+//! - [`pthread::RawMutex`] points into a shared mapping that its user keeps mapped (its
+//!   constructor is `unsafe`; `mutex.rs` checks bounds and alignment against the `Segment`
+//!   and keeps the `Segment` beside it). Trust: glibc keeps robust-list pointers inside a
+//!   locked pthread mutex and writes through them at unlock, so a peer that scribbles over
+//!   the mutex bytes can make this process write through its pointers. This kind is for
+//!   peers you trust; the futex kind (`futex_lock.rs`) follows no pointer.
+//! - [`MappedWord`] points to an atomic word in a shared mapping that its user keeps mapped
+//!   (its constructor is `unsafe`; `mutex.rs` makes it from a bounds-checked `&AtomicU32` of
+//!   the `Segment` it keeps beside it).
+//! - [`named_sem::NamedSem`] owns what `sem_open` returned and closes it once, on drop.
+//!   Trust: glibc builds its futex operation from the `private` word inside `sem_t`, so a
+//!   process that can write the semaphore's file can make `sem_post` abort this process.
+
+mod named_sem;
+mod pthread;
+
+pub(crate) use named_sem::{NamedSem, unlink as sem_unlink};
+pub(crate) use pthread::{Acquired, MUTEX_ALIGN, MUTEX_SIZE, RawMutex};
+
+use nix::errno::Errno;
+use std::ptr::NonNull;
+#[allow(clippy::disallowed_types)]
+// Futex words live in shared memory, where loom's atomics cannot.
+use std::sync::atomic::{AtomicU32, AtomicU64};
+use std::time::{Duration, Instant};
+
+/// A 32-bit atomic word in a shared mapping, reached without a bounds check per use (the
+/// futex kind's lock word, on the path of every lock and unlock).
+#[derive(Debug)]
+pub(crate) struct MappedWord {
+    ptr: NonNull<AtomicU32>,
+}
+
+// SAFETY:
+// - A MappedWord is a pointer to an atomic (which is Sync) in a shared mapping; it holds no
+//   thread-local state, and every access through it is atomic.
+unsafe impl Send for MappedWord {}
+// SAFETY:
+// - As above: `get` hands out `&AtomicU32`, which may be shared between threads.
+unsafe impl Sync for MappedWord {}
+
+impl MappedWord {
+    /// # Safety
+    ///
+    /// The mapping `word` lies in must stay mapped for as long as the returned value is used
+    /// (the borrow of `word` ends here; the caller keeps the mapping's owner beside it), and
+    /// no `&mut` to those bytes may ever be formed.
+    pub(crate) unsafe fn new(word: &AtomicU32) -> Self {
+        Self {
+            ptr: NonNull::from(word),
+        }
+    }
+
+    /// The word.
+    #[inline]
+    pub(crate) fn get(&self) -> &AtomicU32 {
+        // SAFETY:
+        // - `ptr` came from a reference to a live, aligned AtomicU32 (`new`), whose mapping
+        //   stays mapped while `self` is used (the contract of `new`), and the returned
+        //   reference borrows `self`.
+        // - Shared access is sound although other processes write the word: every access is
+        //   atomic, and no `&mut` to it exists (contract of `new`).
+        unsafe { self.ptr.as_ref() }
+    }
+}
+
+/// The word at `offset` of `seg` as a [`MappedWord`], for unit tests whose `seg` outlives
+/// every use.
+#[cfg(test)]
+pub(crate) fn mapped_for_test(seg: &ipcraft_shm::Segment, offset: usize) -> MappedWord {
+    let word: &AtomicU32 = seg.get(offset).expect("an aligned word in bounds");
+    // SAFETY:
+    // - The tests keep `seg` alive until every FutexLock made from the word is dropped.
+    unsafe { MappedWord::new(word) }
+}
+
+/// `deadline` as an absolute `CLOCK_MONOTONIC` time (the clock `Instant` reads on Linux),
+/// for the glibc calls that take one (`pthread_mutex_clocklock`, `sem_clockwait`).
+pub(crate) fn monotonic_abstime(deadline: Instant) -> Result<libc::timespec, Errno> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
+    let nanos = now.tv_nsec() + i64::from(left.subsec_nanos());
+    let secs = now
+        .tv_sec()
+        .saturating_add(i64::try_from(left.as_secs()).unwrap_or(i64::MAX / 2))
+        .saturating_add(nanos / 1_000_000_000);
+    Ok(libc::timespec {
+        tv_sec: secs,
+        tv_nsec: nanos % 1_000_000_000,
+    })
+}
+
+fn relative(timeout: Option<Duration>) -> Option<libc::timespec> {
+    timeout.map(|t| libc::timespec {
+        tv_sec: libc::time_t::try_from(t.as_secs()).unwrap_or(libc::time_t::MAX),
+        tv_nsec: libc::c_long::from(t.subsec_nanos() as i32),
+    })
+}
+
+/// `FUTEX_WAIT` (shared: keyed by the physical page, so waiters in other processes meet) on
+/// the 32-bit word at `addr`, which the caller keeps live and aligned for the call. Whether
+/// it ended by its timeout (`ETIMEDOUT`).
+fn wait_on(addr: *const u32, expected: u32, timeout: Option<Duration>) -> bool {
+    let ts = relative(timeout);
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY:
+    // - `addr` points to a live, 4-byte aligned atomic word for the duration of the call
+    //   (both callers derive it from a reference to an atomic); the kernel only reads it,
+    //   atomically.
+    // - `ts_ptr` is null or points to a valid timespec on our stack for the whole call.
+    // - Every outcome (woken, EAGAIN for a changed word, EINTR, ETIMEDOUT) leads the caller
+    //   to re-check its condition; only ETIMEDOUT is told apart.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAIT,
+            expected,
+            ts_ptr,
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+    rc == -1 && Errno::last() == Errno::ETIMEDOUT
+}
+
+/// `FUTEX_WAKE` for up to `count` waiters on the word at `addr`.
+fn wake_on(addr: *const u32, count: i32) {
+    // SAFETY:
+    // - FUTEX_WAKE does not access the word; it uses the address as the key only. Both
+    //   callers derive it from a live reference. Errors (none expected) change nothing.
+    unsafe {
+        libc::syscall(
+            libc::SYS_futex,
+            addr,
+            libc::FUTEX_WAKE,
+            count,
+            std::ptr::null::<libc::timespec>(),
+            std::ptr::null::<u32>(),
+            0u32,
+        )
+    };
+}
+
+/// Sleep while `word` holds `expected` (shared futex: the word may be in memory other
+/// processes map), at most `timeout` (`FUTEX_WAIT`'s relative timeout runs on
+/// `CLOCK_MONOTONIC`). Returns on a wake-up, a changed word, a signal, or the timeout; the
+/// caller re-checks its condition either way.
+#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+#[inline]
+pub fn futex_wait(word: &AtomicU32, expected: u32, timeout: Option<Duration>) {
+    let _ = wait_on(word.as_ptr(), expected, timeout);
+}
+
+/// [`futex_wait`], telling whether the sleep ended by its timeout.
+#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+#[inline]
+pub(crate) fn futex_wait_timed(word: &AtomicU32, expected: u32, timeout: Option<Duration>) -> bool {
+    wait_on(word.as_ptr(), expected, timeout)
+}
+
+/// Wake up to `count` waiters sleeping on `word` (shared futex).
+#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+#[inline]
+pub fn futex_wake(word: &AtomicU32, count: i32) {
+    wake_on(word.as_ptr(), count);
+}
+
+/// The address of the low 32 bits of a 64-bit word (the futex a counter in the low half
+/// sleeps on, as glibc's 64-bit `sem_t` does).
+/// 4-byte aligned (the 64-bit word is 8-aligned) and live as long as `word`.
+#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+fn low_half(word: &AtomicU64) -> *const u32 {
+    let at = word.as_ptr().cast::<u32>().cast_const();
+    if cfg!(target_endian = "little") {
+        at
+    } else {
+        at.wrapping_add(1)
+    }
+}
+
+/// [`futex_wait`] on the low 32 bits of `word`, while they hold `expected`.
+#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+#[inline]
+pub(crate) fn futex_wait_low(word: &AtomicU64, expected: u32, timeout: Option<Duration>) {
+    let _ = wait_on(low_half(word), expected, timeout);
+}
+
+/// [`futex_wake`] on the low 32 bits of `word`.
+#[allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
+#[inline]
+pub(crate) fn futex_wake_low(word: &AtomicU64, count: i32) {
+    wake_on(low_half(word), count);
+}
