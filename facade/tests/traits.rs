@@ -44,6 +44,7 @@ fn every_handle_has_the_trait_set() {
     fd_handle::<socket::TcpStream>();
     fd_handle::<mqueue::MessageQueue>();
     fd_handle::<shm::Segment>();
+    fd_handle::<shm::ByteLocks>();
     handle::<pipe::Fifo>();
 
     // Std parity on the socket types: try_clone everywhere, addresses and shutdown.

@@ -643,3 +643,31 @@ fn a_segment_gives_up_its_descriptor_and_takes_one_back() {
     assert!(Segment::open(&name.0).is_ok(), "persisted: the name stays");
     unlink(&name.0).unwrap();
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "memfd_create")]
+fn byte_locks_give_up_and_take_back_their_description_with_its_locks() {
+    use ipcraft_shm::ByteLocks;
+    let seg = Segment::anonymous(64).unwrap();
+    let mine = ByteLocks::new(&seg).unwrap();
+    let other = ByteLocks::new(&seg).unwrap();
+    assert!(mine.try_lock(7).unwrap());
+    // The lock travels with the description.
+    let fd = OwnedFd::from(mine);
+    assert!(other.is_locked_by_other(7).unwrap());
+    let mine = ByteLocks::try_from(fd).unwrap();
+    assert!(mine.try_lock(7).unwrap(), "still ours");
+    drop(mine);
+    assert!(!other.is_locked_by_other(7).unwrap());
+    // Not a regular read-write file: refused, handed back.
+    let (r, _w) = std::io::pipe().unwrap();
+    assert!(matches!(
+        ByteLocks::try_from(OwnedFd::from(r)),
+        Err(Error::NotLockable { .. })
+    ));
+    let ro: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    assert!(matches!(
+        ByteLocks::try_from(ro),
+        Err(Error::NotLockable { .. })
+    ));
+}
