@@ -139,11 +139,28 @@ impl TrustedOwners {
         name: &str,
         requested: Option<u32>,
     ) -> Result<(), TrustError> {
+        self.check_owner(st.st_uid, st.st_mode, kind, name, requested)
+    }
+
+    /// [`check`](Self::check) on an owner and mode learnt otherwise (a socket peer's
+    /// credentials, for one: `SO_PEERCRED`).
+    ///
+    /// # Errors
+    ///
+    /// [`TrustError::Untrusted`] or [`TrustError::TooOpen`].
+    pub fn check_owner(
+        &self,
+        owner: u32,
+        mode: u32,
+        kind: &'static str,
+        name: &str,
+        requested: Option<u32>,
+    ) -> Result<(), TrustError> {
         let found = Found {
             kind,
             name: name.to_owned(),
-            owner: st.st_uid,
-            mode: st.st_mode & 0o7777,
+            owner,
+            mode: mode & 0o7777,
         };
         if !self.trusts(found.owner) {
             return Err(TrustError::Untrusted {

@@ -16,6 +16,10 @@ use std::io;
 pub enum Error {
     /// A system call failed; the [`SysError`] names it, the queue, and the errno.
     Sys(SysError),
+    /// An open refused to join an existing queue: another user owns it, or (for
+    /// `open_or_create`) its mode is wider than the one asked for. The error names the owner
+    /// and mode, and says what to do.
+    Untrusted(ipcraft_core::TrustError),
     /// The name breaks the POSIX IPC name rules (checked before any system call).
     InvalidName(NameError),
     /// A queue of this name exists already (`EEXIST` from `mq_open(O_CREAT | O_EXCL)`).
@@ -107,6 +111,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Self::Sys(e) => e.kind(),
+            Self::Untrusted(_) => io::ErrorKind::PermissionDenied,
             Self::Full | Self::Empty => io::ErrorKind::WouldBlock,
             Self::NotifyBusy { .. } => io::ErrorKind::ResourceBusy,
             Self::TimedOut { .. } => io::ErrorKind::TimedOut,
@@ -139,6 +144,7 @@ impl Error {
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
+            Self::Untrusted(e) => e.fmt(f),
             Self::Sys(e) => e.fmt(f),
             Self::InvalidName(e) => e.fmt(f),
             Self::AlreadyExists { name } => write!(
@@ -214,6 +220,7 @@ impl std::error::Error for Error {
         match self {
             Self::Sys(e) => Some(e),
             Self::InvalidName(e) => Some(e),
+            Self::Untrusted(e) => Some(e),
             _ => None,
         }
     }

@@ -4,14 +4,14 @@
 use crate::error::{Error, Result};
 use crate::limits;
 use crate::sys;
-use ipcraft_core::{Deadline, Interest, PosixName, SysError, wait_fd};
+use ipcraft_core::{Deadline, Interest, PosixName, SysError, TrustedOwners, wait_fd};
 use nix::errno::Errno;
 use nix::mqueue::{
     MQ_OFlag, MqAttr, MqdT, mq_attr_member_t, mq_getattr, mq_open, mq_receive, mq_send,
     mq_timedreceive, mq_unlink,
 };
 use nix::sys::signal::Signal;
-use nix::sys::stat::{Mode, fchmod};
+use nix::sys::stat::{Mode, fchmod, fstat};
 use nix::sys::time::TimeSpec;
 use std::fmt;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
@@ -127,6 +127,7 @@ pub struct Status {
 pub struct QueueOptions {
     mode: u32,
     access: Access,
+    trusted: TrustedOwners,
 }
 
 impl Default for QueueOptions {
@@ -134,6 +135,7 @@ impl Default for QueueOptions {
         Self {
             mode: DEFAULT_MODE,
             access: Access::ReadWrite,
+            trusted: TrustedOwners::new(),
         }
     }
 }
@@ -154,6 +156,17 @@ impl QueueOptions {
     /// The directions the handle is open for.
     pub fn access(mut self, access: Access) -> Self {
         self.access = access;
+        self
+    }
+
+    /// Whose queues an open joins: by default our effective uid and root. Queue names are
+    /// shared by every user, so a name may have been made first by someone else, to read
+    /// what we send or feed us what we receive: every open checks the owner on the
+    /// descriptor and refuses others with [`Error::Untrusted`]; `open_or_create` also
+    /// refuses an existing queue whose mode is wider than [`mode`](Self::mode). Widen it
+    /// only for queues shared on purpose ([`TrustedOwners::also_uid`]).
+    pub fn trust(mut self, trusted: TrustedOwners) -> Self {
+        self.trusted = trusted;
         self
     }
 
@@ -192,11 +205,12 @@ impl QueueOptions {
     /// # Errors
     ///
     /// [`Error::InvalidName`]; [`Error::NotFound`] when no queue has that name;
+    /// [`Error::Untrusted`] when its owner is not trusted ([`trust`](Self::trust));
     /// [`Error::Sys`] otherwise (`EACCES` when the mode does not allow the access).
     #[doc(alias = "mq_open")]
     pub fn open(&self, name: &str) -> Result<MessageQueue> {
         let name = PosixName::new(name)?;
-        match self.try_open(&name) {
+        match self.try_open(&name, None) {
             Ok(q) => q,
             Err(Errno::ENOENT) => Err(Error::NotFound {
                 name: name.as_str().to_owned(),
@@ -214,7 +228,9 @@ impl QueueOptions {
     /// # Errors
     ///
     /// As [`create`](Self::create) and [`open`](Self::open), except
-    /// [`Error::AlreadyExists`] and [`Error::NotFound`].
+    /// [`Error::AlreadyExists`] and [`Error::NotFound`]; [`Error::Untrusted`] also for an
+    /// existing queue whose mode is wider than [`mode`](Self::mode) (it joins only what it
+    /// could have created).
     #[doc(alias = "mq_open")]
     pub fn open_or_create(&self, name: &str, attrs: Attributes) -> Result<MessageQueue> {
         let name = PosixName::new(name)?;
@@ -226,7 +242,7 @@ impl QueueOptions {
                 Err(Errno::EEXIST) => {}
                 Err(e) => return Err(limits::diagnose_create(&name, &attrs, e)),
             }
-            match self.try_open(&name) {
+            match self.try_open(&name, Some(self.mode)) {
                 Ok(q) => return q,
                 // Unlinked between our create and our open: try to create it again.
                 Err(Errno::ENOENT) => last = Errno::ENOENT,
@@ -269,13 +285,26 @@ impl QueueOptions {
         })
     }
 
-    fn try_open(&self, name: &PosixName) -> nix::Result<Result<MessageQueue>> {
+    /// `Err(errno)` only for `mq_open` itself; the trust check (against `requested`, the
+    /// mode `open_or_create` would have made, if given) and later failures are in the `Ok`.
+    fn try_open(
+        &self,
+        name: &PosixName,
+        requested: Option<u32>,
+    ) -> nix::Result<Result<MessageQueue>> {
         let mqd = mq_open(
             name.as_c_str(),
             self.access.flags() | CLOEXEC,
             Mode::empty(),
             None,
         )?;
+        if let Err(e) = self
+            .trusted
+            .check(&mqd, "message queue", name.as_str(), requested)
+        {
+            let _ = nix::unistd::close(mqd);
+            return Ok(Err(Error::Untrusted(e)));
+        }
         Ok(match mq_getattr(&mqd) {
             Ok(a) => Ok(MessageQueue {
                 mqd: Some(mqd),
@@ -299,9 +328,10 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 ///
 /// The descriptor is close-on-exec and closed on drop. The handle that created the queue owns
 /// its name and unlinks it on drop, unless [`persist`](Self::persist) was called; a handle
-/// that opened an existing queue never unlinks it. (Unlinking goes by name: if another
-/// process unlinked the queue and made a new one of the same name meanwhile, that one is
-/// removed. Do not share names between unrelated programs.)
+/// that opened an existing queue never unlinks it, and the owner unlinks only its own queue:
+/// if the name was unlinked and made again by another process meanwhile, the newcomer is
+/// left alone (the drop compares the queue's identity, device and inode, with what the name
+/// opens now).
 ///
 /// Blocking calls ([`send`](Self::send), [`recv`](Self::recv)) are the plain
 /// `mq_send`/`mq_receive`. The `try_` forms never block and report [`Error::Full`] /
@@ -345,6 +375,16 @@ pub struct MessageQueue {
 }
 
 impl MessageQueue {
+    /// A creator's drop: unlink the name if it still names this queue; at most once.
+    fn release_name(&mut self) {
+        if let (true, Some(name), Some(mqd)) = (self.owns_name, &self.name, &self.mqd) {
+            if names_this_queue(name, mqd) {
+                let _ = mq_unlink(name.as_c_str());
+            }
+        }
+        self.owns_name = false;
+    }
+
     /// The queue descriptor, present for the handle's whole life.
     fn mqd(&self) -> &MqdT {
         self.mqd
@@ -789,15 +829,30 @@ pub fn unlink(name: &str) -> Result<()> {
 
 impl Drop for MessageQueue {
     fn drop(&mut self) {
-        if let (true, Some(name)) = (self.owns_name, &self.name) {
-            let _ = mq_unlink(name.as_c_str());
-        }
+        self.release_name();
         // `MqdT` has no `Drop`; this handle owns the descriptor and closes it exactly once
         // (unless the conversion into an `OwnedFd` took it).
         if let Some(mqd) = self.mqd.take() {
             let _ = nix::unistd::close(mqd.as_raw_fd());
         }
     }
+}
+
+/// Whether `name` still opens the queue behind `mqd` (same device and inode): the name was
+/// not unlinked and made again by someone else. A queue the name opens but we may not read,
+/// or one that is gone, is not ours.
+fn names_this_queue(name: &PosixName, mqd: &MqdT) -> bool {
+    let Ok(ours) = fstat(mqd.as_fd()) else {
+        return false;
+    };
+    let flags = MQ_OFlag::O_RDONLY | MQ_OFlag::O_NONBLOCK | CLOEXEC;
+    let Ok(now) = mq_open(name.as_c_str(), flags, Mode::empty(), None) else {
+        return false;
+    };
+    let same =
+        fstat(now.as_fd()).is_ok_and(|st| st.st_dev == ours.st_dev && st.st_ino == ours.st_ino);
+    let _ = nix::unistd::close(now);
+    same
 }
 
 impl fmt::Debug for MessageQueue {
@@ -830,6 +885,7 @@ impl AsRawFd for MessageQueue {
 /// queue alive either way.
 impl From<MessageQueue> for OwnedFd {
     fn from(mut q: MessageQueue) -> Self {
+        q.release_name(); // while the descriptor is there to check the name against
         let mqd = q.mqd.take();
         drop(q); // unlinks an owned name, closes nothing (the descriptor was taken)
         sys::into_owned_fd(mqd.expect("a live MessageQueue holds its descriptor"))

@@ -146,3 +146,21 @@ fn trusted_owners_still_work() {
     seg.read_at(0, &mut b).unwrap();
     assert_eq!(&b, b"hello");
 }
+
+/// The creator's drop removes its own segment only: one made again under the same name by
+/// someone else (after the first was unlinked) survives, bytes and all.
+#[cfg_attr(miri, ignore = "shm_open")]
+#[test]
+fn dropping_the_creator_leaves_a_newcomer_of_the_same_name() {
+    let name = Name(unique_name("/ipcraft-shm-trust", "newcomer"));
+    let first = Segment::create(&name.0, 64).unwrap();
+    unlink(&name.0).unwrap();
+    let newcomer = Segment::create(&name.0, 64).unwrap();
+    newcomer.write_at(0, b"keep").unwrap();
+    drop(first);
+    let again = Segment::open(&name.0).expect("the newcomer survives");
+    let mut b = [0u8; 4];
+    again.read_at(0, &mut b).unwrap();
+    assert_eq!(&b, b"keep");
+    drop(newcomer);
+}

@@ -15,6 +15,12 @@ use std::io;
 pub enum Error {
     /// A system call failed; the [`SysError`] names it, what it was applied to, and the errno.
     Sys(SysError),
+    /// The other end belongs to an owner this process does not trust: a listener whose
+    /// credentials (`SO_PEERCRED`) name another user, or a datagram socket file another user
+    /// owns (the name may have been taken first, to read what we send). Nothing was sent;
+    /// the error names the owner and says what to do ([`ConnectOptions`](crate::ConnectOptions)
+    /// trusts a user on purpose).
+    Untrusted(ipcraft_core::TrustError),
     /// The peer closed its end: nothing sent will be read (`EPIPE`; no `SIGPIPE` is raised,
     /// every send uses `MSG_NOSIGNAL`).
     PeerClosed {
@@ -127,6 +133,7 @@ impl Error {
     pub fn kind(&self) -> io::ErrorKind {
         match self {
             Self::Sys(e) => e.kind(),
+            Self::Untrusted(_) => io::ErrorKind::PermissionDenied,
             Self::PeerClosed { .. } => io::ErrorKind::BrokenPipe,
             Self::ConnectionReset { .. } => io::ErrorKind::ConnectionReset,
             Self::TimedOut { .. } => io::ErrorKind::TimedOut,
@@ -180,6 +187,7 @@ impl fmt::Display for Error {
                 "descriptor {} is not {expected}, the only kind this type adopts",
                 std::os::fd::AsRawFd::as_raw_fd(fd)
             ),
+            Self::Untrusted(e) => e.fmt(f),
             Self::PeerClosed { op } => write!(
                 f,
                 "{op} failed: the peer closed its end, so nothing sent will be read"
@@ -249,6 +257,7 @@ impl std::error::Error for Error {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             Self::Sys(e) => Some(e),
+            Self::Untrusted(e) => Some(e),
             Self::Frame(e) => Some(e),
             _ => None,
         }

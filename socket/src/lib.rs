@@ -109,6 +109,7 @@ mod options;
 mod stream;
 mod sys;
 mod tcp;
+mod trust;
 mod wait;
 
 pub use addr::{MAX_ABSTRACT_LEN, MAX_PATH_LEN, SocketAddr};
@@ -123,6 +124,7 @@ pub use options::ListenerOptions;
 pub use options::{BindOptions, DEFAULT_BACKLOG, DEFAULT_MODE, SCM_MAX_FD};
 pub use stream::UnixStream;
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
+pub use trust::ConnectOptions;
 
 /// The README's examples, compiled and run as doctests so that they cannot drift from the API.
 #[cfg(doctest)]

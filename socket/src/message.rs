@@ -14,7 +14,7 @@ use crate::options::{BindOptions, OwnedFile, SCM_MAX_FD, bind_unix, connect_unix
 use crate::stream::UnixStream;
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
-use ipcraft_core::{Deadline, FlagSetting, Interest, SysError, TimeoutSetting};
+use ipcraft_core::{Deadline, FlagSetting, Interest, SysError, TimeoutSetting, TrustedOwners};
 use nix::errno::Errno;
 use nix::sys::socket::{
     AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, connect, getpeername,
@@ -535,8 +535,15 @@ impl UnixDatagram {
     ///
     /// # Errors
     ///
+    /// [`Error::Untrusted`] when `addr` is a socket file another user owns
+    /// ([`ConnectOptions::datagram`](crate::ConnectOptions::datagram) trusts one on purpose);
     /// [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`: nobody bound there).
     pub fn connect_addr(&self, addr: &SocketAddr) -> Result<()> {
+        crate::trust::check_destination(addr, &TrustedOwners::new())?;
+        self.connect_unchecked(addr)
+    }
+
+    pub(crate) fn connect_unchecked(&self, addr: &SocketAddr) -> Result<()> {
         connect(self.m.fd.as_raw_fd(), &addr.to_unix_addr()?)
             .map_err(Error::sys_on("connect", addr))
     }
@@ -559,8 +566,11 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// As [`send`](Self::send) (`ECONNREFUSED`/`ENOENT` as [`Error::Sys`] when nobody is
-    /// bound there, `EAGAIN` as [`Error::WouldBlock`] when the receiver's queue is full).
+    /// bound there, `EAGAIN` as [`Error::WouldBlock`] when the receiver's queue is full);
+    /// [`Error::Untrusted`] when `addr` is a socket file another user owns (checked with
+    /// `lstat` before the send: `/tmp` is sticky, so only its owner could swap it).
     pub fn send_to(&self, msg: &[u8], addr: &SocketAddr) -> Result<usize> {
+        crate::trust::check_destination(addr, &TrustedOwners::new())?;
         self.m.send(msg, &[], Some(addr), self.m.write_wait())
     }
 
@@ -570,6 +580,7 @@ impl UnixDatagram {
     ///
     /// As [`send_to`](Self::send_to).
     pub fn try_send_to(&self, msg: &[u8], addr: &SocketAddr) -> Result<usize> {
+        crate::trust::check_destination(addr, &TrustedOwners::new())?;
         self.m.send(msg, &[], Some(addr), Wait::Try)
     }
 
@@ -584,6 +595,7 @@ impl UnixDatagram {
         fds: &[BorrowedFd<'_>],
         addr: &SocketAddr,
     ) -> Result<usize> {
+        crate::trust::check_destination(addr, &TrustedOwners::new())?;
         self.m.send(msg, fds, Some(addr), self.m.write_wait())
     }
 
@@ -889,7 +901,9 @@ impl SeqpacketConn {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`, `EACCES`).
+    /// [`Error::Untrusted`] when the listener belongs to another user (`SO_PEERCRED`,
+    /// checked before returning); [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`,
+    /// `EACCES`).
     pub fn connect_addr(addr: &SocketAddr) -> Result<Self> {
         let fd = socket(
             AddressFamily::Unix,
@@ -905,6 +919,7 @@ impl SeqpacketConn {
                 Err(e) => return Err(Error::sys_on("connect", addr)(e)),
             }
         }
+        crate::trust::check_listener(&fd, addr, &TrustedOwners::new())?;
         Ok(Self { m: Msg::new(fd) })
     }
 
@@ -926,9 +941,17 @@ impl SeqpacketConn {
     ///
     /// [`Error::TimedOut`], and as [`connect`](Self::connect).
     pub fn connect_deadline(addr: &SocketAddr, deadline: Deadline) -> Result<Self> {
-        Ok(Self {
-            m: Msg::new(connect_unix(addr, SockType::SeqPacket, deadline)?),
-        })
+        Self::connect_trusting(addr, deadline, &TrustedOwners::new())
+    }
+
+    pub(crate) fn connect_trusting(
+        addr: &SocketAddr,
+        deadline: Deadline,
+        trusted: &TrustedOwners,
+    ) -> Result<Self> {
+        let fd = connect_unix(addr, SockType::SeqPacket, deadline)?;
+        crate::trust::check_listener(&fd, addr, trusted)?;
+        Ok(Self { m: Msg::new(fd) })
     }
 
     /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.

@@ -7,6 +7,7 @@ use crate::options::{SCM_MAX_FD, connect_unix};
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
 use ipcraft_core::FrameError;
+use ipcraft_core::TrustedOwners;
 use ipcraft_core::{Deadline, Interest, SysError};
 use ipcraft_core::{FlagSetting, TimeoutSetting};
 use nix::errno::Errno;
@@ -88,9 +89,11 @@ impl UnixStream {
     ///
     /// # Errors
     ///
-    /// [`Error::Sys`] from `connect`: `ENOENT` (no such file), `ECONNREFUSED` (nobody
-    /// listening: a stale socket file, or a bound socket not yet listening), `EACCES` (no
-    /// write permission on the socket file).
+    /// [`Error::Untrusted`] when the listener belongs to another user (its credentials,
+    /// `SO_PEERCRED`, checked before returning; [`ConnectOptions`](crate::ConnectOptions)
+    /// trusts one on purpose); [`Error::Sys`] from `connect`: `ENOENT` (no such file),
+    /// `ECONNREFUSED` (nobody listening: a stale socket file, or a bound socket not yet
+    /// listening), `EACCES` (no write permission on the socket file).
     pub fn connect_addr(addr: &SocketAddr) -> Result<Self> {
         let unix_addr = addr.to_unix_addr()?;
         let fd = socket(
@@ -107,6 +110,7 @@ impl UnixStream {
                 Err(e) => return Err(Error::sys_on("connect", addr)(e)),
             }
         }
+        crate::trust::check_listener(&fd, addr, &TrustedOwners::new())?;
         Ok(Self::from_fd(fd))
     }
 
@@ -119,11 +123,17 @@ impl UnixStream {
     ///
     /// [`Error::TimedOut`], and as [`connect_addr`](Self::connect_addr).
     pub fn connect_deadline(addr: &SocketAddr, deadline: Deadline) -> Result<Self> {
-        Ok(Self::from_fd(connect_unix(
-            addr,
-            SockType::Stream,
-            deadline,
-        )?))
+        Self::connect_trusting(addr, deadline, &TrustedOwners::new())
+    }
+
+    pub(crate) fn connect_trusting(
+        addr: &SocketAddr,
+        deadline: Deadline,
+        trusted: &TrustedOwners,
+    ) -> Result<Self> {
+        let fd = connect_unix(addr, SockType::Stream, deadline)?;
+        crate::trust::check_listener(&fd, addr, trusted)?;
+        Ok(Self::from_fd(fd))
     }
 
     /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.

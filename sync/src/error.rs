@@ -84,7 +84,7 @@ impl fmt::Display for Error {
             Self::WrongLayout { found, expected } => write!(
                 f,
                 "the place holds an object of layout {found:#010x}, not the {expected:#010x} \
-                 asked for (another type, or another version)"
+                 asked for (another type, another mutex kind, or another version)"
             ),
             Self::NotReady => f.write_str(
                 "the object was not initialized in time by the process placing it (it may have \

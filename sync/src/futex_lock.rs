@@ -6,6 +6,7 @@
 //! | bits | meaning |
 //! |---|---|
 //! | 0-9 | the owner's slot: 0 free, 1..=[`MAX_HANDLES`] a handle, [`ORPHANED`] an owner that is gone, [`NOT_RECOVERABLE`] |
+//! | 10-29 | a generation, advanced by every acquisition and kept by unlock |
 //! | 30 | `INCONSISTENT`: the holder took the lock from a dead owner and has not repaired yet |
 //! | 31 | `WAITERS`: someone may sleep on the word; the unlocker must wake |
 //!
@@ -26,6 +27,12 @@
 //! wakes everyone), which lockers treat as a dead owner too. After that claim, only the
 //! claimer can write its slot into the word.
 //!
+//! A slot freed by a handle that unlocked and went away cleanly may be claimed again, and
+//! locked, between a waiter's reading of the word and its probe (the byte was free) or its
+//! compare-exchange: the word names the same slot again, now a live owner's. The generation
+//! makes that compare-exchange fail (it would take 2^20 acquisitions in between to repeat
+//! the word exactly), so a live owner's lock is not taken for a dead one's.
+//!
 //! Waiting sleeps on the word in slices of [`SLICE`]; the owner's byte is probed after a
 //! slice that brought no change, on `try_lock`, and when the deadline passes, never on the
 //! path where the lock changes hands normally (no system call but the futex ones).
@@ -40,7 +47,7 @@
 
 #![allow(clippy::disallowed_types)] // The word lives in shared memory, where loom's atomics cannot.
 
-use crate::sys::{Acquired, MappedWord, futex_wait_timed, futex_wake};
+use crate::sys::{Acquired, MappedWord, fork_generation, forks, futex_wait_timed, futex_wake};
 use ipcraft_core::Deadline;
 use ipcraft_shm::{ByteLocks, Segment};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -55,6 +62,9 @@ pub(crate) const ORPHANED: u32 = 0x3fe;
 pub(crate) const NOT_RECOVERABLE: u32 = 0x3ff;
 /// How many handles (in all processes together) can be attached to one futex-kind mutex.
 pub const MAX_HANDLES: u32 = 0x3fd;
+/// The generation bits, and one step of it.
+const GEN_MASK: u32 = 0x3fff_fc00;
+const GEN_ONE: u32 = 1 << 10;
 const INCONSISTENT: u32 = 1 << 30;
 const WAITERS: u32 = 1 << 31;
 /// The longest single sleep; then the owner's liveness is probed.
@@ -78,6 +88,8 @@ pub(crate) enum NotTaken {
     Held,
     /// The mutex is marked not recoverable.
     NotRecoverable,
+    /// This handle was inherited over `fork`: attach again in the child.
+    Inherited,
 }
 
 /// A 32-bit lock word and the futex calls on it: the shared word in a mapping for the crate,
@@ -127,6 +139,8 @@ pub(crate) struct FutexLock {
     locks: ByteLocks,
     slot: u32,
     base: u64,
+    /// The process's fork count at attach: a child that inherited the handle has another.
+    forks: u32,
 }
 
 impl FutexLock {
@@ -138,6 +152,7 @@ impl FutexLock {
         offset: usize,
         word: MappedWord,
     ) -> Result<Self, crate::Error> {
+        let forks = fork_generation();
         let locks = ByteLocks::new(seg)?;
         let base = LOCK_BYTES + (offset as u64 / 64) * BYTES_PER_PLACEMENT;
         for slot in 1..=MAX_HANDLES {
@@ -147,6 +162,7 @@ impl FutexLock {
                     locks,
                     slot,
                     base,
+                    forks,
                 };
                 me.orphan_previous(me.word());
                 return Ok(me);
@@ -191,6 +207,9 @@ impl FutexLock {
     /// which probes a held lock's owner once).
     #[inline]
     pub(crate) fn lock(&self, deadline: Deadline) -> Result<Acquired, NotTaken> {
+        if forks() != self.forks {
+            return Err(NotTaken::Inherited);
+        }
         lock(self.word(), self.slot, deadline, |owner| {
             self.owner_alive(owner)
         })
@@ -201,12 +220,19 @@ impl FutexLock {
     /// longer names this handle: a peer overwrote it, and it is left as it is.
     #[inline]
     pub(crate) fn unlock(&self, repaired: bool) -> Result<(), u32> {
+        if forks() != self.forks {
+            // A guard copied over fork: the lock is the parent's.
+            return Err(self.word().load(Ordering::Relaxed));
+        }
         unlock(self.word(), self.slot, repaired)
     }
 
     /// Clear `INCONSISTENT` on a lock this handle holds. `Err` with the word found when it
     /// does not name this handle.
     pub(crate) fn make_consistent(&self) -> Result<(), u32> {
+        if forks() != self.forks {
+            return Err(self.word().load(Ordering::Relaxed));
+        }
         make_consistent(self.word(), self.slot)
     }
 }
@@ -235,21 +261,31 @@ fn lock<W: LockWord>(
     deadline: Deadline,
     alive: impl Fn(u32) -> bool,
 ) -> Result<Acquired, NotTaken> {
-    if word
-        .compare_exchange(0, slot, Ordering::Acquire, Ordering::Relaxed)
-        .is_ok()
+    let w = word.load(Ordering::Relaxed);
+    if w & !GEN_MASK == 0
+        && word
+            .compare_exchange(w, next_gen(w) | slot, Ordering::Acquire, Ordering::Relaxed)
+            .is_ok()
     {
         return Ok(Acquired::Clean);
     }
     lock_slow(word, slot, deadline, alive)
 }
 
+/// The generation of the acquisition that replaces `w`.
+#[inline]
+fn next_gen(w: u32) -> u32 {
+    (w & GEN_MASK).wrapping_add(GEN_ONE) & GEN_MASK
+}
+
 /// Unlock `word`, which the handle in `slot` holds (`repaired`: see [`FutexLock::unlock`]).
 #[inline]
 fn unlock<W: LockWord>(word: &W, slot: u32, repaired: bool) -> Result<(), u32> {
+    let w = word.load(Ordering::Relaxed);
     if repaired
+        && w & !GEN_MASK == slot
         && word
-            .compare_exchange(slot, 0, Ordering::Release, Ordering::Relaxed)
+            .compare_exchange(w, w & GEN_MASK, Ordering::Release, Ordering::Relaxed)
             .is_ok()
     {
         return Ok(());
@@ -285,7 +321,7 @@ fn lock_slow<W: LockWord>(
         let waiters = if slept { WAITERS } else { w & WAITERS };
         if owner == 0 {
             // Free (perhaps with waiters): take it.
-            let taken = slot | waiters;
+            let taken = next_gen(w) | slot | waiters;
             if word
                 .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -298,7 +334,7 @@ fn lock_slow<W: LockWord>(
             return Err(NotTaken::NotRecoverable);
         }
         if owner == ORPHANED || (probe && owner != slot && !alive(owner)) {
-            let taken = slot | INCONSISTENT | waiters;
+            let taken = next_gen(w) | slot | INCONSISTENT | waiters;
             if word
                 .compare_exchange(w, taken, Ordering::Acquire, Ordering::Relaxed)
                 .is_ok()
@@ -310,6 +346,11 @@ fn lock_slow<W: LockWord>(
         let Some(left) = remaining(deadline) else {
             // Passed: the owner was probed on this round (probe is set below).
             if probe {
+                if slept {
+                    // A wake-up this call took may have been meant for another sleeper,
+                    // and the holder may have taken the lock without WAITERS: pass it on.
+                    word.wake(1);
+                }
                 return Err(NotTaken::Held);
             }
             probe = true;
@@ -340,7 +381,8 @@ fn unlock_slow<W: LockWord>(word: &W, slot: u32, repaired: bool) -> Result<(), u
         if w & SLOT_MASK != slot {
             return Err(w);
         }
-        let next = if repaired { 0 } else { NOT_RECOVERABLE };
+        // The generation stays: a word read before this unlock never matches again.
+        let next = (w & GEN_MASK) | if repaired { 0 } else { NOT_RECOVERABLE };
         match word.compare_exchange(w, next, Ordering::Release, Ordering::Relaxed) {
             Ok(_) => break,
             Err(now) => w = now,
@@ -388,6 +430,8 @@ mod tests {
             assert!(MAX_HANDLES < ORPHANED && ORPHANED < NOT_RECOVERABLE);
             assert!(NOT_RECOVERABLE == SLOT_MASK);
             assert!(INCONSISTENT & SLOT_MASK == 0 && WAITERS & SLOT_MASK == 0);
+            assert!(GEN_MASK & (SLOT_MASK | INCONSISTENT | WAITERS) == 0);
+            assert!(GEN_MASK | SLOT_MASK | INCONSISTENT | WAITERS == u32::MAX);
             // A placement 2^40 bytes into a segment still has its bytes below i64::MAX.
             let last = LOCK_BYTES + (1u64 << 40) / 64 * BYTES_PER_PLACEMENT + 1023;
             assert!(last < i64::MAX as u64);

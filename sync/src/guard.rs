@@ -8,10 +8,12 @@ use ipcraft_shm::Segment;
 use std::fmt;
 use std::marker::PhantomData;
 
-/// Makes a guard `!Send` (and keeps it `Sync`), as std's guard is: a pthread mutex must be
+/// Makes a guard `!Send` and `!Sync`. Not `Send`, as std's guard: a pthread mutex must be
 /// unlocked by the thread that locked it (glibc refuses others with `EPERM`, which would
-/// leave it locked for every process), and both kinds keep that rule.
-type NotSend = PhantomData<std::sync::MutexGuard<'static, ()>>;
+/// leave it locked for every process), and both kinds keep that rule. Not `Sync`, unlike
+/// std's: `set` and `update` write the shared bytes through `&self` (a plain copy), so two
+/// threads sharing `&guard` would race two writes.
+type NotSend = PhantomData<*const ()>;
 
 /// Why a lock was not (cleanly) acquired.
 ///
@@ -106,8 +108,8 @@ impl<T: Plain> std::error::Error for LockError<'_, T> {}
 
 /// Holds the lock; reads and writes the protected `T` by copy. Unlocks on drop.
 ///
-/// Not `Send`, as std's guard: unlock happens on the thread that locked. This does not
-/// compile:
+/// Not `Send`, as std's guard: unlock happens on the thread that locked. Not `Sync`
+/// either ([`set`](Self::set) writes through `&self`). This does not compile:
 ///
 /// ```compile_fail,E0277
 /// fn send<T: Send>(_: T) {}
@@ -274,7 +276,7 @@ impl<T: Plain + fmt::Debug> fmt::Debug for MutexGuard<'_, T> {
 /// Repair it, then [`make_consistent`](Self::make_consistent). Dropping this without doing
 /// so unlocks the mutex and makes it permanently [`LockError::NotRecoverable`].
 ///
-/// Not `Send`, like [`MutexGuard`].
+/// Neither `Send` nor `Sync`, like [`MutexGuard`].
 #[must_use = "dropping the recovery without make_consistent makes the mutex not recoverable"]
 pub struct Recovery<'a, T: Plain> {
     held: Held<'a, T>,

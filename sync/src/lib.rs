@@ -61,7 +61,8 @@
 //!
 //! The protected value is read and written by copy under the lock ([`MutexGuard::get`],
 //! [`MutexGuard::set`]); no reference into shared memory is handed out, except to atomic
-//! words. Guards are not `Send` (as std's): a lock is released by the thread that took it.
+//! words. Guards are not `Send` (as std's): a lock is released by the thread that took it; nor
+//! `Sync` (unlike std's): `set` writes the shared bytes through `&self`.
 //! The guard borrows the mutex, which owns or borrows the mapping, so the memory cannot be
 //! unmapped while the lock is held.
 //!
@@ -82,7 +83,21 @@
 //! | named [`Semaphore`] | make `sem_post` abort this process (glibc builds its futex call from the `sem_t`'s `private` word) |
 //!
 //! `tests/hostile.rs` checks the first row across real processes, and that the second
-//! really can crash.
+//! really can crash. What a peer with write access can also do, to any object: shrink a named
+//! segment's file (this process then dies of SIGBUS on the lost pages, as with any shared
+//! mapping: see `ipcraft-shm`), and, for the futex mutex, hold the file locks that stand for
+//! handles (a dead owner then looks alive: `lock()` waits, every deadline is still kept; or
+//! every slot is taken: [`Error::TooManyHandles`]). Share named objects only with trusted
+//! owners (the default), and give untrusted peers sealed anonymous segments.
+//!
+//! # Fork
+//!
+//! A futex-kind handle is one participant: its slot and its file lock are shared by a child
+//! that inherits it over `fork`, so neither process's death could be told from the other's.
+//! An inherited handle therefore refuses to lock, unlock or repair in the child
+//! ([`LockError::Sys`] with `EPERM`); the child attaches a handle of its own. (The pthread
+//! kind is per thread, as glibc makes it.) Attaching a futex-kind handle reopens the segment
+//! through `/proc/self/fd`, so `/proc` must be mounted.
 //!
 //! # Platform support
 //!

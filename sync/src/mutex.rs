@@ -49,9 +49,15 @@ pub const DEFAULT_INIT_TIMEOUT: Duration = Duration::from_secs(5);
 /// | priority inheritance | no | yes ([`MutexOptions::priority_inheritance`]) |
 /// | C interop | no | a C program can lock the `pthread_mutex_t` |
 /// | handles per mutex | [`MAX_HANDLES`](crate::MAX_HANDLES) in all processes | unlimited |
+/// | a handle inherited over `fork` | refuses to lock in the child (attach again) | per thread, as glibc makes it |
 ///
 /// Use the futex kind unless you need priority inheritance or a C peer, and share a
 /// pthread-kind mutex only with processes you trust not to write into it.
+///
+/// Creating, placing, opening and attaching all take the kind from [`MutexOptions::kind`]
+/// (the futex kind by default), never from the segment: a mutex of another kind is
+/// [`Error::WrongLayout`] (in place) or a `WrongTag` segment error (named). A peer that could
+/// make us take its bytes for a pthread mutex could make glibc write through its pointers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
 #[non_exhaustive]
 pub enum MutexKind {
@@ -68,14 +74,6 @@ impl MutexKind {
         match self {
             Self::Pthread => 1,
             Self::Futex => 2,
-        }
-    }
-
-    fn from_layout(word: u32) -> Option<Self> {
-        match word >> 28 {
-            1 => Some(Self::Pthread),
-            2 => Some(Self::Futex),
-            _ => None,
         }
     }
 }
@@ -110,8 +108,6 @@ const fn layout_word<T>(kind: MutexKind) -> u32 {
     (kind.version() << 28) | (align << 24) | (size & 0x00ff_ffff)
 }
 
-/// The layout word without its kind.
-const TYPE_BITS: u32 = 0x0fff_ffff;
 /// "ipcraft-sync mutex" marker in the high half of a named mutex's segment tag.
 const TAG_MARKER: u64 = 0x1bc5_3a7e_u64 << 32;
 
@@ -134,6 +130,11 @@ impl Lock {
             Self::Futex(f) => f.lock(deadline).map_err(|e| match e {
                 NotTaken::NotRecoverable => Fail::NotRecoverable,
                 NotTaken::Held => Fail::TimedOut,
+                NotTaken::Inherited => Fail::Sys(SysError::new(
+                    "lock (a futex-kind Mutex handle inherited over fork: attach again in the \
+                     child)",
+                    Errno::EPERM,
+                )),
             }),
             Self::Pthread(raw) => {
                 let (op, result) = match deadline.instant() {
@@ -267,8 +268,8 @@ impl MutexOptions {
         Self::default()
     }
 
-    /// The kind of lock a new mutex is built on ([`MutexKind::Futex`] by default). Opening
-    /// or attaching to an existing mutex takes the kind its creator chose.
+    /// The kind of lock ([`MutexKind::Futex`] by default): the one a new mutex is built on,
+    /// and the one an existing mutex must be of to be opened or attached to.
     pub fn kind(mut self, kind: MutexKind) -> Self {
         self.kind = kind;
         self
@@ -343,15 +344,13 @@ impl MutexOptions {
     /// # Ok::<(), ipcraft_sync::Error>(())
     /// ```
     pub fn open<T: Plain>(&self, name: &str) -> Result<Mutex<T>> {
-        let seg = SegmentOptions::new().trust(self.trusted).open(name)?;
-        let found = seg.header().map_or(0, |h| h.tag);
-        let expected = segment_tag::<T>(MutexKind::Futex);
-        let kind = MutexKind::from_layout(found as u32);
-        let same_type = (found as u32 & TYPE_BITS) == (expected as u32 & TYPE_BITS);
-        if found & !u64::from(u32::MAX) != TAG_MARKER || kind.is_none() || !same_type {
-            return Err(Error::Shm(ipcraft_shm::Error::WrongTag { found, expected }));
-        }
-        Mutex::attach(seg, 0, Deadline::after(self.init_timeout))
+        // The tag names the type and the kind: a mutex of another kind is refused (a peer
+        // that could switch the kind could make us call glibc on bytes it wrote).
+        let seg = SegmentOptions::new()
+            .trust(self.trusted)
+            .tag(segment_tag::<T>(self.kind))
+            .open(name)?;
+        Mutex::attach(seg, 0, Deadline::after(self.init_timeout), self.kind)
     }
 
     /// [`Mutex::in_segment`] with these options.
@@ -382,7 +381,7 @@ impl<T: Plain> Mutex<T> {
         MutexOptions::new().create(name, value)
     }
 
-    /// Open the named mutex another process created, of whichever kind it is, if its owner
+    /// Open the named mutex (of the futex kind) another process created, if its owner
     /// is this user or root (checked on the descriptor; [`MutexOptions::trust`] widens it).
     ///
     /// # Errors
@@ -398,7 +397,7 @@ impl<T: Plain> Mutex<T> {
 impl<'a, T: Plain> Mutex<T, &'a Segment> {
     /// Place a mutex (of the default kind) protecting `value` at `offset` in `seg` (a
     /// multiple of 64, with [`footprint::<T>()`](footprint) bytes), or attach to the one
-    /// already there, of whichever kind: initialized exactly once even when processes race,
+    /// already there (of the futex kind too): initialized exactly once even when processes race,
     /// others waiting up to [`DEFAULT_INIT_TIMEOUT`].
     ///
     /// # Errors
@@ -490,45 +489,51 @@ impl<T: Plain, S: Borrow<Segment>> Mutex<T, S> {
             )
         };
         match result {
-            Ok(Outcome::Initialized | Outcome::Attached) => Self::assemble(seg, offset),
+            Ok(Outcome::Initialized | Outcome::Attached) => {
+                Self::assemble(seg, offset, options.kind)
+            }
             Err(OnceError::Init(e)) => Err(e),
             Err(OnceError::NotReady) => Err(Error::NotReady),
-            Err(OnceError::Foreign(found)) => Err(Self::wrong_layout(found)),
+            Err(OnceError::Foreign(found)) => Err(Self::wrong_layout(found, options.kind)),
         }
     }
 
-    /// Attach to a mutex another process placed (waiting for its initialization).
-    fn attach(seg: S, offset: usize, deadline: Deadline) -> Result<Self> {
+    /// Attach to a mutex of `kind` another process placed (waiting for its initialization).
+    fn attach(seg: S, offset: usize, deadline: Deadline, kind: MutexKind) -> Result<Self> {
         check_placement::<T>(seg.borrow(), offset)?;
         let mut pause = Duration::from_micros(100);
         let ready = wait_ready(seg.borrow().get::<AtomicU32>(offset)?, || {
             backoff(&mut pause, deadline)
         });
         match ready {
-            Ok(()) => Self::assemble(seg, offset),
-            Err(OnceError::Foreign(found)) => Err(Self::wrong_layout(found)),
+            Ok(()) => Self::assemble(seg, offset, kind),
+            Err(OnceError::Foreign(found)) => Err(Self::wrong_layout(found, kind)),
             Err(_) => Err(Error::NotReady),
         }
     }
 
-    fn wrong_layout(found: u32) -> Error {
+    fn wrong_layout(found: u32, kind: MutexKind) -> Error {
         Error::WrongLayout {
             found,
-            expected: layout_word::<T>(MutexKind::Futex),
+            expected: layout_word::<T>(kind),
         }
     }
 
-    /// Read the kind from a ready placement's layout word (checking the type) and make
-    /// this handle's lock: the pthread handle, or a claimed futex slot.
-    fn assemble(seg: S, offset: usize) -> Result<Self> {
+    /// Check that a ready placement holds a `T` behind a lock of `kind` (its layout word),
+    /// and make this handle's lock: the pthread handle, or a claimed futex slot.
+    ///
+    /// The kind is the one asked for, never the one the layout word names: a peer can write
+    /// that word, and one that switched a futex mutex to the pthread kind could make us call
+    /// glibc on a `pthread_mutex_t` it forged.
+    fn assemble(seg: S, offset: usize, kind: MutexKind) -> Result<Self> {
         let s = seg.borrow();
         // Ready was seen with acquire: the initializer's layout word is visible.
         let found = s
             .get::<AtomicU32>(offset + LAYOUT_OFFSET)?
             .load(Ordering::Relaxed);
-        let kind = MutexKind::from_layout(found)
-            .filter(|&kind| found == layout_word::<T>(kind))
-            .ok_or_else(|| Self::wrong_layout(found))?;
+        if found != layout_word::<T>(kind) {
+            return Err(Self::wrong_layout(found, kind));
+        }
         let lock = match kind {
             MutexKind::Pthread => Lock::Pthread(raw_mutex::<T>(s, offset)?),
             MutexKind::Futex => {
@@ -659,12 +664,9 @@ mod tests {
         assert_ne!(layout_word::<[u8; 8]>(f), layout_word::<u64>(f));
         assert_ne!(layout_word::<u64>(f), layout_word::<u64>(p));
         assert_eq!(
-            layout_word::<u64>(f) & TYPE_BITS,
-            layout_word::<u64>(p) & TYPE_BITS
+            layout_word::<u64>(f) & 0x0fff_ffff,
+            layout_word::<u64>(p) & 0x0fff_ffff
         );
-        assert_eq!(MutexKind::from_layout(layout_word::<u64>(p)), Some(p));
-        assert_eq!(MutexKind::from_layout(layout_word::<u64>(f)), Some(f));
-        assert_eq!(MutexKind::from_layout(0), None);
         assert_eq!(data_offset::<u64>(), 48);
         assert_eq!(footprint::<u64>(), 56);
     }

@@ -19,6 +19,20 @@ fn create(kind: MutexKind, name: &str, value: u64) -> Mutex<u64> {
     MutexOptions::new().kind(kind).create(name, value).unwrap()
 }
 
+/// A child's argument: the name, and the kind unless it is the default.
+fn arg(kind: MutexKind, name: &str) -> String {
+    match kind {
+        MutexKind::Pthread => format!("{name}:pthread"),
+        _ => format!("{name}:futex"),
+    }
+}
+
+/// Open the named mutex the argument names, of the kind it names.
+fn open(arg: &str) -> Mutex<u64> {
+    let (name, kind) = kind_from(arg);
+    MutexOptions::new().kind(kind).open(name).unwrap()
+}
+
 fn kind_from(arg: &str) -> (&str, MutexKind) {
     match arg.rsplit_once(':') {
         Some((name, "pthread")) => (name, MutexKind::Pthread),
@@ -34,18 +48,18 @@ fn child_role() {
     };
     match role.as_str() {
         "increment" => {
-            let m = Mutex::<u64>::open(&arg).unwrap();
+            let m = open(&arg);
             increment(&m, PER_PROCESS);
         }
         "hold" => {
-            let m = Mutex::<u64>::open(&arg).unwrap();
+            let m = open(&arg);
             let g = m.lock().unwrap();
             g.set(&999); // a half-done update
             println!("HOLDING");
             std::thread::sleep(Duration::from_secs(120));
         }
         "hammer" => {
-            let m = Mutex::<u64>::open(&arg).unwrap();
+            let m = open(&arg);
             println!("STARTED");
             loop {
                 match m.lock() {
@@ -82,7 +96,7 @@ fn two_processes_increment_a_million_times_exactly() {
     for kind in KINDS {
         let name = Name::new("million");
         let m = create(kind, &name.0, 0);
-        let child = spawn_role("increment", &name.0);
+        let child = spawn_role("increment", &arg(kind, &name.0));
         increment(&m, PER_PROCESS);
         finish(child, "increment");
         assert_eq!(m.lock().unwrap().get(), 2 * PER_PROCESS, "{kind:?}");
@@ -99,7 +113,7 @@ fn owner_killed_holding_the_lock_is_owner_died_then_recovered() {
 fn owner_killed(kind: MutexKind) {
     let name = Name::new("died");
     let m = create(kind, &name.0, 1);
-    let mut child = spawn_role("hold", &name.0);
+    let mut child = spawn_role("hold", &arg(kind, &name.0));
     wait_for(&mut child, "HOLDING");
     // Held by a live process: a timed lock times out, not before its timeout.
     let start = Instant::now();
@@ -132,7 +146,7 @@ fn a_recovery_dropped_without_repair_makes_the_mutex_not_recoverable_never_hung(
 fn recovery_dropped(kind: MutexKind) {
     let name = Name::new("unrecoverable");
     let m = create(kind, &name.0, 0);
-    let mut child = spawn_role("hold", &name.0);
+    let mut child = spawn_role("hold", &arg(kind, &name.0));
     wait_for(&mut child, "HOLDING");
     kill(&mut child);
     // try_lock sees the dead owner at once, for both kinds.
@@ -156,7 +170,7 @@ fn recovery_dropped(kind: MutexKind) {
         "reported, not waited out"
     );
     // Other processes see the same.
-    let other = Mutex::<u64>::open(&name.0).unwrap();
+    let other = open(&arg(kind, &name.0));
     assert!(matches!(other.lock(), Err(LockError::NotRecoverable)));
 }
 
@@ -173,7 +187,7 @@ fn killed_at_random(kind: MutexKind) {
     let mut state = 0x9e37_79b9_u32;
     let (mut died, mut clean) = (0, 0);
     for _ in 0..200 {
-        let mut child = spawn_role("hammer", &name.0);
+        let mut child = spawn_role("hammer", &arg(kind, &name.0));
         wait_for(&mut child, "STARTED");
         state ^= state << 13;
         state ^= state >> 17;
@@ -206,15 +220,15 @@ fn placed_in_a_segment_by_eight_racing_processes_it_is_initialized_once() {
 fn placed_by_eight(kind: MutexKind) {
     let name = Name::new("place");
     let seg = Segment::create(&name.0, 4096).unwrap();
-    let arg = match kind {
-        MutexKind::Pthread => format!("{}:pthread", name.0),
-        _ => format!("{}:futex", name.0),
-    };
+    let arg = arg(kind, &name.0);
     let children: Vec<Child> = (0..8).map(|_| spawn_role("place", &arg)).collect();
     for c in children {
         finish(c, "place");
     }
-    let m = Mutex::in_segment(&seg, 64, 0u64).unwrap();
+    let m = MutexOptions::new()
+        .kind(kind)
+        .in_segment(&seg, 64, 0u64)
+        .unwrap();
     assert_eq!(
         m.lock().unwrap().get(),
         7 + 8 * 1000,
@@ -262,8 +276,15 @@ fn a_priority_inheriting_mutex_works_across_processes() {
         .priority_inheritance(true)
         .in_segment(&seg, 0, 0u64)
         .unwrap();
-    // Attaching with the default options takes the kind that was placed.
-    let again = Mutex::in_segment(&seg, 0, 0u64).unwrap();
+    // Attaching asks for a kind: the pthread one attaches, the default (futex) is refused.
+    assert!(matches!(
+        Mutex::in_segment(&seg, 0, 0u64),
+        Err(Error::WrongLayout { .. })
+    ));
+    let again = MutexOptions::new()
+        .kind(MutexKind::Pthread)
+        .in_segment(&seg, 0, 0u64)
+        .unwrap();
     assert_eq!(again.kind(), MutexKind::Pthread);
     m.lock().unwrap().update(|n| *n += 1);
     assert!(m.try_lock().is_ok());

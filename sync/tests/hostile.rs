@@ -92,8 +92,16 @@ fn child_role() {
     let mut tally = Tally::default();
     let until = Instant::now() + RUN;
     match role.as_str() {
-        "mutex" => {
-            let m = Mutex::in_segment(&seg, 0, 0u64).unwrap();
+        "mutex" | "mutex-pthread" => {
+            let kind = if role == "mutex" {
+                MutexKind::Futex
+            } else {
+                MutexKind::Pthread
+            };
+            let m = MutexOptions::new()
+                .kind(kind)
+                .in_segment(&seg, 0, 0u64)
+                .unwrap();
             println!("READY");
             while Instant::now() < until {
                 let timeout = Duration::from_millis(rng.below(MAX_TIMEOUT_MS + 1));
@@ -303,6 +311,14 @@ fn assert_kept(what: &str, ended: &[Ended]) {
     }
 }
 
+/// One scenario at a time: each runs two busy workers and a scribbler, which is all two
+/// cores can run without descheduling a worker for longer than the lateness allowed.
+static SERIAL: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    SERIAL.lock().unwrap_or_else(|e| e.into_inner())
+}
+
 fn segment(tag: &str) -> (Name, Segment) {
     let name = Name::new(tag);
     let seg = Segment::create(&name, 4096).unwrap();
@@ -312,6 +328,7 @@ fn segment(tag: &str) -> (Name, Segment) {
 #[cfg_attr(miri, ignore = "spawns processes")]
 #[test]
 fn the_futex_mutex_survives_a_peer_scribbling_over_it() {
+    let _serial = serial();
     let (name, seg) = segment("hostile-futex");
     let m = MutexOptions::new()
         .kind(MutexKind::Futex)
@@ -326,6 +343,7 @@ fn the_futex_mutex_survives_a_peer_scribbling_over_it() {
 #[cfg_attr(miri, ignore = "spawns processes")]
 #[test]
 fn the_condvar_survives_a_peer_scribbling_over_it() {
+    let _serial = serial();
     let (name, seg) = segment("hostile-condvar");
     drop(Mutex::in_segment(&seg, 0, 0u64).unwrap());
     Condvar::in_segment(&seg, CONDVAR_AT).unwrap();
@@ -341,6 +359,7 @@ fn the_condvar_survives_a_peer_scribbling_over_it() {
 #[cfg_attr(miri, ignore = "spawns processes")]
 #[test]
 fn the_semaphore_survives_a_peer_scribbling_over_it() {
+    let _serial = serial();
     let (name, seg) = segment("hostile-sem");
     drop(Semaphore::in_segment(&seg, 0, 0).unwrap());
     // The placement and the 16 bytes after it, where glibc's `sem_t` kept its `private`
@@ -355,13 +374,19 @@ fn the_semaphore_survives_a_peer_scribbling_over_it() {
 #[cfg_attr(miri, ignore = "spawns processes")]
 #[test]
 fn the_pthread_mutex_trusts_its_peers_but_keeps_its_deadlines_while_it_lives() {
+    let _serial = serial();
     let (name, seg) = segment("hostile-pthread");
     let m = MutexOptions::new()
         .kind(MutexKind::Pthread)
         .in_segment(&seg, 0, 0u64)
         .unwrap();
     drop(m);
-    let ended = run("mutex", &name, &seg, 0..ipcraft_sync::footprint::<u64>());
+    let ended = run(
+        "mutex-pthread",
+        &name,
+        &seg,
+        0..ipcraft_sync::footprint::<u64>(),
+    );
     for e in &ended {
         assert!(!e.hung, "pthread mutex: a worker hung: {e:?}");
         if e.signal.is_some() {

@@ -11,6 +11,9 @@ use nix::errno::Errno;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+/// The longest single sleep of a wait.
+const SLICE: Duration = Duration::from_millis(100);
+
 /// The semaphore's 64-bit word and the futex calls on its low half: the shared word in a
 /// mapping for the crate, a loom atomic with an emulated futex for the model checker.
 pub(super) trait SemWord {
@@ -91,7 +94,9 @@ pub(super) fn futex_sem_wait(word: &impl SemWord, deadline: Deadline) -> Result<
         if left.is_some_and(|left| left.is_zero()) {
             break Err(Error::TimedOut);
         }
-        word.wait_low(0, left);
+        // In slices even without a deadline: a waiter killed after a post woke it leaves
+        // the unit unclaimed and nobody woken for it; the next slice finds it.
+        word.wait_low(0, Some(left.map_or(SLICE, |left| left.min(SLICE))));
     };
     // Wrapping: a peer may have zeroed the count meanwhile; that only costs wake-ups.
     word.fetch_sub(WAITER, Ordering::Relaxed);

@@ -84,6 +84,37 @@ pub(crate) fn mapped_for_test(seg: &ipcraft_shm::Segment, offset: usize) -> Mapp
     unsafe { MappedWord::new(word) }
 }
 
+/// How many times this process is a child of `fork` (counted by a `pthread_atfork` handler):
+/// a futex-mutex handle remembers it at attach, and refuses to lock or unlock in a child
+/// that inherited it (it shares the parent's slot and file lock, so neither process's death
+/// would be seen, and a guard copied over the fork would unlock the parent's lock).
+static FORKS: AtomicU32 = AtomicU32::new(0);
+
+extern "C" fn count_fork_in_child() {
+    // Async-signal-safe: one atomic add.
+    FORKS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// The fork count now; the first call registers the handler that counts.
+pub(crate) fn fork_generation() -> u32 {
+    static REGISTER: std::sync::Once = std::sync::Once::new();
+    REGISTER.call_once(|| {
+        // SAFETY:
+        // - `count_fork_in_child` is an `extern "C" fn()` that lives for the whole program
+        //   and is async-signal-safe (an atomic add), as a fork child handler must be.
+        // - The result is ignored: it fails only with ENOMEM, and then forks go uncounted,
+        //   which leaves inherited handles as unchecked as before (documented).
+        unsafe { libc::pthread_atfork(None, None, Some(count_fork_in_child)) };
+    });
+    FORKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
+/// The fork count, without registering (for the check on every lock and unlock).
+#[inline]
+pub(crate) fn forks() -> u32 {
+    FORKS.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// `deadline` as an absolute `CLOCK_MONOTONIC` time (the clock `Instant` reads on Linux),
 /// for the glibc calls that take one (`pthread_mutex_clocklock`, `sem_clockwait`).
 pub(crate) fn monotonic_abstime(deadline: Instant) -> Result<libc::timespec, Errno> {
