@@ -10,6 +10,7 @@
 //! | [`deadline`] | monotonic [`Deadline`]s and [`wait_fd`], poll with a timeout | pipe, socket, mqueue |
 //! | [`name`] | POSIX IPC name rules ([`PosixName`]) | shm, mqueue, semaphores |
 //! | [`sys_error`] | an errno with the operation that failed ([`SysError`]) | all |
+//! | [`setting`] | per-handle settings changed through `&self` ([`FlagSetting`], [`TimeoutSetting`]) | pipe, socket |
 //!
 //! It is small on purpose: mechanism logic stays in the mechanism's crate.
 //!
@@ -47,11 +48,18 @@
 pub mod deadline;
 pub mod frame;
 pub mod name;
+pub mod setting;
 pub mod sys_error;
 pub mod trust;
 
 pub use deadline::{Deadline, Interest, wait_fd};
 pub use frame::{FrameError, FrameReader, FrameWriter};
 pub use name::{NameError, PosixName};
+pub use setting::{FlagSetting, TimeoutSetting};
 pub use sys_error::{ErrnoContext, SysError};
 pub use trust::{Found, MAX_ALSO, TrustError, TrustedOwners};
+
+/// The README's examples, compiled and run as doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

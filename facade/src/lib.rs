@@ -10,7 +10,7 @@
 //! | [`mqueue`] | `ipcraft-mqueue` | POSIX message queues | available |
 //! | [`shm`] | `ipcraft-shm` | POSIX shared memory and sealed memfd segments | available |
 //! | [`sync`] | `ipcraft-sync` | robust process-shared mutex, futex condvar, semaphores | available |
-//! | [`core`] | `ipcraft-core` | frame codec, deadlines, POSIX names | available |
+//! | [`ipcraft_core`] | `ipcraft-core` | frame codec, deadlines, POSIX names | available |
 //!
 //! Each module is behind a default-on cargo feature of the same name, so a user who needs
 //! one mechanism can depend on its crate alone, or on this crate with
@@ -20,14 +20,14 @@
 //!
 //! | need | use | why | 64 B round trip, same core / across cores* |
 //! |---|---|---|---|
-//! | talk to a child over stdin/stdout, stream bytes | [`pipe`] | simplest; frames with [`core::FrameWriter`] | 4.4 us / 48 us |
+//! | talk to a child over stdin/stdout, stream bytes | [`pipe`] | simplest; frames with [`ipcraft_core::FrameWriter`] | 4.4 us / 48 us |
 //! | message boundaries, fd passing, peer credentials, many clients | [`socket`] (Unix) | `SCM_RIGHTS`, `SO_PEERCRED`, seqpacket | ~8 us / ~45 us |
 //! | another machine | [`socket`] (TCP) | same framed API | ~12 us (loopback) |
 //! | priorities, messages that outlive both processes | [`mqueue`] | kernel-held queue | 5.4 us / 49 us |
 //! | shared state, bulk data at memory speed | [`shm`] + [`sync`] | atomics, robust mutex | - |
 //! | the fastest messages between two processes on one machine, one or several senders | [`channel`] | lock-free ring in shared memory, no syscall on the fast path, zero-copy slots | 2.8 us / 151 ns |
 //!
-//! \* Figures from `cargo xtask bench` on the project's 2-vCPU VM (README table); across
+//! \* Figures from `cargo xtask bench` on the project's 2-vCPU VM (`BENCHMARKS.md` in the repository); across
 //! cores, every blocking mechanism pays the VM's ~25 us wake-up each way, which the
 //! spinning channel avoids (a cache line takes ~100 ns there). Same-core rows compare the
 //! mechanisms themselves. The channel moves 4 KiB messages at ~8 M/s and 64 KiB ones at
@@ -36,7 +36,11 @@
 //!
 //! [`ring`] holds the lock-free ring (checked by loom) the channel is built on.
 
-pub use ipcraft_core as core;
+/// `ipcraft-core`, under its own crate name: not `core`, which `use ipcraft::*` would then
+/// shadow (the glob wins over the extern prelude, and `core::mem` stops compiling). A user
+/// who also depends on `ipcraft-core` directly gets the same crate under the same name.
+#[doc(inline)]
+pub use ipcraft_core;
 #[cfg(feature = "mqueue")]
 #[doc(inline)]
 pub use ipcraft_mqueue as mqueue;
@@ -64,3 +68,9 @@ mod shared;
 #[cfg(all(doctest, feature = "shm", feature = "sync"))]
 #[doc = include_str!("../README.md")]
 pub struct ReadmeDoctests;
+
+/// The repository's front page (its program is compiled, not run: it re-executes itself as
+/// the child), so that it cannot drift from the API.
+#[cfg(all(doctest, feature = "shm", feature = "sync"))]
+#[doc = include_str!("../../README.md")]
+pub struct FrontPageDoctests;

@@ -98,7 +98,7 @@ fn child_role() {
         #[cfg(feature = "socket")]
         "receive-over-socket" => {
             // The channel's memfd arrives over the Unix socket that is our stdin.
-            let sock = ipcraft::socket::UnixStream::from(stdin_fd());
+            let sock = ipcraft::socket::UnixStream::try_from(stdin_fd()).unwrap();
             let mut buf = [0u8; 16];
             let (n, mut fds) = sock.recv_with_fds(&mut buf, 1).unwrap();
             assert_eq!(&buf[..n], b"channel");
@@ -268,6 +268,39 @@ fn opening_a_named_channel_of_another_kind_or_version_is_a_typed_error() {
         Receiver::open(&channel_name("missing")),
         Err(ChannelError::Shm(_))
     ));
+}
+
+#[test]
+fn a_named_channel_others_may_write_or_another_user_owns_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let name = channel_name("strict");
+    let path = format!("/dev/shm{name}");
+    let mut tx = Sender::create(&name, 4096).unwrap();
+    let insecure = |r: Result<Receiver, ChannelError>| {
+        matches!(r, Err(ChannelError::Shm(ipcraft_shm::Error::Untrusted(_))))
+    };
+    // Writable by everyone, as a segment pre-created by someone else with mode 0666 is.
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o666)).unwrap();
+    assert!(insecure(Receiver::open(&name)));
+    assert!(matches!(
+        Sender::open(&name),
+        Err(ChannelError::Shm(ipcraft_shm::Error::Untrusted(_)))
+    ));
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o620)).unwrap();
+    assert!(insecure(Receiver::open(&name)), "group-writable");
+    // Owned by another user (only possible to arrange as root; real cross-user tests run
+    // two users).
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    use std::os::unix::fs::MetadataExt;
+    if std::fs::metadata("/proc/self").unwrap().uid() == 0 {
+        std::os::unix::fs::chown(&path, Some(65534), None).unwrap();
+        assert!(insecure(Receiver::open(&name)), "owned by another user");
+        std::os::unix::fs::chown(&path, Some(0), None).unwrap();
+    }
+    // Ours and 0600: accepted.
+    let mut rx = Receiver::open(&name).unwrap();
+    tx.send(b"trusted").unwrap();
+    assert_eq!(rx.recv().unwrap(), b"trusted");
 }
 
 #[test]

@@ -38,7 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn()?;
     let mut buf = vec![0; replies.attributes().max_message_size];
     for _ in 0..3 {
-        let (n, _priority) = replies.receive_timeout(&mut buf, Duration::from_secs(10))?;
+        let (n, _priority) = replies.recv_timeout(&mut buf, Duration::from_secs(10))?;
         println!("worker replied: {}", String::from_utf8_lossy(&buf[..n]));
     }
     let status = worker.wait()?;
@@ -50,7 +50,7 @@ fn worker(jobs: &str, replies: &str) -> Result<(), Box<dyn std::error::Error>> {
     let jobs = MessageQueue::open(jobs, Access::ReadOnly)?;
     let replies = MessageQueue::open(replies, Access::WriteOnly)?;
     loop {
-        let (job, priority) = jobs.receive_vec()?;
+        let (job, priority) = jobs.recv_vec()?;
         if job.is_empty() {
             return Ok(());
         }

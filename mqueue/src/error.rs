@@ -51,7 +51,7 @@ pub enum Error {
     Empty,
     /// A send or receive did not complete before its timeout or deadline.
     TimedOut {
-        /// `"send"` or `"receive"`.
+        /// `"send"` or `"recv"`.
         op: &'static str,
     },
     /// A message longer than the queue's `max_message_size`.
@@ -181,7 +181,7 @@ impl fmt::Display for Error {
             Self::BufferTooSmall { len, needed } => write!(
                 f,
                 "receive buffer of {len} bytes is smaller than the queue's max_message_size of \
-                 {needed} bytes, which the kernel requires; use receive_vec, or a buffer of \
+                 {needed} bytes, which the kernel requires; use recv_vec, or a buffer of \
                  attributes().max_message_size bytes"
             ),
             Self::InvalidAttributes { field, value } => write!(
@@ -304,7 +304,7 @@ mod tests {
             len: 100,
             needed: 8192,
         };
-        assert!(e.to_string().contains("use receive_vec"));
+        assert!(e.to_string().contains("use recv_vec"));
         assert_eq!(e.kind(), io::ErrorKind::InvalidInput);
         assert_eq!(Error::Full.kind(), io::ErrorKind::WouldBlock);
         assert_eq!(Error::Empty.kind(), io::ErrorKind::WouldBlock);

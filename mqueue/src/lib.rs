@@ -9,10 +9,10 @@
 //!   [`open_or_create`](MessageQueue::open_or_create); closed on drop, and the creator
 //!   unlinks the name on drop unless it calls [`persist`](MessageQueue::persist).
 //!   [`unlink`] removes a queue by name. `TryFrom<OwnedFd>` adopts an inherited or received
-//!   queue descriptor (checked to be one), and `TryFrom<MessageQueue> for OwnedFd` hands one
+//!   queue descriptor (checked to be one), and `From<MessageQueue> for OwnedFd` hands one
 //!   over.
-//! - [`send`](MessageQueue::send) / [`receive`](MessageQueue::receive) (or
-//!   [`receive_vec`](MessageQueue::receive_vec), sized from the queue's attributes); `try_`
+//! - [`send`](MessageQueue::send) / [`recv`](MessageQueue::recv) (or
+//!   [`recv_vec`](MessageQueue::recv_vec), sized from the queue's attributes); `try_`
 //!   forms that return [`Error::Full`] / [`Error::Empty`]; timeout and [`Deadline`] forms.
 //! - [`status`](MessageQueue::status): attributes and the current message count. The
 //!   descriptor is pollable ([`AsFd`](std::os::fd::AsFd)) for epoll or mio loops.
@@ -46,14 +46,14 @@
 //! producer.send(b"routine, later", 0)?;
 //!
 //! // Highest priority first, then in order within a priority.
-//! assert_eq!(jobs.receive_vec()?, (b"urgent".to_vec(), 10));
-//! assert_eq!(jobs.receive_vec()?, (b"routine".to_vec(), 0));
+//! assert_eq!(jobs.recv_vec()?, (b"urgent".to_vec(), 10));
+//! assert_eq!(jobs.recv_vec()?, (b"routine".to_vec(), 0));
 //! let mut buf = vec![0; jobs.attributes().max_message_size];
-//! let (len, prio) = jobs.receive_timeout(&mut buf, Duration::from_secs(1))?;
+//! let (len, prio) = jobs.recv_timeout(&mut buf, Duration::from_secs(1))?;
 //! assert_eq!((&buf[..len], prio), (&b"routine, later"[..], 0));
 //!
 //! // Nothing left: the timeout is measured on the monotonic clock.
-//! let err = jobs.receive_timeout(&mut buf, Duration::from_millis(10)).unwrap_err();
+//! let err = jobs.recv_timeout(&mut buf, Duration::from_millis(10)).unwrap_err();
 //! assert!(matches!(err, Error::TimedOut { .. }));
 //! # Ok::<(), Error>(())
 //! ```
@@ -71,7 +71,7 @@
 //! threads using the handle): they call `mq_timedsend`/`mq_timedreceive` with an absolute
 //! timeout at the epoch, which has always passed, so the call succeeds at once or fails at
 //! once. The descriptor stays blocking, and [`send`](MessageQueue::send) and
-//! [`receive`](MessageQueue::receive) are the plain blocking `mq_send`/`mq_receive`, at the
+//! [`recv`](MessageQueue::recv) are the plain blocking `mq_send`/`mq_receive`, at the
 //! cost of the raw calls.
 //!
 //! For the same reason there is no non-blocking mode to switch: the `try_` forms never block,
@@ -99,13 +99,14 @@
 //!
 //! # Safety model
 //!
-//! Three `unsafe` blocks, all in `src/sys.rs`, with their invariants: `mq_timedsend` and
-//! `mq_notify`, which `nix` does not wrap, and the adoption of a descriptor as `nix`'s
-//! `MqdT` (`TryFrom<OwnedFd>`), only after `fstatfs` says it is on the mqueue file system.
+//! Four `unsafe` blocks, all in `src/sys.rs`, with their invariants: `mq_timedsend` and
+//! `mq_notify`, which `nix` does not wrap; the adoption of a descriptor as `nix`'s `MqdT`
+//! (`TryFrom<OwnedFd>`), only after `fstatfs` and `fstat` say it is a regular file on the
+//! mqueue file system; and the way back, `MqdT` into `OwnedFd` (`From<MessageQueue>`).
 //! Everything else goes through `nix`'s safe wrappers. The queue descriptor (`nix`'s `MqdT`,
 //! which does not close itself) is owned by [`MessageQueue`] and closed exactly once, on
 //! drop. Every descriptor is opened `O_CLOEXEC`, so child processes do not inherit it unless
-//! handed one explicitly (see `TryFrom<MessageQueue> for OwnedFd`). `send` and `receive` take
+//! handed one explicitly (see `From<MessageQueue> for OwnedFd`). `send` and `recv` take
 //! `&self`: one handle may be shared by several threads (the kernel orders their calls).
 //!
 //! # Platform support
@@ -127,3 +128,9 @@ pub use nix::sys::signal::Signal;
 pub use queue::{
     Access, Attributes, DEFAULT_MODE, MQ_PRIO_MAX, MessageQueue, QueueOptions, Status, unlink,
 };
+
+/// The README's examples (including the `posixmq` migration table's), compiled and run as
+/// doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

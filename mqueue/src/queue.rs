@@ -123,6 +123,7 @@ pub struct Status {
 /// # Ok::<(), ipcraft_mqueue::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until a queue is opened or created with them"]
 pub struct QueueOptions {
     mode: u32,
     access: Access,
@@ -147,14 +148,12 @@ impl QueueOptions {
 
     /// The permission bits (at most `0o777`) of a queue these options create, applied
     /// exactly, whatever the process umask.
-    #[must_use]
     pub fn mode(mut self, mode: u32) -> Self {
         self.mode = mode;
         self
     }
 
     /// The directions the handle is open for.
-    #[must_use]
     pub fn access(mut self, access: Access) -> Self {
         self.access = access;
         self
@@ -166,7 +165,6 @@ impl QueueOptions {
     /// descriptor and refuses others with [`Error::Untrusted`]; `open_or_create` also
     /// refuses an existing queue whose mode is wider than [`mode`](Self::mode). Widen it
     /// only for queues shared on purpose ([`TrustedOwners::also_uid`]).
-    #[must_use]
     pub fn trust(mut self, trusted: TrustedOwners) -> Self {
         self.trusted = trusted;
         self
@@ -273,7 +271,7 @@ impl QueueOptions {
         let mqd = mq_open(name.as_c_str(), flags, mode, Some(mq_attr))?;
         // The queue is ours from here on: dropping `q` unlinks it if the mode cannot be set.
         let q = MessageQueue {
-            mqd,
+            mqd: Some(mqd),
             name: Some(name.clone()),
             attrs,
             access: self.access,
@@ -281,7 +279,7 @@ impl QueueOptions {
         };
         // mq_open applied the umask (so the queue was never more open than asked); now set
         // the mode exactly. A queue descriptor is a file of the mqueue filesystem.
-        Ok(match fchmod(&q.mqd, mode) {
+        Ok(match fchmod(q.mqd(), mode) {
             Ok(()) => Ok(q),
             Err(e) => Err(Error::sys("fchmod", name, e)),
         })
@@ -309,7 +307,7 @@ impl QueueOptions {
         }
         Ok(match mq_getattr(&mqd) {
             Ok(a) => Ok(MessageQueue {
-                mqd,
+                mqd: Some(mqd),
                 name: Some(name.clone()),
                 attrs: Attributes::from_mq_attr(&a),
                 access: self.access,
@@ -335,7 +333,7 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 /// left alone (the drop compares the queue's identity, device and inode, with what the name
 /// opens now).
 ///
-/// Blocking calls ([`send`](Self::send), [`receive`](Self::receive)) are the plain
+/// Blocking calls ([`send`](Self::send), [`recv`](Self::recv)) are the plain
 /// `mq_send`/`mq_receive`. The `try_` forms never block and report [`Error::Full`] /
 /// [`Error::Empty`]; the timeout and deadline forms wait with `poll(2)` on the monotonic clock
 /// (see the [crate docs](crate#timeouts-on-the-monotonic-clock)).
@@ -353,14 +351,22 @@ const CLOEXEC: MQ_OFlag = MQ_OFlag::O_CLOEXEC;
 /// let tx = MessageQueue::open(&name, Access::WriteOnly)?; // could be another process
 /// tx.send(b"low", 1)?;
 /// tx.send(b"high", 9)?;
-/// assert_eq!(q.receive_vec()?, (b"high".to_vec(), 9));
-/// assert_eq!(q.receive_vec()?, (b"low".to_vec(), 1));
-/// assert!(matches!(q.try_receive(&mut [0; 64]), Err(ipcraft_mqueue::Error::Empty)));
+/// assert_eq!(q.recv_vec()?, (b"high".to_vec(), 9));
+/// assert_eq!(q.recv_vec()?, (b"low".to_vec(), 1));
+/// assert!(matches!(q.try_recv(&mut [0; 64]), Err(ipcraft_mqueue::Error::Empty)));
 /// # Ok::<(), ipcraft_mqueue::Error>(())
 /// ```
+///
+/// # Cloning
+///
+/// There is no `try_clone`: every call takes `&self` and the kernel orders concurrent calls,
+/// so threads share one handle (`&MessageQueue` or an `Arc`); another process opens the queue
+/// by name or adopts a descriptor (`OwnedFd::from(q)`, then `TryFrom<OwnedFd>`).
 #[doc(alias = "mqd_t", alias = "mq_close")]
 pub struct MessageQueue {
-    mqd: MqdT,
+    /// `Some` for the handle's whole life; taken only by `Drop` and by the conversion into an
+    /// `OwnedFd`, which consume the handle.
+    mqd: Option<MqdT>,
     /// `None` for a queue adopted from a descriptor (`TryFrom<OwnedFd>`).
     name: Option<PosixName>,
     attrs: Attributes,
@@ -369,6 +375,23 @@ pub struct MessageQueue {
 }
 
 impl MessageQueue {
+    /// A creator's drop: unlink the name if it still names this queue; at most once.
+    fn release_name(&mut self) {
+        if let (true, Some(name), Some(mqd)) = (self.owns_name, &self.name, &self.mqd) {
+            if names_this_queue(name, mqd) {
+                let _ = mq_unlink(name.as_c_str());
+            }
+        }
+        self.owns_name = false;
+    }
+
+    /// The queue descriptor, present for the handle's whole life.
+    fn mqd(&self) -> &MqdT {
+        self.mqd
+            .as_ref()
+            .expect("taken only by Drop and into OwnedFd, which consume the handle")
+    }
+
     /// Create the queue `name` with mode 0600 for sending and receiving; see
     /// [`QueueOptions::create`].
     ///
@@ -448,7 +471,7 @@ impl MessageQueue {
     /// [`Error::Sys`] when `mq_getattr` fails.
     #[doc(alias = "mq_getattr")]
     pub fn status(&self) -> Result<Status> {
-        let a = mq_getattr(&self.mqd).map_err(|e| self.sys("mq_getattr", e))?;
+        let a = mq_getattr(self.mqd()).map_err(|e| self.sys("mq_getattr", e))?;
         Ok(Status {
             attributes: Attributes::from_mq_attr(&a),
             current_messages: usize::try_from(a.curmsgs()).unwrap_or(0),
@@ -468,7 +491,7 @@ impl MessageQueue {
     pub fn send(&self, msg: &[u8], priority: u32) -> Result<()> {
         self.check_send(msg, priority)?;
         loop {
-            match mq_send(&self.mqd, msg, priority) {
+            match mq_send(self.mqd(), msg, priority) {
                 Ok(()) => return Ok(()),
                 Err(Errno::EINTR) => {}
                 // Only if someone made the descriptor non-blocking behind our back.
@@ -539,11 +562,11 @@ impl MessageQueue {
     /// [`max_message_size`](Attributes::max_message_size); [`Error::Sys`] (`EBADF` on a
     /// handle not open for reading).
     #[doc(alias = "mq_receive")]
-    pub fn receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    pub fn recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
         self.check_buffer(buf)?;
         let mut priority = 0;
         loop {
-            match mq_receive(&self.mqd, buf, &mut priority) {
+            match mq_receive(self.mqd(), buf, &mut priority) {
                 Ok(n) => return Ok((n, priority)),
                 Err(Errno::EINTR) => {}
                 // Only if someone made the descriptor non-blocking behind our back.
@@ -556,48 +579,48 @@ impl MessageQueue {
     }
 
     /// Receive the next message into a new buffer sized from the queue's attributes; see
-    /// [`receive`](Self::receive). Returns the message and its priority.
+    /// [`recv`](Self::recv). Returns the message and its priority.
     ///
     /// # Errors
     ///
-    /// As [`receive`](Self::receive).
-    pub fn receive_vec(&self) -> Result<(Vec<u8>, u32)> {
+    /// As [`recv`](Self::recv).
+    pub fn recv_vec(&self) -> Result<(Vec<u8>, u32)> {
         let mut buf = vec![0; self.attrs.max_message_size];
-        let (n, priority) = self.receive(&mut buf)?;
+        let (n, priority) = self.recv(&mut buf)?;
         buf.truncate(n);
         Ok((buf, priority))
     }
 
     /// Receive a message into `buf` if one is waiting, without waiting; see
-    /// [`receive`](Self::receive).
+    /// [`recv`](Self::recv).
     ///
     /// # Errors
     ///
-    /// [`Error::Empty`] when the queue is empty; otherwise as [`receive`](Self::receive).
+    /// [`Error::Empty`] when the queue is empty; otherwise as [`recv`](Self::recv).
     #[doc(alias = "mq_timedreceive")]
-    pub fn try_receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    pub fn try_recv(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
         self.check_buffer(buf)?;
-        self.receive_once(buf)
+        self.recv_once(buf)
     }
 
     /// Receive a message into `buf`, waiting at most `timeout` (on the monotonic clock); see
-    /// [`receive`](Self::receive).
+    /// [`recv`](Self::recv).
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when no message came; otherwise as [`receive`](Self::receive).
+    /// [`Error::TimedOut`] when no message came; otherwise as [`recv`](Self::recv).
     #[doc(alias = "mq_timedreceive")]
-    pub fn receive_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
-        self.receive_deadline(buf, Deadline::after(timeout))
+    pub fn recv_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+        self.recv_deadline(buf, Deadline::after(timeout))
     }
 
     /// Receive a message into `buf`, waiting until `deadline` (on the monotonic clock); see
-    /// [`receive`](Self::receive).
+    /// [`recv`](Self::recv).
     ///
     /// # Errors
     ///
-    /// [`Error::TimedOut`] when no message came; otherwise as [`receive`](Self::receive).
-    pub fn receive_deadline(
+    /// [`Error::TimedOut`] when no message came; otherwise as [`recv`](Self::recv).
+    pub fn recv_deadline(
         &self,
         buf: &mut [u8],
         deadline: impl Into<Deadline>,
@@ -605,14 +628,53 @@ impl MessageQueue {
         let deadline = deadline.into();
         self.check_buffer(buf)?;
         loop {
-            match self.receive_once(buf) {
+            match self.recv_once(buf) {
                 Err(Error::Empty) => {}
                 other => return other,
             }
             if !self.wait(Interest::Readable, deadline)? {
-                return Err(Error::TimedOut { op: "receive" });
+                return Err(Error::TimedOut { op: "recv" });
             }
         }
+    }
+
+    /// Renamed [`recv`](Self::recv): one verb, as in std and every ipcraft crate.
+    #[deprecated(since = "0.2.0", note = "renamed `recv`")]
+    #[doc(hidden)]
+    pub fn receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.recv(buf)
+    }
+
+    /// Renamed [`recv_vec`](Self::recv_vec).
+    #[deprecated(since = "0.2.0", note = "renamed `recv_vec`")]
+    #[doc(hidden)]
+    pub fn receive_vec(&self) -> Result<(Vec<u8>, u32)> {
+        self.recv_vec()
+    }
+
+    /// Renamed [`try_recv`](Self::try_recv).
+    #[deprecated(since = "0.2.0", note = "renamed `try_recv`")]
+    #[doc(hidden)]
+    pub fn try_receive(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+        self.try_recv(buf)
+    }
+
+    /// Renamed [`recv_timeout`](Self::recv_timeout).
+    #[deprecated(since = "0.2.0", note = "renamed `recv_timeout`")]
+    #[doc(hidden)]
+    pub fn receive_timeout(&self, buf: &mut [u8], timeout: Duration) -> Result<(usize, u32)> {
+        self.recv_timeout(buf, timeout)
+    }
+
+    /// Renamed [`recv_deadline`](Self::recv_deadline).
+    #[deprecated(since = "0.2.0", note = "renamed `recv_deadline`")]
+    #[doc(hidden)]
+    pub fn receive_deadline(
+        &self,
+        buf: &mut [u8],
+        deadline: impl Into<Deadline>,
+    ) -> Result<(usize, u32)> {
+        self.recv_deadline(buf, deadline)
     }
 
     /// Ask the kernel to send `signal` to this process, once, when a message arrives while
@@ -650,7 +712,7 @@ impl MessageQueue {
     }
 
     fn notify(&self, signal: Option<Signal>) -> Result<()> {
-        match sys::notify(&self.mqd, signal) {
+        match sys::notify(self.mqd(), signal) {
             Ok(()) => Ok(()),
             Err(Errno::EBUSY) => Err(Error::NotifyBusy { name: self.label() }),
             Err(e) => Err(self.sys("mq_notify", e)),
@@ -688,7 +750,7 @@ impl MessageQueue {
     /// One send attempt that never blocks (see `sys`).
     fn send_once(&self, msg: &[u8], priority: u32) -> Result<()> {
         loop {
-            match sys::send_now(&self.mqd, msg, priority) {
+            match sys::send_now(self.mqd(), msg, priority) {
                 Ok(()) => return Ok(()),
                 Err(Errno::ETIMEDOUT | Errno::EAGAIN) => return Err(Error::Full),
                 Err(Errno::EINTR) => {}
@@ -699,11 +761,11 @@ impl MessageQueue {
 
     /// One receive attempt that never blocks: `mq_timedreceive` with a timeout that has
     /// always passed (the epoch), as in `sys::send_now`.
-    fn receive_once(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
+    fn recv_once(&self, buf: &mut [u8]) -> Result<(usize, u32)> {
         let epoch = TimeSpec::new(0, 0);
         let mut priority = 0;
         loop {
-            match mq_timedreceive(&self.mqd, buf, &mut priority, &epoch) {
+            match mq_timedreceive(self.mqd(), buf, &mut priority, &epoch) {
                 Ok(n) => return Ok((n, priority)),
                 Err(Errno::ETIMEDOUT | Errno::EAGAIN) => return Err(Error::Empty),
                 Err(Errno::EINTR) => {}
@@ -714,7 +776,7 @@ impl MessageQueue {
 
     /// `poll(2)` the descriptor until ready or `deadline`; `Ok(false)` once it has passed.
     fn wait(&self, interest: Interest, deadline: Deadline) -> Result<bool> {
-        wait_fd(&self.mqd, interest, deadline)
+        wait_fd(self.mqd(), interest, deadline)
             .map_err(|e| Error::Sys(SysError::from_io("poll", &e).on(self.label())))
     }
 
@@ -726,7 +788,7 @@ impl MessageQueue {
     fn label(&self) -> String {
         match &self.name {
             Some(name) => name.as_str().to_owned(),
-            None => format!("fd {}", self.mqd.as_raw_fd()),
+            None => format!("fd {}", self.mqd().as_raw_fd()),
         }
     }
 }
@@ -767,13 +829,12 @@ pub fn unlink(name: &str) -> Result<()> {
 
 impl Drop for MessageQueue {
     fn drop(&mut self) {
-        if let (true, Some(name)) = (self.owns_name, &self.name) {
-            if names_this_queue(name, &self.mqd) {
-                let _ = mq_unlink(name.as_c_str());
-            }
+        self.release_name();
+        // `MqdT` has no `Drop`; this handle owns the descriptor and closes it exactly once
+        // (unless the conversion into an `OwnedFd` took it).
+        if let Some(mqd) = self.mqd.take() {
+            let _ = nix::unistd::close(mqd.as_raw_fd());
         }
-        // `MqdT` has no `Drop`; this handle owns the descriptor and closes it exactly once.
-        let _ = nix::unistd::close(self.mqd.as_raw_fd());
     }
 }
 
@@ -798,7 +859,7 @@ impl fmt::Debug for MessageQueue {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("MessageQueue")
             .field("name", &self.name())
-            .field("fd", &self.mqd.as_raw_fd())
+            .field("fd", &self.mqd().as_raw_fd())
             .field("attributes", &self.attrs)
             .field("access", &self.access)
             .field("owns_name", &self.owns_name)
@@ -808,36 +869,33 @@ impl fmt::Debug for MessageQueue {
 
 impl AsFd for MessageQueue {
     fn as_fd(&self) -> BorrowedFd<'_> {
-        self.mqd.as_fd()
+        self.mqd().as_fd()
     }
 }
 
 impl AsRawFd for MessageQueue {
     fn as_raw_fd(&self) -> RawFd {
-        self.mqd.as_raw_fd()
+        self.mqd().as_raw_fd()
     }
 }
 
-/// The descriptor as an [`OwnedFd`] (to hand to a child process, for example), made with a
-/// close-on-exec `dup` because `nix`'s queue descriptor can be turned into an `OwnedFd` only
-/// with `unsafe`; the dup can fail (`EMFILE`), hence `TryFrom`. The handle is dropped as
-/// usual: if it owns the name, the name is unlinked (call
+/// The descriptor as an [`OwnedFd`] (to hand to a child process, for example). The handle is
+/// dropped as usual: if it owns the name, the name is unlinked (call
 /// [`persist`](MessageQueue::persist) first to keep it); the returned descriptor keeps the
 /// queue alive either way.
-impl TryFrom<MessageQueue> for OwnedFd {
-    type Error = Error;
-
-    fn try_from(q: MessageQueue) -> Result<Self> {
-        q.as_fd()
-            .try_clone_to_owned()
-            .map_err(|e| Error::Sys(SysError::from_io("fcntl(F_DUPFD_CLOEXEC)", &e).on(q.label())))
+impl From<MessageQueue> for OwnedFd {
+    fn from(mut q: MessageQueue) -> Self {
+        q.release_name(); // while the descriptor is there to check the name against
+        let mqd = q.mqd.take();
+        drop(q); // unlinks an owned name, closes nothing (the descriptor was taken)
+        sys::into_owned_fd(mqd.expect("a live MessageQueue holds its descriptor"))
     }
 }
 
 /// Adopt a message queue descriptor (inherited from a parent, received over a Unix socket, or
-/// from [`TryFrom<MessageQueue> for OwnedFd`](#impl-TryFrom%3CMessageQueue%3E-for-OwnedFd)).
-/// The descriptor is checked to be a queue (its file system is the mqueue file system) before
-/// it is used; the handle has no name ([`MessageQueue::name`] is `None`) and never unlinks
+/// from [`From<MessageQueue> for OwnedFd`](#impl-From%3CMessageQueue%3E-for-OwnedFd)).
+/// The descriptor is checked to be a queue (a regular file on the mqueue file system, so not
+/// the mount's root directory) before it is used; the handle has no name ([`MessageQueue::name`] is `None`) and never unlinks
 /// one. Its access is read from the descriptor's flags.
 ///
 /// # Errors
@@ -860,7 +918,7 @@ impl TryFrom<OwnedFd> for MessageQueue {
         };
         let mqd = sys::adopt(fd).map_err(|r| match r {
             Ok(fd) => Error::NotAQueue { fd },
-            Err(e) => Error::Sys(SysError::new("fstatfs", e)),
+            Err(e) => Error::Sys(SysError::new("fstatfs/fstat", e)),
         })?;
         let attrs = match mq_getattr(&mqd) {
             Ok(a) => Attributes::from_mq_attr(&a),
@@ -870,7 +928,7 @@ impl TryFrom<OwnedFd> for MessageQueue {
             }
         };
         Ok(Self {
-            mqd,
+            mqd: Some(mqd),
             name: None,
             attrs,
             access,

@@ -1,4 +1,5 @@
-//! The two calls of this crate that `nix` does not wrap, and the adoption of a descriptor:
+//! The two calls of this crate that `nix` does not wrap, and the adoption and release of a
+//! descriptor:
 //!
 //! - `mq_timedsend(3)`, used with a timeout that has always passed, as the non-blocking send
 //!   behind [`MessageQueue::try_send`](crate::MessageQueue::try_send);
@@ -6,7 +7,8 @@
 //!   and [`MessageQueue::cancel_notify`](crate::MessageQueue::cancel_notify), only ever with
 //!   `SIGEV_SIGNAL` or a null pointer;
 //! - [`adopt`]: an [`OwnedFd`] made into `nix`'s [`MqdT`] (which only `unsafe` can make from
-//!   a descriptor), after checking that it is a message queue descriptor.
+//!   a descriptor), after checking that it is a message queue descriptor;
+//! - [`into_owned_fd`]: the way back, an `MqdT` given up by its one owner as an [`OwnedFd`].
 //!
 //! Why not `O_NONBLOCK`: the flag belongs to the open file description, so switching it for
 //! one `try_send` would make a blocking `send` on the same handle in another thread fail (or
@@ -18,9 +20,11 @@
 //! # Invariants this file upholds
 //!
 //! - The descriptor passed to libc is borrowed from a live [`MqdT`] for the whole call, and
-//!   an `MqdT` is only ever made by `mq_open` or by [`adopt`] from an open descriptor whose
-//!   file system is the mqueue file system (so it is an open message queue descriptor, which
-//!   on Linux is the `mqd_t` itself).
+//!   an `MqdT` is only ever made by `mq_open` or by [`adopt`] from an open regular file on the
+//!   mqueue file system (so it is an open message queue descriptor, which on Linux is the
+//!   `mqd_t` itself).
+//! - An `MqdT` has one owner; [`into_owned_fd`] consumes it, so the descriptor is closed once,
+//!   by the `OwnedFd`.
 //! - The pointer/length pair passed to libc comes from one Rust slice.
 //! - The timeout points to a local, initialized `timespec` that outlives the call.
 //! - The `sigevent` passed to `mq_notify` is null or a local, initialized copy made by
@@ -94,10 +98,18 @@ pub(crate) fn notify(mqd: &MqdT, signal: Option<Signal>) -> nix::Result<()> {
 }
 
 /// `fd` as an [`MqdT`] if it is a message queue descriptor; `Err(Ok(fd))` (the descriptor
-/// handed back) if it is not, `Err(Err(errno))` if `fstatfs(2)` failed (`fd` is closed).
+/// handed back) if it is not, `Err(Err(errno))` if `fstatfs(2)` or `fstat(2)` failed (`fd` is
+/// closed).
 pub(crate) fn adopt(fd: OwnedFd) -> Result<MqdT, Result<OwnedFd, Errno>> {
     match fstatfs(&fd) {
         Ok(st) if st.filesystem_type() == MQUEUE_MAGIC => {}
+        Ok(_) => return Err(Ok(fd)),
+        Err(e) => return Err(Err(e)),
+    }
+    // The mount's root directory is on that file system too: only its regular files are
+    // queues.
+    match nix::sys::stat::fstat(&fd) {
+        Ok(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {}
         Ok(_) => return Err(Ok(fd)),
         Err(e) => return Err(Err(e)),
     }
@@ -105,8 +117,19 @@ pub(crate) fn adopt(fd: OwnedFd) -> Result<MqdT, Result<OwnedFd, Errno>> {
     // SAFETY: `MqdT::from_raw_fd` requires a valid, open message queue descriptor:
     // - open and owned: `raw` comes from `into_raw_fd` of an `OwnedFd`, so nothing else
     //   owns or closes it; the `MqdT` takes over that ownership (the caller closes it once).
-    // - a message queue: its file lives on the mqueue file system (checked just above, on
-    //   this very descriptor), and on Linux an open file of that file system is a queue
-    //   descriptor (`mq_open` returns exactly such files).
+    // - a message queue: it is a regular file on the mqueue file system (both checked just
+    //   above, on this very descriptor), and on Linux the regular files of that file system
+    //   are queues (`mq_open` returns exactly such files; the only other inode there is the
+    //   mount's root directory).
     Ok(unsafe { MqdT::from_raw_fd(raw) })
+}
+
+/// Give up `mqd` as an [`OwnedFd`] (on Linux a queue descriptor is a file descriptor).
+pub(crate) fn into_owned_fd(mqd: MqdT) -> OwnedFd {
+    let raw = mqd.into_raw_fd();
+    // SAFETY: `OwnedFd::from_raw_fd` requires an open descriptor that nothing else owns:
+    // - open: `raw` comes from `into_raw_fd` of a live `MqdT`, which never closes itself;
+    // - owned by nothing else: `into_raw_fd` consumed the `MqdT`, the one owner (the
+    //   `MessageQueue` gave it up with `Option::take`, so its `Drop` will not close it).
+    unsafe { OwnedFd::from_raw_fd(raw) }
 }

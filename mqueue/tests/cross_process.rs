@@ -171,6 +171,7 @@ fn child_role() {
         "umask" => umask_role(&arg),
         "notify" => notify_role(&arg),
         "adopt-stdin" => adopt_stdin_role(),
+        "adopt-mount-root" => adopt_mount_root_role(&arg),
         "queues-max" => queues_max_role(),
         other => panic!("unknown role {other}"),
     }
@@ -219,7 +220,7 @@ fn consume_role(name: &str, limit: Option<usize>) {
             std::thread::sleep(Duration::from_secs(120));
             panic!("not killed");
         }
-        let (n, _) = q.receive_timeout(&mut buf, PEER_TIMEOUT).unwrap();
+        let (n, _) = q.recv_timeout(&mut buf, PEER_TIMEOUT).unwrap();
         let (_, seq, _) = decode(&buf[..n]);
         if seq == END {
             say("END");
@@ -234,7 +235,7 @@ fn receive_one_later_role(name: &str) {
     let q = MessageQueue::open(name, Access::ReadOnly).unwrap();
     assert_eq!(read_command(), "GO");
     std::thread::sleep(Duration::from_millis(200));
-    let (msg, priority) = q.receive_vec().unwrap();
+    let (msg, priority) = q.recv_vec().unwrap();
     say(&format!(
         "RECEIVED {} {priority}",
         String::from_utf8(msg).unwrap()
@@ -382,13 +383,42 @@ fn queues_max_role() {
 }
 
 /// Adopt stdin as a queue (no name), receive two messages and report them with the access.
+/// Adopt the root directory of an mqueue mount (`arg`, or `$IPCRAFT_MQ_ROOT` set by the
+/// launcher) as a queue: must be `NotAQueue`, with the descriptor handed back.
+fn adopt_mount_root_role(arg: &str) {
+    let dir = if arg.is_empty() {
+        std::env::var("IPCRAFT_MQ_ROOT").unwrap()
+    } else {
+        arg.to_owned()
+    };
+    say(&format!("ROOT {}", adopt_mount_root(&dir)));
+}
+
+/// What adopting the directory `dir` as a queue says, after checking it is on mqueue.
+fn adopt_mount_root(dir: &str) -> String {
+    let fd: std::os::fd::OwnedFd = std::fs::File::open(dir).unwrap().into();
+    let fs = nix::sys::statfs::fstatfs(&fd).unwrap().filesystem_type();
+    assert_eq!(
+        fs,
+        nix::sys::statfs::FsType(0x1980_0202),
+        "{dir} is not an mqueue mount"
+    );
+    match MessageQueue::try_from(fd) {
+        Err(Error::NotAQueue { fd }) => {
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+            "NotAQueue".to_owned()
+        }
+        other => format!("{other:?}"),
+    }
+}
+
 fn adopt_stdin_role() {
     let fd = std::io::stdin().as_fd().try_clone_to_owned().unwrap();
     let q = MessageQueue::try_from(fd).unwrap();
     assert_eq!(q.name(), None);
     assert!(!q.owns_name());
     for _ in 0..2 {
-        let (msg, priority) = q.receive_vec().unwrap();
+        let (msg, priority) = q.recv_vec().unwrap();
         say(&format!(
             "ADOPTED {:?} {} {priority}",
             q.access(),
@@ -419,7 +449,7 @@ fn batches_arrive_highest_priority_first_fifo_within_a_priority() {
         assert_eq!(q.status().unwrap().current_messages, depth);
         let mut batch = Vec::new();
         for _ in 0..depth {
-            let (n, priority) = q.try_receive(&mut buf).unwrap();
+            let (n, priority) = q.try_recv(&mut buf).unwrap();
             let (_, seq, sent_priority) = decode(&buf[..n]);
             assert_eq!(priority, sent_priority);
             assert!(seen.insert(seq), "message {seq} received twice");
@@ -428,7 +458,7 @@ fn batches_arrive_highest_priority_first_fifo_within_a_priority() {
         let mut sorted = batch.clone();
         sorted.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
         assert_eq!(batch, sorted);
-        assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+        assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
     }
     producer.tell("STOP");
     producer.wait_ok("producer");
@@ -452,7 +482,7 @@ fn two_producers_one_consumer_every_message_exactly_once() {
     let mut last: BTreeMap<(u32, u32), u32> = BTreeMap::new();
     let mut ended = 0;
     while ended < 2 {
-        let (n, priority) = q.receive_timeout(&mut buf, PEER_TIMEOUT).unwrap();
+        let (n, priority) = q.recv_timeout(&mut buf, PEER_TIMEOUT).unwrap();
         let (producer, seq, sent_priority) = decode(&buf[..n]);
         assert_eq!(priority, sent_priority);
         if seq == END {
@@ -476,7 +506,7 @@ fn two_producers_one_consumer_every_message_exactly_once() {
     for id in 1..=2 {
         assert_eq!(seen[&id], (0..STREAM_COUNT).collect(), "producer {id}");
     }
-    assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
 }
 
 #[test]
@@ -552,23 +582,20 @@ fn a_full_queue_try_send_is_full_and_timeouts_wait_long_enough() {
     assert_eq!(std::io::Error::from(e).kind(), std::io::ErrorKind::TimedOut);
 
     // The message was not lost: the caller still has it, and it goes once there is room.
-    assert_eq!(q.receive_vec().unwrap(), (b"one".to_vec(), 0));
+    assert_eq!(q.recv_vec().unwrap(), (b"one".to_vec(), 0));
     q.try_send(&third, 5).unwrap();
-    assert_eq!(q.receive_vec().unwrap(), (third, 5));
-    assert_eq!(q.receive_vec().unwrap(), (b"two".to_vec(), 0));
+    assert_eq!(q.recv_vec().unwrap(), (third, 5));
+    assert_eq!(q.recv_vec().unwrap(), (b"two".to_vec(), 0));
 
     let mut buf = [0; 16];
-    assert!(matches!(q.try_receive(&mut buf), Err(Error::Empty)));
+    assert!(matches!(q.try_recv(&mut buf), Err(Error::Empty)));
     let start = Instant::now();
-    let e = q.receive_timeout(&mut buf, timeout).unwrap_err();
-    assert!(matches!(e, Error::TimedOut { op: "receive" }), "{e:?}");
+    let e = q.recv_timeout(&mut buf, timeout).unwrap_err();
+    assert!(matches!(e, Error::TimedOut { op: "recv" }), "{e:?}");
     assert!(start.elapsed() >= timeout, "returned before the timeout");
     // A deadline that has passed still tries once.
     q.send(b"x", 0).unwrap();
-    assert_eq!(
-        q.receive_deadline(&mut buf, Instant::now()).unwrap(),
-        (1, 0)
-    );
+    assert_eq!(q.recv_deadline(&mut buf, Instant::now()).unwrap(), (1, 0));
 }
 
 #[test]
@@ -587,12 +614,12 @@ fn a_waiting_send_or_receive_wakes_when_another_process_acts() {
         Some("first 1")
     );
     child.wait_ok("receiver");
-    assert_eq!(q.receive_vec().unwrap(), (b"second".to_vec(), 2));
+    assert_eq!(q.recv_vec().unwrap(), (b"second".to_vec(), 2));
 
     let mut child = Reaper::spawn("send-one-later", &name);
     child.tell("GO");
     let mut buf = [0; 16];
-    let (n, priority) = q.receive_timeout(&mut buf, PEER_TIMEOUT).unwrap();
+    let (n, priority) = q.recv_timeout(&mut buf, PEER_TIMEOUT).unwrap();
     assert_eq!((&buf[..n], priority), (&b"late"[..], 3));
     child.wait_ok("sender");
 }
@@ -760,7 +787,7 @@ fn each_limit_and_bad_input_has_its_typed_error() {
     }
     q.send(b"top", MQ_PRIO_MAX - 1).unwrap();
     q.send(b"", 0).unwrap();
-    match q.receive(&mut [0; 31]) {
+    match q.recv(&mut [0; 31]) {
         Err(Error::BufferTooSmall {
             len: 31,
             needed: 32,
@@ -768,11 +795,11 @@ fn each_limit_and_bad_input_has_its_typed_error() {
         other => panic!("{other:?}"),
     }
     assert!(matches!(
-        q.try_receive(&mut [0; 8]),
+        q.try_recv(&mut [0; 8]),
         Err(Error::BufferTooSmall { .. })
     ));
-    assert_eq!(q.receive_vec().unwrap(), (b"top".to_vec(), MQ_PRIO_MAX - 1));
-    assert_eq!(q.receive_vec().unwrap(), (Vec::new(), 0));
+    assert_eq!(q.recv_vec().unwrap(), (b"top".to_vec(), MQ_PRIO_MAX - 1));
+    assert_eq!(q.recv_vec().unwrap(), (Vec::new(), 0));
 
     // The wrong direction is the kernel's EBADF, with the operation and the queue named.
     let reader = MessageQueue::open(&name, Access::ReadOnly).unwrap();
@@ -843,7 +870,7 @@ fn the_creator_owns_the_name_an_opener_never_unlinks() {
     let flags = nix::fcntl::fcntl(created.as_fd(), nix::fcntl::FcntlArg::F_GETFD).unwrap();
     assert_ne!(flags & libc_fd_cloexec(), 0, "FD_CLOEXEC is set");
     created.send(b"k", 1).unwrap();
-    let fd = std::os::fd::OwnedFd::try_from(created).unwrap();
+    let fd = std::os::fd::OwnedFd::from(created);
     assert!(matches!(
         MessageQueue::open(&name, Access::ReadOnly),
         Err(Error::NotFound { .. })
@@ -910,11 +937,7 @@ fn a_queue_descriptor_passed_to_a_child_is_adopted_without_a_name() {
     // Both queued before the child starts, so that it must take them by priority.
     q.send(b"low", 1).unwrap();
     q.send(b"high", 2).unwrap();
-    let mut child = Reaper(ROLES.spawn(
-        "adopt-stdin",
-        "",
-        Stdio::from(OwnedFd::try_from(reader).unwrap()),
-    ));
+    let mut child = Reaper(ROLES.spawn("adopt-stdin", "", Stdio::from(OwnedFd::from(reader))));
     let mut out = child.stdout();
     assert_eq!(
         next_marked(&mut out, "ADOPTED ").as_deref(),
@@ -934,6 +957,54 @@ fn a_queue_descriptor_passed_to_a_child_is_adopted_without_a_name() {
         }
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "processes")]
+fn the_mqueue_mounts_root_directory_is_not_a_queue() {
+    let _g = shared();
+    // It passes the file-system check (it is on mqueue) but is no queue: `NotAQueue`, not a
+    // failed mq_getattr later.
+    let is_mqueue = |d: &str| {
+        nix::sys::statfs::statfs(d)
+            .is_ok_and(|s| s.filesystem_type() == nix::sys::statfs::FsType(0x1980_0202))
+    };
+    if is_mqueue("/dev/mqueue") {
+        assert_eq!(adopt_mount_root("/dev/mqueue"), "NotAQueue");
+        return;
+    }
+    // No mount here: make one in a child's private mount namespace (root and unshare(1)
+    // needed), so that the machine's mounts are never touched.
+    use std::os::unix::fs::MetadataExt;
+    let root = std::fs::metadata("/proc/self").unwrap().uid() == 0;
+    let unshare = Command::new("unshare")
+        .arg("--help")
+        .stdout(Stdio::null())
+        .status();
+    if !root || !unshare.is_ok_and(|s| s.success()) {
+        eprintln!("SKIPPED: no /dev/mqueue mount, and cannot make one (needs root and unshare)");
+        return;
+    }
+    let mut command = ROLES.command_via(
+        "unshare",
+        &[
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            // A tmpfs over /tmp first, so that not even the directory outlives the namespace.
+            "mount -t tmpfs none /tmp && mkdir /tmp/mq && mount -t mqueue none /tmp/mq \
+             && IPCRAFT_MQ_ROOT=/tmp/mq exec \"$@\"",
+            "sh",
+        ],
+        "adopt-mount-root",
+        "",
+    );
+    let mut child = Reaper(command.stdout(Stdio::piped()).spawn().unwrap());
+    let mut out = child.stdout();
+    assert_eq!(next_marked(&mut out, "ROOT ").as_deref(), Some("NotAQueue"));
+    child.wait_ok("child adopting the mount's root");
 }
 
 #[test]
@@ -991,7 +1062,7 @@ fn python_posix_ipc_interop_both_ways() {
          q.close()\n",
         &[&name],
     );
-    let got: Vec<(Vec<u8>, u32)> = (0..4).map(|_| q.try_receive_vec()).collect();
+    let got: Vec<(Vec<u8>, u32)> = (0..4).map(|_| q.try_recv_vec()).collect();
     assert_eq!(
         got,
         [
@@ -1038,17 +1109,17 @@ fn python_posix_ipc_interop_both_ways() {
     let q = MessageQueue::open(&name, Access::ReadWrite).unwrap();
     assert!(!q.owns_name());
     assert_eq!(q.attributes(), Attributes::new(3, 100));
-    assert_eq!(q.receive_vec().unwrap(), (b"from python".to_vec(), 4));
+    assert_eq!(q.recv_vec().unwrap(), (b"from python".to_vec(), 4));
 }
 
-trait TryReceiveVec {
-    fn try_receive_vec(&self) -> (Vec<u8>, u32);
+trait TryRecvVec {
+    fn try_recv_vec(&self) -> (Vec<u8>, u32);
 }
 
-impl TryReceiveVec for MessageQueue {
-    fn try_receive_vec(&self) -> (Vec<u8>, u32) {
+impl TryRecvVec for MessageQueue {
+    fn try_recv_vec(&self) -> (Vec<u8>, u32) {
         let mut buf = vec![0; self.attributes().max_message_size];
-        let (n, p) = self.try_receive(&mut buf).unwrap();
+        let (n, p) = self.try_recv(&mut buf).unwrap();
         buf.truncate(n);
         (buf, p)
     }
@@ -1086,8 +1157,25 @@ fn zz_suite_leaves_no_queue_behind() {
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
+    // Count what actually ran, not a number of names fixed in advance (tests skip parts, e.g.
+    // the Python peer when `posix_ipc` is absent): every test the suite lists but this one
+    // must have passed, and logging must have worked (at least one name, every name the
+    // suite's own).
+    let listed = suite_tests().len();
+    let summary = String::from_utf8_lossy(&out.stdout);
+    let passed = passed_count(&summary)
+        .unwrap_or_else(|| panic!("no `test result` line in the suite's output:\n{summary}"));
+    assert_eq!(
+        passed,
+        listed - 1,
+        "the suite ran {passed} of its {listed} tests (all but this one expected)"
+    );
     let names: Vec<&str> = names.lines().collect();
-    assert!(names.len() > 20, "only {} names logged", names.len());
+    assert!(!names.is_empty(), "the suite logged no queue name");
+    assert!(
+        names.iter().all(|n| n.starts_with(&format!("/{prefix}"))),
+        "names not made by the suite: {names:?}"
+    );
     let left: Vec<&str> = names
         .iter()
         .copied()
@@ -1108,4 +1196,55 @@ fn zz_suite_leaves_no_queue_behind() {
             .collect();
         assert!(stray.is_empty(), "queues left in /dev/mqueue: {stray:?}");
     }
+}
+
+/// The tests of this binary, from `--list`.
+fn suite_tests() -> Vec<String> {
+    let out = Command::new(std::env::current_exe().unwrap())
+        .args(["--list", "--format", "terse"])
+        .env_remove(ROLE_ENV)
+        .env_remove(NAME_LOG_ENV)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .filter_map(|l| l.strip_suffix(": test"))
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `N` of the harness's `test result: ok. N passed; ...` line.
+fn passed_count(output: &str) -> Option<usize> {
+    let line = output.lines().find(|l| l.starts_with("test result:"))?;
+    let before = line.split(" passed").next()?;
+    before.rsplit(' ').next()?.parse().ok()
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "syscalls")]
+fn a_queue_gives_up_its_descriptor_and_takes_one_back() {
+    use std::os::fd::OwnedFd;
+    let _g = shared();
+    let name = QName::new("into-fd");
+    let q = MessageQueue::create(&name, Attributes::new(2, 8)).unwrap();
+    let mut reader = MessageQueue::open(&name, Access::ReadOnly).unwrap();
+    reader.persist(); // an opener owns no name: nothing changes
+    q.send(b"kept", 3).unwrap();
+    // Infallible, as for every handle: the descriptor itself, no dup.
+    let fd: OwnedFd = reader.into();
+    let back = MessageQueue::try_from(fd).unwrap();
+    assert_eq!(back.access(), Access::ReadOnly);
+    assert_eq!(back.recv_vec().unwrap(), (b"kept".to_vec(), 3));
+    // The creator's conversion unlinks its name (as its drop would); the queue lives on in
+    // the descriptor.
+    let fd = OwnedFd::from(q);
+    assert!(matches!(
+        MessageQueue::open(&name, Access::ReadOnly),
+        Err(Error::NotFound { .. })
+    ));
+    let q = MessageQueue::try_from(fd).unwrap();
+    q.send(b"x", 0).unwrap();
+    assert_eq!(back.recv_vec().unwrap(), (b"x".to_vec(), 0));
 }

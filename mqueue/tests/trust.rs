@@ -49,7 +49,7 @@ fn child_role() {
                 .unwrap();
             println!("MADE");
             let mut buf = [0u8; 64];
-            match q.receive_timeout(&mut buf, Duration::from_millis(800)) {
+            match q.recv_timeout(&mut buf, Duration::from_millis(800)) {
                 Ok((n, _)) => println!("GOT {}", String::from_utf8_lossy(&buf[..n])),
                 Err(_) => println!("GOT NOTHING"),
             }
@@ -142,7 +142,7 @@ fn trusted_owners_still_work() {
         ROLES.spawn_as(VICTIM_UID, "user-sends-to-roots", &name.0),
         "user",
     );
-    assert_eq!(q.receive_vec().unwrap(), (b"hello".to_vec(), 1));
+    assert_eq!(q.recv_vec().unwrap(), (b"hello".to_vec(), 1));
 }
 
 #[cfg_attr(miri, ignore = "mq_open")]
@@ -179,6 +179,6 @@ fn dropping_the_creator_leaves_a_newcomer_of_the_same_name() {
     newcomer.send(b"keep me", 3).unwrap();
     drop(first);
     let again = MessageQueue::open(&name.0, Access::ReadOnly).expect("the newcomer survives");
-    assert_eq!(again.receive_vec().unwrap(), (b"keep me".to_vec(), 3));
+    assert_eq!(again.recv_vec().unwrap(), (b"keep me".to_vec(), 3));
     drop(newcomer);
 }

@@ -22,9 +22,9 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .spawn()?;
 
     let mut tx = FrameWriter::new(to_child);
-    let mut reader = from_child;
+    let reader = from_child;
     // Never wait forever for a child that died.
-    reader.set_read_timeout(Some(Duration::from_secs(10)));
+    reader.set_read_timeout(Some(Duration::from_secs(10)))?;
     let mut rx = FrameReader::new(reader);
     for msg in ["hello", "", "framed world"] {
         tx.send(msg.as_bytes())?;
@@ -37,8 +37,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 }
 
 fn child() -> Result<(), Box<dyn std::error::Error>> {
-    let stdin = PipeReader::from(std::io::stdin().as_fd().try_clone_to_owned()?);
-    let stdout = PipeWriter::from(std::io::stdout().as_fd().try_clone_to_owned()?);
+    let stdin = PipeReader::try_from(std::io::stdin().as_fd().try_clone_to_owned()?)?;
+    let stdout = PipeWriter::try_from(std::io::stdout().as_fd().try_clone_to_owned()?)?;
     let mut rx = FrameReader::new(stdin);
     let mut tx = FrameWriter::new(stdout);
     while let Some(frame) = rx.next_frame()? {

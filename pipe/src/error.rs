@@ -15,6 +15,12 @@ use std::time::Duration;
 pub enum Error {
     /// A system call failed; the [`SysError`] names it, what it was applied to, and the errno.
     Sys(SysError),
+    /// A descriptor to adopt as a pipe end (`TryFrom<OwnedFd>`) is not a pipe or FIFO; it is
+    /// handed back untouched.
+    NotAPipe {
+        /// The descriptor, still open.
+        fd: std::os::fd::OwnedFd,
+    },
     /// An open refused a FIFO whose owner is not trusted (it may have been made first by
     /// another user, in a directory everyone can write); the error names the owner and says
     /// what to do.
@@ -105,6 +111,7 @@ impl Error {
             Self::AtomicWriteTooLarge { .. }
             | Self::CapacityAboveLimit { .. }
             | Self::NotAFifo { .. }
+            | Self::NotAPipe { .. }
             | Self::PathTooLong { .. }
             | Self::InvalidPath { .. }
             | Self::InvalidMode { .. } => io::ErrorKind::InvalidInput,
@@ -132,6 +139,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sys(e) => e.fmt(f),
+            Self::NotAPipe { fd } => write!(
+                f,
+                "descriptor {} is not a pipe or FIFO: only those can be adopted as a pipe end",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
+            ),
             Self::Untrusted(e) => e.fmt(f),
             Self::BrokenPipe => {
                 f.write_str("broken pipe: the read end is closed, so nothing written will be read")

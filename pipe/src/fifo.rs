@@ -66,6 +66,7 @@ pub struct Fifo {
 
 /// Options for creating a [`Fifo`] (its mode) and for opening one (whose FIFOs to trust).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until a FIFO is created with them"]
 pub struct FifoOptions {
     mode: u32,
     trusted: TrustedOwners,
@@ -352,7 +353,11 @@ fn open_reader(
 ) -> Result<PipeReader> {
     check_path(path)?;
     let Some(timeout) = timeout else {
-        return Ok(open_fifo(path, OFlag::O_RDONLY, trusted)?.into());
+        return Ok(PipeReader::from_fd(open_fifo(
+            path,
+            OFlag::O_RDONLY,
+            trusted,
+        )?));
     };
     let started = Instant::now();
     let deadline = Deadline::after(timeout);
@@ -372,7 +377,7 @@ fn open_reader(
         pause = nap(pause, deadline);
     }
     set_nonblocking(fd.as_fd(), false)?;
-    Ok(fd.into())
+    Ok(PipeReader::from_fd(fd))
 }
 
 /// [`Fifo::open_writer`] with `trusted` owners.
@@ -383,7 +388,11 @@ fn open_writer(
 ) -> Result<PipeWriter> {
     check_path(path)?;
     let Some(timeout) = timeout else {
-        return Ok(open_fifo(path, OFlag::O_WRONLY, trusted)?.into());
+        return Ok(PipeWriter::from_fd(open_fifo(
+            path,
+            OFlag::O_WRONLY,
+            trusted,
+        )?));
     };
     let started = Instant::now();
     let deadline = Deadline::after(timeout);
@@ -405,7 +414,7 @@ fn open_writer(
         pause = nap(pause, deadline);
     };
     set_nonblocking(fd.as_fd(), false)?;
-    Ok(fd.into())
+    Ok(PipeWriter::from_fd(fd))
 }
 
 /// Open the FIFO at `path` with `flags` (plus close-on-exec), retrying on EINTR, after

@@ -87,3 +87,8 @@ pub use ipcraft_core::Deadline;
 pub use ipcraft_core::frame::{self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter};
 pub use pipe::{PIPE_BUF, PipeOptions, PipeReader, PipeWriter, max_capacity, pipe};
 pub use splice::{SpliceFlags, splice, tee};
+
+/// The README's examples, compiled and run as doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

@@ -1,7 +1,7 @@
 //! Anonymous pipes: [`pipe`], [`PipeOptions`], [`PipeReader`], [`PipeWriter`].
 
 use crate::error::{Error, Result};
-use ipcraft_core::{Deadline, Interest, wait_fd};
+use ipcraft_core::{Deadline, FlagSetting, Interest, TimeoutSetting, wait_fd};
 use nix::errno::Errno;
 use nix::fcntl::{FcntlArg, OFlag, fcntl};
 use nix::sys::signal::{SigSet, SigmaskHow, Signal, pthread_sigmask};
@@ -61,6 +61,7 @@ pub fn pipe() -> Result<(PipeReader, PipeWriter)> {
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[must_use = "options do nothing until a pipe is made with them"]
 pub struct PipeOptions {
     nonblocking: bool,
     packet: bool,
@@ -103,10 +104,10 @@ impl PipeOptions {
             flags |= OFlag::O_DIRECT;
         }
         let (r, w) = nix::unistd::pipe2(flags).map_err(Error::sys("pipe2"))?;
-        let mut reader = PipeReader::from_fd(r);
-        let mut writer = PipeWriter::from_fd(w);
-        reader.nonblocking = self.nonblocking;
-        writer.nonblocking = self.nonblocking;
+        let reader = PipeReader::from_fd(r);
+        let writer = PipeWriter::from_fd(w);
+        reader.nonblocking.set(self.nonblocking);
+        writer.nonblocking.set(self.nonblocking);
         Ok((reader, writer))
     }
 }
@@ -118,8 +119,8 @@ impl PipeOptions {
 /// `poll(2)` on the monotonic clock first and fails with `TimedOut`.
 pub struct PipeReader {
     fd: OwnedFd,
-    nonblocking: bool,
-    read_timeout: Option<Duration>,
+    nonblocking: FlagSetting,
+    read_timeout: TimeoutSetting,
 }
 
 /// The write end of a pipe or FIFO. Closed on drop.
@@ -128,8 +129,8 @@ pub struct PipeReader {
 /// with `BrokenPipe` ([`Error::BrokenPipe`]); see the crate docs on SIGPIPE.
 pub struct PipeWriter {
     fd: OwnedFd,
-    nonblocking: bool,
-    write_timeout: Option<Duration>,
+    nonblocking: FlagSetting,
+    write_timeout: TimeoutSetting,
     suppress_sigpipe: bool,
 }
 
@@ -137,10 +138,15 @@ pub struct PipeWriter {
 macro_rules! common {
     ($ty:ident, $timeout:ident $(, $field:ident : $init:expr)*) => {
         impl $ty {
-            fn from_fd(fd: OwnedFd) -> Self {
+            pub(crate) fn from_fd(fd: OwnedFd) -> Self {
                 let nonblocking = fcntl(&fd, FcntlArg::F_GETFL)
                     .is_ok_and(|fl| OFlag::from_bits_retain(fl).contains(OFlag::O_NONBLOCK));
-                Self { fd, nonblocking, $timeout: None $(, $field: $init)* }
+                Self {
+                    fd,
+                    nonblocking: FlagSetting::new(nonblocking),
+                    $timeout: TimeoutSetting::new(None)
+                    $(, $field: $init)*
+                }
             }
 
             /// The pipe's capacity in bytes (`F_GETPIPE_SZ`, see `fcntl(2)`).
@@ -176,15 +182,15 @@ macro_rules! common {
             /// # Errors
             ///
             /// [`Error::Sys`] from `fcntl`.
-            pub fn set_nonblocking(&mut self, yes: bool) -> Result<()> {
+            pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
                 set_nonblocking(self.fd.as_fd(), yes)?;
-                self.nonblocking = yes;
+                self.nonblocking.set(yes);
                 Ok(())
             }
 
             /// Whether this handle was last set (or found) non-blocking.
             pub fn is_nonblocking(&self) -> bool {
-                self.nonblocking
+                self.nonblocking.get()
             }
 
             /// A second handle to the same end (`F_DUPFD_CLOEXEC`), with the same settings.
@@ -197,8 +203,9 @@ macro_rules! common {
                     .fd
                     .try_clone()
                     .map_err(|e| Error::from_io("fcntl(F_DUPFD_CLOEXEC)", &e))?;
+                #[allow(unused_mut)] // Only the writer has extra fields to copy.
                 let mut clone = Self::from_fd(fd);
-                clone.$timeout = self.$timeout;
+                clone.$timeout.set(self.$timeout.get());
                 $(clone.$field = self.$field;)*
                 Ok(clone)
             }
@@ -216,12 +223,22 @@ macro_rules! common {
             }
         }
 
-        /// Takes ownership of any pipe or FIFO descriptor (its `O_NONBLOCK` flag is read
-        /// once, here). The descriptor is not checked to be a pipe: pipe-specific calls on
-        /// another kind of file fail with [`Error::Sys`].
-        impl From<OwnedFd> for $ty {
-            fn from(fd: OwnedFd) -> Self {
-                Self::from_fd(fd)
+        /// Takes ownership of a pipe or FIFO descriptor (inherited, or received over a Unix
+        /// socket), checked with `fstat(2)` to be one; its `O_NONBLOCK` flag is read once,
+        /// here.
+        ///
+        /// # Errors
+        ///
+        /// [`Error::NotAPipe`] with the descriptor handed back; [`Error::Sys`] from `fstat`.
+        impl TryFrom<OwnedFd> for $ty {
+            type Error = Error;
+
+            fn try_from(fd: OwnedFd) -> Result<Self> {
+                let st = nix::sys::stat::fstat(&fd).map_err(Error::sys("fstat"))?;
+                if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFIFO {
+                    return Err(Error::NotAPipe { fd });
+                }
+                Ok(Self::from_fd(fd))
             }
         }
 
@@ -247,13 +264,18 @@ impl PipeReader {
     /// Make [`Read::read`] wait at most `timeout` (`None`: forever, the default). The wait is
     /// per call, on the monotonic clock; a timed-out read returns `TimedOut` and consumes
     /// nothing.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.read_timeout = timeout;
+    ///
+    /// # Errors
+    ///
+    /// None today: a `Result` as std's, so that a future check can be added without a break.
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.read_timeout.set(timeout);
+        Ok(())
     }
 
     /// The timeout [`Read::read`] uses.
     pub fn read_timeout(&self) -> Option<Duration> {
-        self.read_timeout
+        self.read_timeout.get()
     }
 
     /// Read what is available, waiting at most until `deadline`; `Ok(0)` means end of stream
@@ -294,13 +316,18 @@ impl PipeWriter {
     /// Make [`Write::write`] wait at most `timeout` (`None`: forever, the default). The wait
     /// is per call, on the monotonic clock. On a blocking pipe a timed write writes at most
     /// [`PIPE_BUF`] bytes per call (what `poll` guarantees fits); `write_all` loops.
-    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-        self.write_timeout = timeout;
+    ///
+    /// # Errors
+    ///
+    /// None today: a `Result` as std's, so that a future check can be added without a break.
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.write_timeout.set(timeout);
+        Ok(())
     }
 
     /// The timeout [`Write::write`] uses.
     pub fn write_timeout(&self) -> Option<Duration> {
-        self.write_timeout
+        self.write_timeout.get()
     }
 
     /// Block `SIGPIPE` on the calling thread around each write of this handle, and consume
@@ -321,7 +348,15 @@ impl PipeWriter {
     /// [`Error::TimedOut`] when there was no room in time (nothing is written);
     /// [`Error::BrokenPipe`] when the read end is closed; [`Error::Sys`].
     pub fn write_deadline(&self, buf: &[u8], deadline: Deadline) -> Result<usize> {
-        self.guarded(|| write_until(self.fd.as_fd(), buf, deadline, self.nonblocking, false))
+        self.guarded(|| {
+            write_until(
+                self.fd.as_fd(),
+                buf,
+                deadline,
+                self.nonblocking.get(),
+                false,
+            )
+        })
     }
 
     /// [`write_deadline`](Self::write_deadline) with a timeout from now.
@@ -341,7 +376,7 @@ impl PipeWriter {
     /// [`Error::BrokenPipe`]; [`Error::Sys`].
     pub fn try_write(&self, buf: &[u8]) -> Result<usize> {
         let now = Deadline::after(Duration::ZERO);
-        self.guarded(|| write_until(self.fd.as_fd(), buf, now, self.nonblocking, true))
+        self.guarded(|| write_until(self.fd.as_fd(), buf, now, self.nonblocking.get(), true))
     }
 
     /// Write all of `buf` as one atomic unit: readers see it whole, never interleaved with
@@ -406,8 +441,15 @@ impl PipeWriter {
         }
         // At most PIPE_BUF bytes: write_until passes the whole buffer to one write(2), which
         // the kernel performs entirely or not at all.
-        let n =
-            self.guarded(|| write_until(self.fd.as_fd(), buf, deadline, self.nonblocking, false))?;
+        let n = self.guarded(|| {
+            write_until(
+                self.fd.as_fd(),
+                buf,
+                deadline,
+                self.nonblocking.get(),
+                false,
+            )
+        })?;
         debug_assert_eq!(n, buf.len());
         Ok(())
     }
@@ -426,7 +468,7 @@ impl PipeWriter {
             });
         }
         let now = Deadline::after(Duration::ZERO);
-        self.guarded(|| write_until(self.fd.as_fd(), buf, now, self.nonblocking, true))?;
+        self.guarded(|| write_until(self.fd.as_fd(), buf, now, self.nonblocking.get(), true))?;
         Ok(())
     }
 
@@ -462,7 +504,7 @@ impl Read for PipeReader {
 impl Read for &PipeReader {
     #[inline]
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        match self.read_timeout {
+        match self.read_timeout.get() {
             None => Ok(nix::unistd::read(&self.fd, buf)?),
             Some(t) => Ok(read_until(self.fd.as_fd(), buf, Deadline::after(t), false)?),
         }
@@ -486,10 +528,10 @@ impl Write for PipeWriter {
 impl Write for &PipeWriter {
     #[inline]
     fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
-        if self.write_timeout.is_none() && !self.suppress_sigpipe {
+        if self.write_timeout.get().is_none() && !self.suppress_sigpipe {
             return nix::unistd::write(&self.fd, buf).map_err(write_errno);
         }
-        let deadline = Deadline::from_timeout(self.write_timeout);
+        let deadline = Deadline::from_timeout(self.write_timeout.get());
         Ok(self.write_deadline(buf, deadline)?)
     }
 
@@ -497,7 +539,7 @@ impl Write for &PipeWriter {
     /// [`PIPE_BUF`] bytes in total is atomic, which is how a small frame stays whole.
     #[inline]
     fn write_vectored(&mut self, bufs: &[io::IoSlice<'_>]) -> io::Result<usize> {
-        if self.write_timeout.is_none() && !self.suppress_sigpipe {
+        if self.write_timeout.get().is_none() && !self.suppress_sigpipe {
             return nix::sys::uio::writev(&self.fd, bufs).map_err(write_errno);
         }
         let first = bufs

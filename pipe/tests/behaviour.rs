@@ -39,7 +39,7 @@ fn read_timeout_returns_after_the_timeout_not_before() {
 
     // Through io::Read with a timeout set.
     let (mut r, _w) = pipe().unwrap();
-    r.set_read_timeout(Some(SHORT));
+    r.set_read_timeout(Some(SHORT)).unwrap();
     let start = Instant::now();
     assert_eq!(r.read(&mut buf).unwrap_err().kind(), ErrorKind::TimedOut);
     assert!(start.elapsed() >= SHORT);
@@ -56,7 +56,7 @@ fn write_timeout_on_a_full_pipe_returns_after_the_timeout() {
         Err(Error::TimedOut { .. })
     ));
     assert!(start.elapsed() >= SHORT);
-    w.set_write_timeout(Some(SHORT));
+    w.set_write_timeout(Some(SHORT)).unwrap();
     assert_eq!(w.write(b"x").unwrap_err().kind(), ErrorKind::TimedOut);
 }
 
@@ -200,8 +200,8 @@ fn frame_length_over_the_maximum_in_the_stream_is_refused() {
 
 #[test]
 fn framed_read_resumes_after_a_timeout_mid_frame() {
-    let (mut r, mut w) = pipe().unwrap();
-    r.set_read_timeout(Some(SHORT));
+    let (r, mut w) = pipe().unwrap();
+    r.set_read_timeout(Some(SHORT)).unwrap();
     let mut rx = FrameReader::new(r);
     w.write_all(&6u32.to_le_bytes()).unwrap();
     w.write_all(b"hal").unwrap();
@@ -386,9 +386,44 @@ fn handles_convert_and_clone() {
     let mut back = ipcraft_pipe::PipeWriter::from(std_w);
     back.write_all(b"x").unwrap();
     let owned: std::os::fd::OwnedFd = r.into();
-    let r = ipcraft_pipe::PipeReader::from(owned);
+    let r = ipcraft_pipe::PipeReader::try_from(owned).unwrap();
     let mut b = [0u8; 1];
     (&r).read_exact(&mut b).unwrap();
     assert_eq!(&b, b"x");
     assert!(format!("{r:?}").starts_with("PipeReader { fd: "));
+}
+
+#[test]
+fn settings_change_through_a_shared_reference_as_in_std() {
+    let (r, w) = pipe().unwrap();
+    let (r, w) = (&r, &w);
+    r.set_read_timeout(Some(SHORT)).unwrap();
+    assert_eq!(r.read_timeout(), Some(SHORT));
+    let mut reader = r;
+    assert_eq!(
+        reader.read(&mut [0u8; 4]).unwrap_err().kind(),
+        ErrorKind::TimedOut
+    );
+    w.set_nonblocking(true).unwrap();
+    assert!(w.is_nonblocking());
+    w.set_write_timeout(Some(SHORT)).unwrap();
+    assert_eq!(w.write_timeout(), Some(SHORT));
+}
+
+#[test]
+fn adopting_a_descriptor_checks_that_it_is_a_pipe() {
+    use ipcraft_pipe::{PipeReader, PipeWriter};
+    use std::os::fd::{AsRawFd, OwnedFd};
+    let (r, w) = pipe().unwrap();
+    let r = PipeReader::try_from(OwnedFd::from(r)).unwrap();
+    let w = PipeWriter::try_from(OwnedFd::from(w)).unwrap();
+    (&w).write_all(b"x").unwrap();
+    assert_eq!((&r).read(&mut [0u8; 1]).unwrap(), 1);
+    // A regular file is refused, and handed back open.
+    let file: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    let raw = file.as_raw_fd();
+    match PipeReader::try_from(file) {
+        Err(Error::NotAPipe { fd }) => assert_eq!(fd.as_raw_fd(), raw),
+        other => panic!("{other:?}"),
+    }
 }

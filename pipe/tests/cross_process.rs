@@ -54,11 +54,11 @@ fn child_role() {
 
 /// Our stdin and stderr as pipe ends (duplicates, close-on-exec).
 fn stdin_reader() -> PipeReader {
-    PipeReader::from(std::io::stdin().as_fd().try_clone_to_owned().unwrap())
+    PipeReader::try_from(std::io::stdin().as_fd().try_clone_to_owned().unwrap()).unwrap()
 }
 
 fn stderr_writer() -> PipeWriter {
-    PipeWriter::from(std::io::stderr().as_fd().try_clone_to_owned().unwrap())
+    PipeWriter::try_from(std::io::stderr().as_fd().try_clone_to_owned().unwrap()).unwrap()
 }
 
 fn echo_reversed_role() {

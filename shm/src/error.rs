@@ -74,6 +74,12 @@ pub enum Error {
         /// The name.
         name: String,
     },
+    /// A descriptor to adopt as [`ByteLocks`](crate::ByteLocks) (`TryFrom<OwnedFd>`) is not a
+    /// regular file open for reading and writing; it is handed back untouched.
+    NotLockable {
+        /// The descriptor, still open.
+        fd: std::os::fd::OwnedFd,
+    },
     /// A received memfd lacks seals that make it safe to map.
     Unsealed {
         /// The seals that are missing, such as `"F_SEAL_SHRINK"`.
@@ -135,6 +141,7 @@ impl Error {
             | Self::TooSmall { .. }
             | Self::CreatorDied { .. }
             | Self::Unsealed { .. } => K::InvalidData,
+            Self::NotLockable { .. } => K::InvalidInput,
             Self::Name(_)
             | Self::ZeroSize
             | Self::OutOfBounds { .. }
@@ -203,6 +210,12 @@ impl fmt::Display for Error {
                 f,
                 "the process initializing segment {name} died before publishing it; remove it \
                  with remove_stale or unlink and create it again"
+            ),
+            Self::NotLockable { fd } => write!(
+                f,
+                "descriptor {} is not a regular file open for reading and writing: byte locks \
+                 need one (ByteLocks::new opens one from a segment)",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
             ),
             Self::Unsealed { missing } => write!(
                 f,

@@ -43,6 +43,15 @@
 //! # Ok::<(), ipcraft_shm::Error>(())
 //! ```
 //!
+//! # Layout, and peers in other languages
+//!
+//! A default segment starts with ipcraft's [`HEADER_SIZE`]-byte (64) header: offset 0 of
+//! [`Segment::read_at`], [`Segment::write_at`] and [`Segment::get`] is byte 64 of the object
+//! (64-byte aligned), where a C peer (`mmap` + 64) or Python's
+//! `SharedMemory(name).buf[64:]` finds the data. For a plain POSIX segment with no header,
+//! made by or for another program, [`SegmentOptions::raw`] maps the object's bytes as they
+//! are (and gives up the header's checks). The README has an example of both.
+//!
 //! # Safety model
 //!
 //! Another process may write a segment at any moment, and a hostile or crashed one may
@@ -75,9 +84,12 @@
 //! Linux: memfd sealing, open-file-description locks for creator liveness, `/dev/shm` for
 //! listing.
 
+mod convert;
+mod creator;
 mod error;
 mod header;
 mod locks;
+mod owned_name;
 mod segment;
 mod stale;
 mod sys;
@@ -88,3 +100,8 @@ pub use locks::ByteLocks;
 pub use segment::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, Segment, SegmentOptions, unlink};
 pub use stale::{IpcraftState, SegmentInfo, list, remove_stale};
 pub use sys::AtomicData;
+
+/// The README's examples, compiled and run as doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

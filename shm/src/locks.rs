@@ -122,6 +122,42 @@ impl AsFd for ByteLocks {
     }
 }
 
+impl AsRawFd for ByteLocks {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+/// Give up the description, with the locks it holds: they stay held while the descriptor (or
+/// a process it is handed to) keeps it open.
+impl From<ByteLocks> for OwnedFd {
+    fn from(locks: ByteLocks) -> Self {
+        locks.fd
+    }
+}
+
+/// Adopt a description (received from the process that made it with [`ByteLocks::new`], with
+/// the locks it holds), checked to be a regular file open for reading and writing (`fstat`,
+/// `F_GETFL`), which write locks need.
+///
+/// # Errors
+///
+/// [`Error::NotLockable`] with the descriptor handed back; [`Error::Sys`] from `fstat` or
+/// `fcntl`.
+impl TryFrom<OwnedFd> for ByteLocks {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let st = nix::sys::stat::fstat(&fd).map_err(Error::sys("fstat"))?;
+        let flags = fcntl(&fd, FcntlArg::F_GETFL).map_err(Error::sys("fcntl(F_GETFL)"))?;
+        let rw = OFlag::from_bits_truncate(flags) & OFlag::O_ACCMODE == OFlag::O_RDWR;
+        if st.st_mode & nix::libc::S_IFMT != nix::libc::S_IFREG || !rw {
+            return Err(Error::NotLockable { fd });
+        }
+        Ok(Self { fd })
+    }
+}
+
 impl fmt::Debug for ByteLocks {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("ByteLocks")

@@ -1,7 +1,9 @@
 //! [`Segment`]: a mapped shared memory object, named (`shm_open`) or anonymous (`memfd`).
 
+use crate::creator::{creator_alive, self_start_time, take_creator_lock};
 use crate::error::{Error, Result};
 use crate::header::{Found, HEADER_SIZE, Header, HeaderInfo};
+use crate::owned_name::OwnedName;
 use crate::sys::{AtomicData, Mapping, Region};
 use ipcraft_core::{Deadline, PosixName, TrustedOwners};
 use nix::errno::Errno;
@@ -19,7 +21,7 @@ pub const DEFAULT_MODE: u32 = 0o600;
 /// How long [`Segment::open`] waits, by default, for a segment another process is still
 /// initializing.
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
-const SHM_DIR: &str = "/dev/shm";
+pub(crate) const SHM_DIR: &str = "/dev/shm";
 /// Longest pause between two looks at a segment that is not ready yet.
 const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
@@ -42,6 +44,7 @@ const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
 /// # Ok::<(), ipcraft_shm::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[must_use = "options do nothing until a segment is created or opened with them"]
 pub struct SegmentOptions {
     mode: u32,
     read_only: bool,
@@ -159,7 +162,8 @@ impl SegmentOptions {
     ///
     /// [`Error::Name`]; [`Error::NotFound`]; [`Error::NotIpcraft`],
     /// [`Error::IncompatibleVersion`], [`Error::WrongTag`], [`Error::TooSmall`] for a
-    /// segment that is not what is expected; [`Error::NotReady`] after the timeout;
+    /// segment that is not what is expected ([`Error::NotIpcraft`] at once for one smaller
+    /// than the 64-byte header); [`Error::NotReady`] after the timeout;
     /// [`Error::CreatorDied`]; [`Error::Untrusted`] when its owner is not trusted
     /// ([`trust`](Self::trust)); [`Error::Sys`].
     #[doc(alias = "shm_open")]
@@ -202,6 +206,14 @@ impl SegmentOptions {
                     true,
                     None,
                 ));
+            }
+            // An ipcraft creator takes its creator lock and then sizes the object to the
+            // header and more in one ftruncate: a size between 1 and the header's is never
+            // one of ours, whoever holds a lock on it.
+            if size > 0 && size < HEADER_SIZE as u64 {
+                return Err(Error::NotIpcraft {
+                    name: name.to_owned(),
+                });
             }
             if size >= HEADER_SIZE as u64 {
                 let map = self.map(&fd, size)?;
@@ -528,7 +540,9 @@ impl SegmentOptions {
 ///
 /// The creator of a named segment owns its name and removes it on drop, unless
 /// [`persist`](Self::persist)ed; openers never remove it. A mapping stays valid after the
-/// name is gone.
+/// name is gone. No `try_clone` (a clone would share the name's ownership): map the object
+/// again with [`open`](Self::open) (named) or [`from_fd`](Self::from_fd) of a duplicated
+/// descriptor (anonymous); a `&Segment` is `Send + Sync` for threads.
 pub struct Segment {
     map: Mapping,
     fd: OwnedFd,
@@ -540,6 +554,10 @@ pub struct Segment {
     raw: bool,
     data_len: usize,
     info: Option<HeaderInfo>,
+    /// The creator's name, removed when this is dropped (`None` for an opener, an anonymous
+    /// segment). A field rather than a `Drop` of
+    /// `Segment`, so that the conversion into an `OwnedFd` can move the descriptor out.
+    unlink: Option<OwnedName>,
 }
 
 impl Segment {
@@ -632,11 +650,16 @@ impl Segment {
             None if raw => map.len(),
             None => map.len().saturating_sub(HEADER_SIZE),
         };
+        let unlink = match (&name, owner) {
+            (Some(n), true) => Some(OwnedName::new(n.clone(), &fd)),
+            _ => None,
+        };
         Self {
             map,
             fd,
             name,
             owner,
+            unlink,
             persisted: false,
             writable,
             memfd: false,
@@ -644,6 +667,11 @@ impl Segment {
             data_len,
             info,
         }
+    }
+
+    /// The descriptor, the rest dropped (mapping unmapped, an owned name removed).
+    pub(crate) fn into_fd(self) -> OwnedFd {
+        self.fd
     }
 
     fn with_memfd(mut self) -> Self {
@@ -805,6 +833,9 @@ impl Segment {
     pub fn persist(&mut self) {
         let was_owner = std::mem::replace(&mut self.owner, false);
         self.persisted = true;
+        if let Some(name) = &mut self.unlink {
+            name.keep();
+        }
         if was_owner && !self.raw && self.writable {
             if let Ok(h) = header_of(&self.map) {
                 h.set_persisted();
@@ -889,25 +920,6 @@ impl Segment {
             Ok(())
         } else {
             Err(Error::ReadOnly)
-        }
-    }
-}
-
-impl Drop for Segment {
-    fn drop(&mut self) {
-        if !self.owner {
-            return;
-        }
-        let Some(name) = &self.name else { return };
-        // Remove the name only if it still names this object (a name can be unlinked and
-        // reused by someone else meanwhile).
-        let path = format!("{SHM_DIR}{}", name.as_str());
-        let same = match (fstat(&self.fd), nix::sys::stat::stat(path.as_str())) {
-            (Ok(a), Ok(b)) => a.st_dev == b.st_dev && a.st_ino == b.st_ino,
-            _ => false,
-        };
-        if same {
-            let _ = shm_unlink(name.as_c_str());
         }
     }
 }
@@ -1022,64 +1034,4 @@ fn huge_pages_reserved() -> bool {
         .ok()
         .and_then(|s| s.trim().parse::<u64>().ok())
         .is_some_and(|n| n > 0)
-}
-
-/// The creator lock: an open-file-description read lock on the first byte. The kernel
-/// releases it when the last descriptor of that open file description closes, which
-/// includes the creator process dying: so a segment whose lock is free has no live creator.
-fn creator_flock(kind: i16) -> nix::libc::flock {
-    nix::libc::flock {
-        l_type: kind,
-        l_whence: nix::libc::SEEK_SET as i16,
-        l_start: 0,
-        l_len: 1,
-        l_pid: 0,
-    }
-}
-
-fn take_creator_lock(fd: &OwnedFd) -> Result<()> {
-    let lock = creator_flock(nix::libc::F_RDLCK as i16);
-    fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)).map_err(Error::sys("fcntl(F_OFD_SETLK)"))?;
-    Ok(())
-}
-
-/// Take the creator lock's byte for writing through `fd`: succeeds only if no creator holds
-/// it, and then keeps any new creator on this object from taking it.
-pub(crate) fn lock_out_creators(fd: &OwnedFd) -> bool {
-    let lock = creator_flock(nix::libc::F_WRLCK as i16);
-    fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)).is_ok()
-}
-
-/// Whether some open file description (other than `fd`'s) holds the creator lock.
-pub(crate) fn creator_alive(fd: &impl AsFd) -> Result<bool> {
-    let mut probe = creator_flock(nix::libc::F_WRLCK as i16);
-    fcntl(fd, FcntlArg::F_OFD_GETLK(&mut probe)).map_err(Error::sys("fcntl(F_OFD_GETLK)"))?;
-    Ok(probe.l_type != nix::libc::F_UNLCK as i16)
-}
-
-/// This process's start time, in clock ticks after boot (field 22 of `/proc/self/stat`).
-fn self_start_time() -> u64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| start_time_from_stat(&s))
-        .unwrap_or(0)
-}
-
-/// Field 22 of a `/proc/PID/stat` line; the command name (field 2) may hold spaces and
-/// parentheses, so fields are counted after the last `)`.
-pub(crate) fn start_time_from_stat(stat: &str) -> Option<u64> {
-    let rest = &stat[stat.rfind(')')? + 1..];
-    rest.split_whitespace().nth(19)?.parse().ok()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn start_time_parses_after_the_command_name() {
-        let line = "1234 (a b) c) S 1 2 3 4 5 6 7 8 9 10 11 12 13 14 15 16 17 18 424242 99";
-        assert_eq!(start_time_from_stat(line), Some(424242));
-        assert_eq!(start_time_from_stat("garbage"), None);
-    }
 }

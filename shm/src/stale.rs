@@ -1,8 +1,9 @@
 //! Segments left on the machine: [`list`] and [`remove_stale`].
 
+use crate::creator::{creator_alive, lock_out_creators};
 use crate::error::{Error, Result};
 use crate::header::{Fields, Found, HEADER_SIZE};
-use crate::segment::{creator_alive, lock_out_creators, open_existing};
+use crate::segment::open_existing;
 use ipcraft_core::PosixName;
 use nix::fcntl::OFlag;
 use std::os::fd::OwnedFd;

@@ -581,3 +581,99 @@ fn open_or_create_refuses_an_existing_segment_that_is_too_small() {
     opener.persist();
     assert!(!Segment::open(&name.0).unwrap().header().unwrap().persisted);
 }
+
+#[test]
+#[cfg_attr(miri, ignore = "shm_open")]
+fn a_foreign_segment_smaller_than_the_header_is_not_ipcraft_at_once() {
+    // A plain POSIX segment of 10 bytes, as a C or Python peer could make: it can never be
+    // an ipcraft segment being initialized, so the open must not wait out its timeout.
+    let name = Name::new("tiny");
+    let fd = nix::sys::mman::shm_open(
+        name.0.as_str(),
+        nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL,
+        nix::sys::stat::Mode::from_bits_truncate(0o600),
+    )
+    .unwrap();
+    nix::unistd::ftruncate(&fd, 10).unwrap();
+    let start = Instant::now();
+    let opened = SegmentOptions::new()
+        .timeout(Duration::from_secs(30))
+        .open(&name.0);
+    assert!(
+        matches!(opened, Err(Error::NotIpcraft { .. })),
+        "{opened:?}"
+    );
+    assert!(
+        start.elapsed() < Duration::from_secs(10),
+        "waited {:?} for a segment that can never become ready",
+        start.elapsed()
+    );
+    // The raw view opens it as it is.
+    let raw = SegmentOptions::new().raw(true).open(&name.0).unwrap();
+    assert_eq!(raw.len(), 10);
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "shm_open")]
+fn a_segment_gives_up_its_descriptor_and_takes_one_back() {
+    // Anonymous: the memfd goes out and comes back as the same segment.
+    let seg = Segment::anonymous(64).unwrap();
+    seg.write(0, &42u64).unwrap();
+    let fd = OwnedFd::from(seg);
+    let back = Segment::try_from(fd).unwrap();
+    assert_eq!(back.read::<u64>(0).unwrap(), 42);
+    // A plain file is not a sealed segment.
+    let file: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    assert!(matches!(
+        Segment::try_from(file),
+        Err(Error::Unsealed { .. })
+    ));
+    // Named: the creator's conversion removes its name, as its drop would; after persist it
+    // stays.
+    let name = Name::new("into-fd");
+    let seg = Segment::create(&name.0, 64).unwrap();
+    drop(OwnedFd::from(seg));
+    assert!(matches!(
+        Segment::open(&name.0),
+        Err(Error::NotFound { .. })
+    ));
+    let mut seg = Segment::create(&name.0, 64).unwrap();
+    seg.persist();
+    drop(OwnedFd::from(seg));
+    assert!(Segment::open(&name.0).is_ok(), "persisted: the name stays");
+    unlink(&name.0).unwrap();
+}
+
+#[test]
+#[cfg_attr(miri, ignore = "memfd_create")]
+fn byte_locks_give_up_and_take_back_their_description_with_its_locks() {
+    use ipcraft_shm::ByteLocks;
+    let seg = Segment::anonymous(64).unwrap();
+    let mine = ByteLocks::new(&seg).unwrap();
+    let other = ByteLocks::new(&seg).unwrap();
+    assert!(mine.try_lock(7).unwrap());
+    // The lock travels with the description.
+    let fd = OwnedFd::from(mine);
+    assert!(other.is_locked_by_other(7).unwrap());
+    let mine = ByteLocks::try_from(fd).unwrap();
+    assert!(mine.try_lock(7).unwrap(), "still ours");
+    drop(mine);
+    // Released once the last descriptor of the description is closed: a child another test
+    // forks meanwhile holds a copy until its exec closes it (close-on-exec), so wait a little.
+    let until = Instant::now() + Duration::from_secs(10);
+    while other.is_locked_by_other(7).unwrap() {
+        assert!(Instant::now() < until, "the lock outlived its description");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    // Not a regular read-write file: refused, handed back.
+    let (r, _w) = std::io::pipe().unwrap();
+    assert!(matches!(
+        ByteLocks::try_from(OwnedFd::from(r)),
+        Err(Error::NotLockable { .. })
+    ));
+    let ro: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    assert!(matches!(
+        ByteLocks::try_from(ro),
+        Err(Error::NotLockable { .. })
+    ));
+}

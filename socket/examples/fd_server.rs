@@ -30,7 +30,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         );
     }
     for _ in 0..3 {
-        let conn = listener.accept_timeout(TIMEOUT)?;
+        let conn = listener.accept_timeout(TIMEOUT)?.0;
         let peer = conn.peer_credentials()?;
         let (mut pipe_r, pipe_w) = std::io::pipe()?;
         // One byte carries the descriptor; a framed greeting follows.
@@ -49,8 +49,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
 
 fn client(path: &str) -> Result<(), Box<dyn std::error::Error>> {
     let conn = UnixStream::connect(path)?;
-    let mut conn = conn;
-    conn.set_read_timeout(Some(TIMEOUT));
+    let conn = conn;
+    conn.set_read_timeout(Some(TIMEOUT))?;
     // The first byte brings the pipe end (recv_with_fds never reads past it); a frame follows.
     let mut first = [0u8; 1];
     let (_, fds) = conn.recv_with_fds_deadline(&mut first, 1, Deadline::after(TIMEOUT))?;

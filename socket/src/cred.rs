@@ -55,6 +55,7 @@ pub(crate) fn peer_credentials(fd: impl AsFd) -> Result<PeerCredentials> {
 /// assert!(even.allows(&PeerCredentials { pid: 2, uid: 1000, gid: 50 }));
 /// ```
 #[derive(Clone)]
+#[must_use = "a policy does nothing until a listener or connection is given it"]
 pub struct PeerPolicy {
     rule: Rule,
 }
@@ -88,7 +89,6 @@ impl PeerPolicy {
 
     /// Also allow peers whose gid is in `gids`: the result allows a peer that `self` allows
     /// **or** whose gid is listed.
-    #[must_use]
     pub fn or_gids(self, gids: impl IntoIterator<Item = u32>) -> Self {
         match self.rule {
             Rule::Ids { uids, gids: mut g } => {

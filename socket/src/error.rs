@@ -102,7 +102,7 @@ pub enum Error {
     /// A frame with descriptors could not be sent or received (oversized, truncated); see
     /// [`UnixStream::recv_frame_with_fds`](crate::UnixStream::recv_frame_with_fds).
     Frame(FrameError),
-    /// [`ListenerOptions::bind_reclaiming_stale`](crate::ListenerOptions::bind_reclaiming_stale)
+    /// [`UnixListener::bind_reclaiming_stale`](crate::UnixListener::bind_reclaiming_stale)
     /// found the path in use: a live listener answers there, or it is not a socket.
     AddressInUse {
         /// The address.
@@ -114,6 +114,14 @@ pub enum Error {
     PeerRefused {
         /// Who connected.
         peer: PeerCredentials,
+    },
+    /// A descriptor to adopt (`TryFrom<OwnedFd>`) is not the socket the type wraps (another
+    /// family or type, listening or not, or no socket at all); it is handed back untouched.
+    WrongDescriptor {
+        /// What the type wraps.
+        expected: &'static str,
+        /// The descriptor, still open.
+        fd: std::os::fd::OwnedFd,
     },
 }
 
@@ -136,7 +144,8 @@ impl Error {
             | Self::InvalidMode { .. }
             | Self::TooManyFds { .. }
             | Self::FdsWithoutData
-            | Self::EmptyMessage => io::ErrorKind::InvalidInput,
+            | Self::EmptyMessage
+            | Self::WrongDescriptor { .. } => io::ErrorKind::InvalidInput,
             Self::MessageTruncated { .. } => io::ErrorKind::InvalidData,
             Self::FdsTruncated { .. } => io::ErrorKind::InvalidData,
             Self::PeerRefused { .. } => io::ErrorKind::PermissionDenied,
@@ -173,6 +182,11 @@ impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Sys(e) => e.fmt(f),
+            Self::WrongDescriptor { expected, fd } => write!(
+                f,
+                "descriptor {} is not {expected}, the only kind this type adopts",
+                std::os::fd::AsRawFd::as_raw_fd(fd)
+            ),
             Self::Untrusted(e) => e.fmt(f),
             Self::PeerClosed { op } => write!(
                 f,

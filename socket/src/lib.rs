@@ -8,14 +8,18 @@
 //! - [`SocketAddr`]: a filesystem path (at most [`MAX_PATH_LEN`] = 107 bytes, no NUL) or a
 //!   Linux abstract name (at most [`MAX_ABSTRACT_LEN`] bytes; **no permission check at
 //!   all**, see below).
-//! - [`UnixListener`] / [`ListenerOptions`]: bind with the file's mode set exactly (0600 by
-//!   default, whatever the umask) before anyone can connect; the binder removes the file on
-//!   drop; accept with a deadline, non-blocking or `try_`, and an optional [`PeerPolicy`];
-//!   [`ListenerOptions::bind_reclaiming_stale`] takes over a stale socket file, never a live
+//! - [`UnixListener`], [`SeqpacketListener`] and [`UnixDatagram`] bind the same way:
+//!   `bind(path)`, `bind_addr(&addr)` and `bind_with(&options, &addr)` with one
+//!   [`BindOptions`] type: the file's mode set exactly (0600 by default, whatever the umask)
+//!   before anyone can connect; the binder removes the file on drop. Listeners accept as
+//!   std's do (`(connection, address)`, [`incoming`](UnixListener::incoming)), with a
+//!   deadline, non-blocking or `try_`, and an optional [`PeerPolicy`];
+//!   [`UnixListener::bind_reclaiming_stale`] takes over a stale socket file, never a live
 //!   one, serialized by a lock file.
-//! - [`UnixStream`]: connect (with a deadline), [`UnixStream::pair`], [`Read`](std::io::Read)
+//! - [`UnixStream`] and [`SeqpacketConn`] connect the same way: `connect(path)`,
+//!   `connect_addr(&addr)`, `connect_deadline` and `connect_timeout`; [`UnixStream::pair`], [`Read`](std::io::Read)
 //!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
-//!   conversions to and from `OwnedFd` and `std::os::unix::net`.
+//!   conversions to and from `OwnedFd` (adopting one is `TryFrom`, checked to be the right kind of socket) and `std::os::unix::net`.
 //! - Descriptor passing: [`UnixStream::send_with_fds`] takes `&[BorrowedFd]` (at most
 //!   [`SCM_MAX_FD`]), [`UnixStream::recv_with_fds`] returns `OwnedFd`s, close-on-exec;
 //!   frames that carry descriptors: [`UnixStream::send_frame_with_fds`] and
@@ -23,6 +27,9 @@
 //! - Message sockets: [`UnixDatagram`] and [`SeqpacketListener`] / [`SeqpacketConn`]: each
 //!   message whole ([`Error::MessageTruncated`] for a short buffer, [`Error::EmptyMessage`]
 //!   refused), with descriptors, deadlines and `try_` forms.
+//! - As std: every type has `try_clone`; every connection and datagram socket has
+//!   `local_addr`, `peer_addr` and `shutdown`; `set_nonblocking` and the timeout setters take
+//!   `&self`.
 //! - Peer identity: [`UnixStream::peer_credentials`] (`SO_PEERCRED`) and
 //!   [`UnixStream::peer_pidfd`] (`SO_PEERPIDFD`).
 //! - Framing: [`FrameWriter`] and [`FrameReader`] (the one codec of `ipcraft-core`, the same
@@ -93,9 +100,12 @@
 //! Not yet: `bind_reclaiming_stale` for datagram paths (stream and seqpacket have it).
 
 mod addr;
+mod adopt;
 mod cred;
 mod error;
+mod listener;
 mod message;
+mod options;
 mod stream;
 mod sys;
 mod tcp;
@@ -107,9 +117,16 @@ pub use cred::{PeerCredentials, PeerPolicy};
 pub use error::{Error, Result};
 pub use ipcraft_core::Deadline;
 pub use ipcraft_core::frame::{self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter};
-pub use message::{SeqpacketConn, SeqpacketListener, UnixDatagram};
-pub use stream::{
-    DEFAULT_BACKLOG, DEFAULT_MODE, ListenerOptions, SCM_MAX_FD, UnixListener, UnixStream,
-};
-pub use tcp::{TcpListener, TcpStream};
+pub use listener::{Incoming, UnixListener};
+pub use message::{SeqpacketConn, SeqpacketIncoming, SeqpacketListener, UnixDatagram};
+#[allow(deprecated)]
+pub use options::ListenerOptions;
+pub use options::{BindOptions, DEFAULT_BACKLOG, DEFAULT_MODE, SCM_MAX_FD};
+pub use stream::UnixStream;
+pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use trust::ConnectOptions;
+
+/// The README's examples, compiled and run as doctests so that they cannot drift from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

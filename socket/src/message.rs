@@ -9,20 +9,20 @@
 use crate::addr::SocketAddr;
 use crate::cred::{PeerCredentials, PeerPolicy, peer_credentials};
 use crate::error::{Error, Result};
-use crate::stream::{
-    DEFAULT_MODE, ListenerOptions, OwnedFile, SCM_MAX_FD, UnixListener, bind_unix, connect_unix,
-};
+use crate::listener::UnixListener;
+use crate::options::{BindOptions, OwnedFile, SCM_MAX_FD, bind_unix, connect_unix};
+use crate::stream::UnixStream;
 use crate::sys;
 use crate::wait::{Wait, fd_is_nonblocking, io_wait, set_fd_nonblocking};
-use ipcraft_core::TrustedOwners;
-use ipcraft_core::{Deadline, Interest};
+use ipcraft_core::{Deadline, FlagSetting, Interest, SysError, TimeoutSetting, TrustedOwners};
 use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, connect, sendmsg, socket,
-    socketpair,
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, connect, getpeername,
+    getsockname, sendmsg, socket, socketpair,
 };
 use std::fmt;
 use std::io::IoSlice;
+use std::net::Shutdown;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd, RawFd};
 use std::path::Path;
 use std::time::Duration;
@@ -30,9 +30,9 @@ use std::time::Duration;
 /// The state every message socket has: the descriptor, its mode and its timeouts.
 struct Msg {
     fd: OwnedFd,
-    nonblocking: bool,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    nonblocking: FlagSetting,
+    read_timeout: TimeoutSetting,
+    write_timeout: TimeoutSetting,
 }
 
 impl Msg {
@@ -40,19 +40,35 @@ impl Msg {
         let nonblocking = fd_is_nonblocking(fd.as_fd());
         Self {
             fd,
-            nonblocking,
-            read_timeout: None,
-            write_timeout: None,
+            nonblocking: FlagSetting::new(nonblocking),
+            read_timeout: TimeoutSetting::new(None),
+            write_timeout: TimeoutSetting::new(None),
         }
+    }
+
+    /// A second handle to the same socket, with the same settings.
+    fn try_clone(&self) -> Result<Self> {
+        let fd = self
+            .fd
+            .try_clone()
+            .map_err(|e| Error::Sys(SysError::from_io("fcntl(F_DUPFD_CLOEXEC)", &e)))?;
+        Ok(Self {
+            fd,
+            nonblocking: self.nonblocking.clone(),
+            read_timeout: self.read_timeout.clone(),
+            write_timeout: self.write_timeout.clone(),
+        })
     }
 
     fn read_wait(&self) -> Wait {
         self.read_timeout
+            .get()
             .map_or(Wait::Blocking, |t| Wait::Until(Deadline::after(t)))
     }
 
     fn write_wait(&self) -> Wait {
         self.write_timeout
+            .get()
             .map_or(Wait::Blocking, |t| Wait::Until(Deadline::after(t)))
     }
 
@@ -290,13 +306,15 @@ macro_rules! message_methods {
             }
 
             /// Make receives wait at most `timeout` per call (`None`: forever).
-            pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-                self.m.read_timeout = timeout;
+            pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+                self.m.read_timeout.set(timeout);
+                Ok(())
             }
 
             /// Make sends wait at most `timeout` per call (`None`: forever).
-            pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-                self.m.write_timeout = timeout;
+            pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+                self.m.write_timeout.set(timeout);
+                Ok(())
             }
 
             /// Switch `O_NONBLOCK` (shared with every duplicate of the descriptor).
@@ -304,15 +322,15 @@ macro_rules! message_methods {
             /// # Errors
             ///
             /// [`Error::Sys`] from `fcntl`.
-            pub fn set_nonblocking(&mut self, yes: bool) -> Result<()> {
+            pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
                 set_fd_nonblocking(self.m.fd.as_fd(), yes)?;
-                self.m.nonblocking = yes;
+                self.m.nonblocking.set(yes);
                 Ok(())
             }
 
             /// Whether this socket was last set (or found) non-blocking.
             pub fn is_nonblocking(&self) -> bool {
-                self.m.nonblocking
+                self.m.nonblocking.get()
             }
 
             /// The peer's credentials, captured when the connection was made (see
@@ -325,13 +343,53 @@ macro_rules! message_methods {
             pub fn peer_credentials(&self) -> Result<PeerCredentials> {
                 peer_credentials(&self.m.fd)
             }
+
+            /// This socket's address (unnamed unless bound).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Sys`] from `getsockname`.
+            pub fn local_addr(&self) -> Result<SocketAddr> {
+                let a: UnixAddr =
+                    getsockname(self.m.fd.as_raw_fd()).map_err(Error::sys("getsockname"))?;
+                Ok(SocketAddr::from_unix_addr(&a))
+            }
+
+            /// The peer's address (the one connected to).
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Sys`] from `getpeername` (`ENOTCONN` when not connected).
+            pub fn peer_addr(&self) -> Result<SocketAddr> {
+                let a: UnixAddr =
+                    getpeername(self.m.fd.as_raw_fd()).map_err(Error::sys("getpeername"))?;
+                Ok(SocketAddr::from_unix_addr(&a))
+            }
+
+            /// Shut down reading, writing or both (`shutdown(2)`): the peer's receives see end
+            /// of stream after a write shutdown, and this side's receives return 0 after a
+            /// read shutdown.
+            ///
+            /// # Errors
+            ///
+            /// [`Error::Sys`] from `shutdown` (`ENOTCONN` when not connected).
+            pub fn shutdown(&self, how: Shutdown) -> Result<()> {
+                use nix::sys::socket::Shutdown as S;
+                let how = match how {
+                    Shutdown::Read => S::Read,
+                    Shutdown::Write => S::Write,
+                    Shutdown::Both => S::Both,
+                };
+                nix::sys::socket::shutdown(self.m.fd.as_raw_fd(), how)
+                    .map_err(Error::sys("shutdown"))
+            }
         }
 
         impl fmt::Debug for $ty {
             fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.debug_struct(stringify!($ty))
                     .field("fd", &self.m.fd.as_raw_fd())
-                    .field("nonblocking", &self.m.nonblocking)
+                    .field("nonblocking", &self.m.nonblocking.get())
                     .finish_non_exhaustive()
             }
         }
@@ -377,30 +435,44 @@ pub struct UnixDatagram {
 message_methods!(UnixDatagram);
 
 impl UnixDatagram {
-    /// Bind to a filesystem path, the file's mode exactly [`DEFAULT_MODE`] (0600, whatever the
+    /// Bind to a filesystem path, the file's mode exactly [`DEFAULT_MODE`](crate::DEFAULT_MODE) (0600, whatever the
     /// umask; senders need write permission). The socket owns the file and removes it on drop.
     ///
     /// # Errors
     ///
-    /// The address errors of [`SocketAddr::from_path`], and as
-    /// [`bind_addr_with_mode`](Self::bind_addr_with_mode).
+    /// The address errors of [`SocketAddr::from_path`], and as [`bind_with`](Self::bind_with).
     pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
-        Self::bind_addr_with_mode(&SocketAddr::from_path(path)?, DEFAULT_MODE)
+        Self::bind_with(&BindOptions::new(), &SocketAddr::from_path(path)?)
     }
 
-    /// Bind to a path (file mode exactly `mode`, applied before the file exists, see
-    /// [`ListenerOptions::bind_addr`]) or an abstract name.
+    /// Bind to a path or an abstract name with the default options.
+    ///
+    /// # Errors
+    ///
+    /// As [`bind_with`](Self::bind_with).
+    pub fn bind_addr(addr: &SocketAddr) -> Result<Self> {
+        Self::bind_with(&BindOptions::new(), addr)
+    }
+
+    /// Bind to a path (file mode exactly the options' mode, applied before the file exists,
+    /// see [`UnixListener::bind_with`]) or an abstract name (no file, no mode), starting in
+    /// the options' blocking mode. The backlog and peer policy are for listeners and are not
+    /// used here.
     ///
     /// # Errors
     ///
     /// [`Error::InvalidMode`]; [`Error::Sys`] from `socket`, `bind` (`EADDRINUSE`, `ENOENT`
     /// for a missing directory) or `chmod`.
-    pub fn bind_addr_with_mode(addr: &SocketAddr, mode: u32) -> Result<Self> {
-        let (fd, owned) = bind_unix(addr, SockType::Datagram, mode, false)?;
-        Ok(Self {
+    pub fn bind_with(options: &BindOptions, addr: &SocketAddr) -> Result<Self> {
+        let (fd, owned) = bind_unix(addr, SockType::Datagram, options.mode_bits(), false)?;
+        let socket = Self {
             m: Msg::new(fd),
             owned,
-        })
+        };
+        if options.is_nonblocking() {
+            socket.set_nonblocking(true)?;
+        }
+        Ok(socket)
     }
 
     /// An unbound datagram socket, to send from (replies cannot reach it).
@@ -447,14 +519,26 @@ impl UnixDatagram {
         ))
     }
 
-    /// Set the default destination (and the only source accepted): `connect(2)`.
+    /// Set the default destination (and the only source accepted) to the socket bound at
+    /// `path`: `connect(2)`, as std's `UnixDatagram::connect`.
+    ///
+    /// # Errors
+    ///
+    /// The address errors of [`SocketAddr::from_path`], and as
+    /// [`connect_addr`](Self::connect_addr).
+    pub fn connect(&self, path: impl AsRef<Path>) -> Result<()> {
+        self.connect_addr(&SocketAddr::from_path(path)?)
+    }
+
+    /// Set the default destination (and the only source accepted) to `addr`, a path or an
+    /// abstract name.
     ///
     /// # Errors
     ///
     /// [`Error::Untrusted`] when `addr` is a socket file another user owns
     /// ([`ConnectOptions::datagram`](crate::ConnectOptions::datagram) trusts one on purpose);
     /// [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`: nobody bound there).
-    pub fn connect(&self, addr: &SocketAddr) -> Result<()> {
+    pub fn connect_addr(&self, addr: &SocketAddr) -> Result<()> {
         crate::trust::check_destination(addr, &TrustedOwners::new())?;
         self.connect_unchecked(addr)
     }
@@ -462,6 +546,19 @@ impl UnixDatagram {
     pub(crate) fn connect_unchecked(&self, addr: &SocketAddr) -> Result<()> {
         connect(self.m.fd.as_raw_fd(), &addr.to_unix_addr()?)
             .map_err(Error::sys_on("connect", addr))
+    }
+
+    /// A second handle to the same socket (`F_DUPFD_CLOEXEC`), with the same settings. The
+    /// clone does not own the socket file: only the original removes it.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            m: self.m.try_clone()?,
+            owned: None,
+        })
     }
 
     /// Send one message to `addr`.
@@ -535,12 +632,21 @@ impl UnixDatagram {
 }
 
 /// Takes ownership of a datagram socket; it owns no socket file.
-impl From<OwnedFd> for UnixDatagram {
-    fn from(fd: OwnedFd) -> Self {
-        Self {
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a Unix datagram socket (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for UnixDatagram {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::UNIX_DATAGRAM)?;
+        Ok(Self {
             m: Msg::new(fd),
             owned: None,
-        }
+        })
     }
 }
 
@@ -556,7 +662,10 @@ impl From<UnixDatagram> for OwnedFd {
 
 impl From<std::os::unix::net::UnixDatagram> for UnixDatagram {
     fn from(d: std::os::unix::net::UnixDatagram) -> Self {
-        Self::from(OwnedFd::from(d))
+        Self {
+            m: Msg::new(OwnedFd::from(d)),
+            owned: None,
+        }
     }
 }
 
@@ -579,8 +688,8 @@ impl From<UnixDatagram> for std::os::unix::net::UnixDatagram {
 ///
 /// let path = std::env::temp_dir().join(format!("ipcraft-doc-seq-{}.sock", std::process::id()));
 /// let listener = SeqpacketListener::bind(&path)?;
-/// let client = SeqpacketConn::connect(&SocketAddr::from_path(&path)?)?;
-/// let server = listener.accept_timeout(Duration::from_secs(10))?;
+/// let client = SeqpacketConn::connect_addr(&SocketAddr::from_path(&path)?)?;
+/// let server = listener.accept_timeout(Duration::from_secs(10))?.0;
 /// client.send(b"first")?;
 /// client.send(b"second")?;
 /// let mut buf = [0u8; 64];
@@ -598,45 +707,71 @@ impl SeqpacketListener {
     ///
     /// # Errors
     ///
-    /// As [`ListenerOptions::bind_addr`].
+    /// As [`UnixListener::bind_with`], and the address errors of [`SocketAddr::from_path`].
     pub fn bind(path: impl AsRef<Path>) -> Result<Self> {
-        Self::bind_with(&ListenerOptions::new(), &SocketAddr::from_path(path)?)
+        Self::bind_with(&BindOptions::new(), &SocketAddr::from_path(path)?)
     }
 
-    /// Bind to a path or abstract name with `options` (mode, backlog, peer policy).
+    /// Bind to a path or abstract name with the default options and listen.
     ///
     /// # Errors
     ///
-    /// As [`ListenerOptions::bind_addr`].
-    pub fn bind_with(options: &ListenerOptions, addr: &SocketAddr) -> Result<Self> {
+    /// As [`UnixListener::bind_with`].
+    pub fn bind_addr(addr: &SocketAddr) -> Result<Self> {
+        Self::bind_with(&BindOptions::new(), addr)
+    }
+
+    /// Bind to a path or abstract name with `options` (mode, backlog, blocking mode, peer
+    /// policy) and listen; see [`UnixListener::bind_with`].
+    ///
+    /// # Errors
+    ///
+    /// As [`UnixListener::bind_with`].
+    pub fn bind_with(options: &BindOptions, addr: &SocketAddr) -> Result<Self> {
         Ok(Self {
             inner: options.bind_typed(addr, SockType::SeqPacket)?,
         })
     }
 
     /// Bind to a path, taking over a stale socket file but never a live one (see
-    /// [`ListenerOptions::bind_reclaiming_stale`], which serializes starters with the same
+    /// [`UnixListener::bind_reclaiming_stale`], which serializes starters with the same
     /// lock file).
     ///
     /// # Errors
     ///
-    /// As [`ListenerOptions::bind_reclaiming_stale`].
-    pub fn bind_reclaiming_stale(
-        options: &ListenerOptions,
-        path: impl AsRef<Path>,
-    ) -> Result<Self> {
+    /// As [`UnixListener::bind_reclaiming_stale`].
+    pub fn bind_reclaiming_stale(options: &BindOptions, path: impl AsRef<Path>) -> Result<Self> {
         Ok(Self {
             inner: options.reclaim_typed(path.as_ref(), SockType::SeqPacket)?,
         })
     }
 
-    /// Accept a connection (see [`UnixListener::accept`]).
+    fn conn((stream, addr): (UnixStream, SocketAddr)) -> (SeqpacketConn, SocketAddr) {
+        (
+            SeqpacketConn {
+                m: Msg::new(OwnedFd::from(stream)),
+            },
+            addr,
+        )
+    }
+
+    /// Accept a connection and the peer's address (see [`UnixListener::accept`]).
     ///
     /// # Errors
     ///
     /// As [`UnixListener::accept`].
-    pub fn accept(&self) -> Result<SeqpacketConn> {
-        Ok(SeqpacketConn::from(OwnedFd::from(self.inner.accept()?)))
+    #[doc(alias = "accept4")]
+    pub fn accept(&self) -> Result<(SeqpacketConn, SocketAddr)> {
+        self.inner.accept().map(Self::conn)
+    }
+
+    /// Accept, waiting at most until `deadline` (monotonic clock).
+    ///
+    /// # Errors
+    ///
+    /// As [`UnixListener::accept_deadline`].
+    pub fn accept_deadline(&self, deadline: Deadline) -> Result<(SeqpacketConn, SocketAddr)> {
+        self.inner.accept_deadline(deadline).map(Self::conn)
     }
 
     /// Accept, waiting at most `timeout`.
@@ -644,10 +779,8 @@ impl SeqpacketListener {
     /// # Errors
     ///
     /// As [`UnixListener::accept_timeout`].
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<SeqpacketConn> {
-        Ok(SeqpacketConn::from(OwnedFd::from(
-            self.inner.accept_timeout(timeout)?,
-        )))
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<(SeqpacketConn, SocketAddr)> {
+        self.inner.accept_timeout(timeout).map(Self::conn)
     }
 
     /// Accept if a connection is waiting.
@@ -655,19 +788,93 @@ impl SeqpacketListener {
     /// # Errors
     ///
     /// As [`UnixListener::try_accept`].
-    pub fn try_accept(&self) -> Result<SeqpacketConn> {
-        Ok(SeqpacketConn::from(OwnedFd::from(self.inner.try_accept()?)))
+    pub fn try_accept(&self) -> Result<(SeqpacketConn, SocketAddr)> {
+        self.inner.try_accept().map(Self::conn)
+    }
+
+    /// The connections as they come, without their addresses (see
+    /// [`UnixListener::incoming`]).
+    pub fn incoming(&self) -> SeqpacketIncoming<'_> {
+        SeqpacketIncoming { listener: self }
     }
 
     /// Refuse peers the policy does not allow (see [`UnixListener::set_peer_policy`]).
     pub fn set_peer_policy(&mut self, policy: Option<PeerPolicy>) {
         self.inner.set_peer_policy(policy);
     }
+
+    /// Switch non-blocking mode for `accept` (see [`UnixListener::set_nonblocking`]).
+    ///
+    /// # Errors
+    ///
+    /// As [`UnixListener::set_nonblocking`].
+    pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
+        self.inner.set_nonblocking(yes)
+    }
+
+    /// Whether `accept` is in non-blocking mode.
+    pub fn is_nonblocking(&self) -> bool {
+        self.inner.is_nonblocking()
+    }
+
+    /// The address this listener is bound to.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] from `getsockname`.
+    pub fn local_addr(&self) -> Result<SocketAddr> {
+        self.inner.local_addr()
+    }
+
+    /// Leave the socket file in place on drop (see [`UnixListener::persist`]).
+    pub fn persist(&mut self) {
+        self.inner.persist();
+    }
+
+    /// A second handle to the same listening socket (see [`UnixListener::try_clone`]).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            inner: self.inner.try_clone()?,
+        })
+    }
+}
+
+/// The connections of a [`SeqpacketListener`], from [`SeqpacketListener::incoming`].
+#[derive(Debug)]
+#[must_use = "iterators are lazy and do nothing unless consumed"]
+pub struct SeqpacketIncoming<'a> {
+    listener: &'a SeqpacketListener,
+}
+
+impl Iterator for SeqpacketIncoming<'_> {
+    type Item = Result<SeqpacketConn>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept().map(|(c, _)| c))
+    }
 }
 
 impl AsFd for SeqpacketListener {
     fn as_fd(&self) -> BorrowedFd<'_> {
         self.inner.as_fd()
+    }
+}
+
+impl AsRawFd for SeqpacketListener {
+    fn as_raw_fd(&self) -> RawFd {
+        self.inner.as_raw_fd()
+    }
+}
+
+/// Gives up the listening descriptor (in the blocking mode last set); the socket file stays
+/// (see [`UnixListener`]'s conversion).
+impl From<SeqpacketListener> for OwnedFd {
+    fn from(l: SeqpacketListener) -> OwnedFd {
+        OwnedFd::from(l.inner)
     }
 }
 
@@ -680,14 +887,24 @@ pub struct SeqpacketConn {
 message_methods!(SeqpacketConn);
 
 impl SeqpacketConn {
-    /// Connect to a seqpacket listener.
+    /// Connect to the seqpacket listener at `path`.
+    ///
+    /// # Errors
+    ///
+    /// The address errors of [`SocketAddr::from_path`], and as
+    /// [`connect_addr`](Self::connect_addr).
+    pub fn connect(path: impl AsRef<Path>) -> Result<Self> {
+        Self::connect_addr(&SocketAddr::from_path(path)?)
+    }
+
+    /// Connect to a seqpacket listener at a path or an abstract name.
     ///
     /// # Errors
     ///
     /// [`Error::Untrusted`] when the listener belongs to another user (`SO_PEERCRED`,
     /// checked before returning); [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`,
     /// `EACCES`).
-    pub fn connect(addr: &SocketAddr) -> Result<Self> {
+    pub fn connect_addr(addr: &SocketAddr) -> Result<Self> {
         let fd = socket(
             AddressFamily::Unix,
             SockType::SeqPacket,
@@ -704,6 +921,17 @@ impl SeqpacketConn {
         }
         crate::trust::check_listener(&fd, addr, &TrustedOwners::new())?;
         Ok(Self { m: Msg::new(fd) })
+    }
+
+    /// A second handle to the same connection (`F_DUPFD_CLOEXEC`), with the same settings.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            m: self.m.try_clone()?,
+        })
     }
 
     /// Connect, waiting at most until `deadline` while the listener's backlog is full (see
@@ -752,9 +980,35 @@ impl SeqpacketConn {
     }
 }
 
-impl From<OwnedFd> for SeqpacketConn {
-    fn from(fd: OwnedFd) -> Self {
-        Self { m: Msg::new(fd) }
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a Unix seqpacket socket that is not listening (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for SeqpacketConn {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::SEQPACKET_CONN)?;
+        Ok(Self { m: Msg::new(fd) })
+    }
+}
+
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a listening Unix seqpacket socket (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for SeqpacketListener {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::SEQPACKET_LISTENER)?;
+        Ok(Self {
+            inner: UnixListener::adopt(fd),
+        })
     }
 }
 

@@ -7,6 +7,7 @@
 use crate::error::{Error, Result};
 use crate::wait::{Wait, io_wait};
 use ipcraft_core::{Deadline, Interest, SysError};
+use ipcraft_core::{FlagSetting, TimeoutSetting};
 use nix::errno::Errno;
 use nix::sys::socket::{MsgFlags, recv, send};
 use std::io::{self, Read, Write};
@@ -37,7 +38,7 @@ fn errno_of(e: &io::Error) -> Errno {
 /// let listener = TcpListener::bind("127.0.0.1:0")?;
 /// let addr = listener.local_addr()?;
 /// let client = TcpStream::connect_timeout(&addr, Duration::from_secs(10))?;
-/// let server = listener.accept_timeout(Duration::from_secs(10))?;
+/// let server = listener.accept_timeout(Duration::from_secs(10))?.0;
 /// FrameWriter::new(&client).send(b"over tcp")?;
 /// assert_eq!(FrameReader::new(&server).next_frame()?, Some(&b"over tcp"[..]));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
@@ -46,7 +47,7 @@ fn errno_of(e: &io::Error) -> Errno {
 pub struct TcpListener {
     /// Always `O_NONBLOCK` underneath: accept waits with poll.
     inner: std::net::TcpListener,
-    nonblocking: bool,
+    nonblocking: FlagSetting,
 }
 
 impl TcpListener {
@@ -62,7 +63,7 @@ impl TcpListener {
             .map_err(|e| from_std("fcntl(F_SETFL)", &e))?;
         Ok(Self {
             inner,
-            nonblocking: false,
+            nonblocking: FlagSetting::new(false),
         })
     }
 
@@ -77,8 +78,8 @@ impl TcpListener {
             .map_err(|e| from_std("getsockname", &e))
     }
 
-    fn accept_wait(&self, wait: Wait) -> Result<TcpStream> {
-        let (s, _) = io_wait(
+    fn accept_wait(&self, wait: Wait) -> Result<(TcpStream, SocketAddr)> {
+        let (s, addr) = io_wait(
             self.inner.as_fd(),
             Interest::Readable,
             wait,
@@ -90,17 +91,17 @@ impl TcpListener {
             },
         )?;
         // Accepted sockets do not inherit O_NONBLOCK on Linux: blocking.
-        Ok(TcpStream::from_std(s))
+        Ok((TcpStream::from_std(s), addr))
     }
 
-    /// Accept a connection, waiting for one (or failing with [`Error::WouldBlock`] in
-    /// non-blocking mode).
+    /// Accept a connection and the peer's address, waiting for one (or failing with
+    /// [`Error::WouldBlock`] in non-blocking mode), as std's `accept`.
     ///
     /// # Errors
     ///
     /// [`Error::WouldBlock`]; [`Error::Sys`] from `accept4`.
-    pub fn accept(&self) -> Result<TcpStream> {
-        if self.nonblocking {
+    pub fn accept(&self) -> Result<(TcpStream, SocketAddr)> {
+        if self.nonblocking.get() {
             self.accept_wait(Wait::Try)
         } else {
             self.accept_wait(Wait::Until(Deadline::never()))
@@ -112,7 +113,7 @@ impl TcpListener {
     /// # Errors
     ///
     /// [`Error::TimedOut`], and as [`accept`](Self::accept).
-    pub fn accept_deadline(&self, deadline: Deadline) -> Result<TcpStream> {
+    pub fn accept_deadline(&self, deadline: Deadline) -> Result<(TcpStream, SocketAddr)> {
         self.accept_wait(Wait::Until(deadline))
     }
 
@@ -121,7 +122,7 @@ impl TcpListener {
     /// # Errors
     ///
     /// As [`accept_deadline`](Self::accept_deadline).
-    pub fn accept_timeout(&self, timeout: Duration) -> Result<TcpStream> {
+    pub fn accept_timeout(&self, timeout: Duration) -> Result<(TcpStream, SocketAddr)> {
         self.accept_deadline(Deadline::after(timeout))
     }
 
@@ -130,14 +131,56 @@ impl TcpListener {
     /// # Errors
     ///
     /// [`Error::WouldBlock`], and as [`accept`](Self::accept).
-    pub fn try_accept(&self) -> Result<TcpStream> {
+    pub fn try_accept(&self) -> Result<(TcpStream, SocketAddr)> {
         self.accept_wait(Wait::Try)
     }
 
     /// Switch non-blocking mode for [`accept`](Self::accept) (the descriptor is always
     /// `O_NONBLOCK` while owned by this type).
-    pub fn set_nonblocking(&mut self, yes: bool) {
-        self.nonblocking = yes;
+    pub fn set_nonblocking(&self, yes: bool) -> Result<()> {
+        self.nonblocking.set(yes);
+        Ok(())
+    }
+
+    /// Whether [`accept`](Self::accept) is in non-blocking mode.
+    pub fn is_nonblocking(&self) -> bool {
+        self.nonblocking.get()
+    }
+
+    /// The connections as they come, without their addresses, as std's `incoming`.
+    pub fn incoming(&self) -> TcpIncoming<'_> {
+        TcpIncoming { listener: self }
+    }
+
+    /// A second handle to the same listening socket (`F_DUPFD_CLOEXEC`), in the same
+    /// blocking mode.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            inner: self
+                .inner
+                .try_clone()
+                .map_err(|e| from_std("fcntl(F_DUPFD_CLOEXEC)", &e))?,
+            nonblocking: self.nonblocking.clone(),
+        })
+    }
+}
+
+/// The connections of a [`TcpListener`], from [`TcpListener::incoming`].
+#[derive(Debug)]
+#[must_use = "iterators are lazy and do nothing unless consumed"]
+pub struct TcpIncoming<'a> {
+    listener: &'a TcpListener,
+}
+
+impl Iterator for TcpIncoming<'_> {
+    type Item = Result<TcpStream>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        Some(self.listener.accept().map(|(s, _)| s))
     }
 }
 
@@ -157,14 +200,17 @@ impl From<std::net::TcpListener> for TcpListener {
     fn from(inner: std::net::TcpListener) -> Self {
         let nonblocking = crate::wait::fd_is_nonblocking(inner.as_fd());
         let _ = inner.set_nonblocking(true);
-        Self { inner, nonblocking }
+        Self {
+            inner,
+            nonblocking: FlagSetting::new(nonblocking),
+        }
     }
 }
 
 /// The descriptor, in the listener's blocking mode.
 impl From<TcpListener> for std::net::TcpListener {
     fn from(l: TcpListener) -> Self {
-        let _ = l.inner.set_nonblocking(l.nonblocking);
+        let _ = l.inner.set_nonblocking(l.nonblocking.get());
         l.inner
     }
 }
@@ -175,9 +221,18 @@ impl From<TcpListener> for OwnedFd {
     }
 }
 
-impl From<OwnedFd> for TcpListener {
-    fn from(fd: OwnedFd) -> Self {
-        Self::from(std::net::TcpListener::from(fd))
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a listening TCP socket (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for TcpListener {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::TCP_LISTENER)?;
+        Ok(Self::from(std::net::TcpListener::from(fd)))
     }
 }
 
@@ -189,16 +244,16 @@ impl From<OwnedFd> for TcpListener {
 #[derive(Debug)]
 pub struct TcpStream {
     inner: std::net::TcpStream,
-    read_timeout: Option<Duration>,
-    write_timeout: Option<Duration>,
+    read_timeout: TimeoutSetting,
+    write_timeout: TimeoutSetting,
 }
 
 impl TcpStream {
     fn from_std(inner: std::net::TcpStream) -> Self {
         Self {
             inner,
-            read_timeout: None,
-            write_timeout: None,
+            read_timeout: TimeoutSetting::new(None),
+            write_timeout: TimeoutSetting::new(None),
         }
     }
 
@@ -282,13 +337,15 @@ impl TcpStream {
     }
 
     /// Make [`Read`] and [`recv`](Self::recv) wait at most `timeout` per call.
-    pub fn set_read_timeout(&mut self, timeout: Option<Duration>) {
-        self.read_timeout = timeout;
+    pub fn set_read_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.read_timeout.set(timeout);
+        Ok(())
     }
 
     /// Make [`Write`] and [`send`](Self::send) wait at most `timeout` per call.
-    pub fn set_write_timeout(&mut self, timeout: Option<Duration>) {
-        self.write_timeout = timeout;
+    pub fn set_write_timeout(&self, timeout: Option<Duration>) -> Result<()> {
+        self.write_timeout.set(timeout);
+        Ok(())
     }
 
     fn wait_for(timeout: Option<Duration>) -> Wait {
@@ -316,7 +373,7 @@ impl TcpStream {
     /// [`Error::PeerClosed`], [`Error::ConnectionReset`], [`Error::TimedOut`],
     /// [`Error::WouldBlock`], [`Error::Sys`].
     pub fn send(&self, buf: &[u8]) -> Result<usize> {
-        self.send_wait(buf, Self::wait_for(self.write_timeout))
+        self.send_wait(buf, Self::wait_for(self.write_timeout.get()))
     }
 
     /// Send some of `buf`, waiting at most until `deadline`.
@@ -344,7 +401,7 @@ impl TcpStream {
     /// [`Error::ConnectionReset`], [`Error::TimedOut`], [`Error::WouldBlock`],
     /// [`Error::Sys`].
     pub fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-        self.recv_wait(buf, Self::wait_for(self.read_timeout))
+        self.recv_wait(buf, Self::wait_for(self.read_timeout.get()))
     }
 
     /// Receive, waiting at most until `deadline`.
@@ -374,6 +431,22 @@ impl TcpStream {
         self.inner
             .shutdown(how)
             .map_err(|e| from_std("shutdown", &e))
+    }
+
+    /// A second handle to the same connection (`F_DUPFD_CLOEXEC`), with the same timeouts.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when no descriptor is free.
+    pub fn try_clone(&self) -> Result<Self> {
+        Ok(Self {
+            inner: self
+                .inner
+                .try_clone()
+                .map_err(|e| from_std("fcntl(F_DUPFD_CLOEXEC)", &e))?,
+            read_timeout: self.read_timeout.clone(),
+            write_timeout: self.write_timeout.clone(),
+        })
     }
 }
 
@@ -433,9 +506,18 @@ impl From<TcpStream> for std::net::TcpStream {
     }
 }
 
-impl From<OwnedFd> for TcpStream {
-    fn from(fd: OwnedFd) -> Self {
-        Self::from_std(std::net::TcpStream::from(fd))
+/// Adopts a descriptor (inherited, or received over a Unix socket) after checking that it is
+/// a TCP socket that is not listening (`getsockname`, `SO_TYPE`, `SO_ACCEPTCONN`).
+///
+/// # Errors
+///
+/// [`Error::WrongDescriptor`](crate::Error::WrongDescriptor) with the descriptor handed back.
+impl TryFrom<OwnedFd> for TcpStream {
+    type Error = Error;
+
+    fn try_from(fd: OwnedFd) -> Result<Self> {
+        let fd = crate::adopt::check(fd, crate::adopt::TCP_STREAM)?;
+        Ok(Self::from_std(std::net::TcpStream::from(fd)))
     }
 }
 

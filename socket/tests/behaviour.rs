@@ -5,7 +5,7 @@
 mod common;
 use common::{TempPath, abstract_name};
 use ipcraft_socket::{
-    Deadline, Error, FrameError, FrameReader, FrameWriter, ListenerOptions, PeerPolicy, SCM_MAX_FD,
+    BindOptions, Deadline, Error, FrameError, FrameReader, FrameWriter, PeerPolicy, SCM_MAX_FD,
     SocketAddr, TcpListener, TcpStream, UnixListener, UnixStream,
 };
 use nix::errno::Errno;
@@ -54,10 +54,18 @@ fn bind_owns_its_file_and_removes_it_on_drop() {
 #[test]
 fn mode_is_exact_and_checked() {
     let p = TempPath::new("mode");
-    let l = ListenerOptions::new().mode(0o666).bind(&p.0).unwrap();
+    let l = UnixListener::bind_with(
+        &BindOptions::new().mode(0o666),
+        &SocketAddr::from_path(&p.0).unwrap(),
+    )
+    .unwrap();
     assert_eq!(mode_of(&p.0), 0o666);
     drop(l);
-    let e = ListenerOptions::new().mode(0o4600).bind(&p.0).unwrap_err();
+    let e = UnixListener::bind_with(
+        &BindOptions::new().mode(0o4600),
+        &SocketAddr::from_path(&p.0).unwrap(),
+    )
+    .unwrap_err();
     assert!(matches!(e, Error::InvalidMode { mode: 0o4600 }), "{e}");
     assert!(!p.0.exists(), "nothing created for a refused mode");
 }
@@ -146,7 +154,7 @@ fn abstract_addresses_connect_and_vanish_with_the_listener() {
     assert_eq!(l.owned_path(), None);
     assert_eq!(l.local_addr().unwrap(), addr);
     let c = UnixStream::connect_addr(&addr).unwrap();
-    let s = l.accept_timeout(LONG).unwrap();
+    let s = l.accept_timeout(LONG).unwrap().0;
     assert_eq!(c.peer_addr().unwrap(), addr);
     (&c).write_all(b"abs").unwrap();
     let mut buf = [0u8; 3];
@@ -174,7 +182,7 @@ fn timeouts_never_return_early_and_try_forms_would_block() {
     assert!(matches!(l.try_accept(), Err(Error::WouldBlock { .. })));
 
     let c = UnixStream::connect(&p.0).unwrap();
-    let mut s = l.accept_timeout(LONG).unwrap();
+    let s = l.accept_timeout(LONG).unwrap().0;
     let mut buf = [0u8; 8];
     let start = Instant::now();
     assert!(matches!(
@@ -186,10 +194,10 @@ fn timeouts_never_return_early_and_try_forms_would_block() {
         s.try_recv(&mut buf),
         Err(Error::WouldBlock { .. })
     ));
-    s.set_read_timeout(Some(t));
+    s.set_read_timeout(Some(t)).unwrap();
     let e = (&s).read(&mut buf).unwrap_err();
     assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
-    s.set_read_timeout(None);
+    s.set_read_timeout(None).unwrap();
     s.set_nonblocking(true).unwrap();
     assert!(matches!(s.recv(&mut buf), Err(Error::WouldBlock { .. })));
     s.set_nonblocking(false).unwrap();
@@ -218,14 +226,18 @@ fn timeouts_never_return_early_and_try_forms_would_block() {
 #[test]
 fn nonblocking_listener_and_conversions_keep_the_mode() {
     let p = TempPath::new("nb");
-    let l = ListenerOptions::new().nonblocking(true).bind(&p.0).unwrap();
+    let l = UnixListener::bind_with(
+        &BindOptions::new().nonblocking(true),
+        &SocketAddr::from_path(&p.0).unwrap(),
+    )
+    .unwrap();
     assert!(matches!(l.accept(), Err(Error::WouldBlock { .. })));
     let _c = UnixStream::connect(&p.0).unwrap();
-    let s = l.accept().unwrap();
+    let s = l.accept().unwrap().0;
     assert!(!s.is_nonblocking(), "accepted connections are blocking");
     // Into std: the file stays (std does not own it), blocking mode as set.
-    let mut l = l;
-    l.set_nonblocking(false);
+    let l = l;
+    l.set_nonblocking(false).unwrap();
     let std_l = std::os::unix::net::UnixListener::from(l);
     assert!(p.0.exists());
     let c2 = std::os::unix::net::UnixStream::connect(&p.0).unwrap();
@@ -265,10 +277,11 @@ fn pair_credentials_are_our_own() {
 fn peer_policy_refuses_before_handing_out_the_connection() {
     let me = nix::unistd::getuid().as_raw();
     let addr = SocketAddr::from_abstract_name(abstract_name("policy")).unwrap();
-    let mut l = ListenerOptions::new()
-        .peer_policy(PeerPolicy::allow_uids([me.wrapping_add(1)]))
-        .bind_addr(&addr)
-        .unwrap();
+    let mut l = UnixListener::bind_with(
+        &BindOptions::new().peer_policy(PeerPolicy::allow_uids([me.wrapping_add(1)])),
+        &addr,
+    )
+    .unwrap();
     let c = UnixStream::connect_addr(&addr).unwrap();
     let e = l.accept_timeout(LONG).unwrap_err();
     match &e {
@@ -390,7 +403,7 @@ fn raw_fd_and_owned_fd_round_trip() {
     let raw = a.as_raw_fd();
     let fd = std::os::fd::OwnedFd::from(a);
     assert_eq!(fd.as_raw_fd(), raw);
-    let a = UnixStream::from(fd);
+    let a = UnixStream::try_from(fd).unwrap();
     a.send(b"k").unwrap();
     let mut buf = [0u8; 1];
     b.recv(&mut buf).unwrap();
@@ -412,7 +425,7 @@ fn tcp_loopback_frames_timeouts_and_typed_errors() {
     assert!(matches!(l.try_accept(), Err(Error::WouldBlock { .. })));
 
     let c = TcpStream::connect_timeout(&addr, LONG).unwrap();
-    let s = l.accept_timeout(LONG).unwrap();
+    let s = l.accept_timeout(LONG).unwrap().0;
     assert_eq!(s.peer_addr().unwrap(), c.local_addr().unwrap());
     let mut buf = [0u8; 4];
     assert!(matches!(
@@ -574,7 +587,7 @@ fn datagrams_whole_or_typed_errors() {
     let q = TempPath::new("dgram-client");
     let named = UnixDatagram::bind(&q.0).unwrap();
     let abs = SocketAddr::from_abstract_name(abstract_name("dgram")).unwrap();
-    let abs_server = UnixDatagram::bind_addr_with_mode(&abs, 0o600).unwrap();
+    let abs_server = UnixDatagram::bind_with(&BindOptions::new().mode(0o600), &abs).unwrap();
     named.send_to(b"hi", &abs).unwrap();
     let (_, from) = abs_server.recv_from(&mut buf).unwrap();
     assert_eq!(from.as_path(), Some(q.0.as_path()));
@@ -591,9 +604,9 @@ fn datagrams_whole_or_typed_errors() {
 fn seqpacket_keeps_boundaries_and_reports_end_of_stream() {
     use ipcraft_socket::{SeqpacketConn, SeqpacketListener};
     let addr = SocketAddr::from_abstract_name(abstract_name("seq")).unwrap();
-    let l = SeqpacketListener::bind_with(&ListenerOptions::new(), &addr).unwrap();
-    let c = SeqpacketConn::connect(&addr).unwrap();
-    let s = l.accept_timeout(LONG).unwrap();
+    let l = SeqpacketListener::bind_with(&BindOptions::new(), &addr).unwrap();
+    let c = SeqpacketConn::connect_addr(&addr).unwrap();
+    let s = l.accept_timeout(LONG).unwrap().0;
     for m in [&b"a"[..], b"bb", &[3u8; 5000]] {
         c.send(m).unwrap();
     }
@@ -628,7 +641,7 @@ fn unnamed_addresses_do_not_panic() {
     let p = TempPath::new("unnamed");
     let l = UnixListener::bind(&p.0).unwrap();
     let c = UnixStream::connect(&p.0).unwrap();
-    let s = l.accept_timeout(LONG).unwrap();
+    let s = l.accept_timeout(LONG).unwrap().0;
     assert!(c.local_addr().unwrap().is_unnamed());
     assert!(s.peer_addr().unwrap().is_unnamed());
     assert_eq!(c.peer_addr().unwrap().as_path(), Some(p.0.as_path()));
@@ -638,7 +651,11 @@ fn unnamed_addresses_do_not_panic() {
 fn connect_timeout_when_the_backlog_stays_full() {
     use ipcraft_socket::{SeqpacketConn, SeqpacketListener};
     let p = TempPath::new("backlog");
-    let _l = ListenerOptions::new().backlog(0).bind(&p.0).unwrap();
+    let _l = UnixListener::bind_with(
+        &BindOptions::new().backlog(0),
+        &SocketAddr::from_path(&p.0).unwrap(),
+    )
+    .unwrap();
     let addr = SocketAddr::from_path(&p.0).unwrap();
     let t = Duration::from_millis(50);
     let mut queued = Vec::new();
@@ -657,7 +674,7 @@ fn connect_timeout_when_the_backlog_stays_full() {
     // The same for seqpacket.
     let q = TempPath::new("seq-backlog");
     let _l = SeqpacketListener::bind_with(
-        &ListenerOptions::new().backlog(0),
+        &BindOptions::new().backlog(0),
         &SocketAddr::from_path(&q.0).unwrap(),
     )
     .unwrap();
@@ -683,12 +700,12 @@ fn seqpacket_reclaims_a_stale_path_and_never_a_live_one() {
     // A stale socket file: a datagram socket's, left behind when it closed.
     let d = ipcraft_socket::UnixDatagram::bind(&p.0).unwrap();
     drop(std::os::fd::OwnedFd::from(d)); // keeps the file
-    let opts = ListenerOptions::new();
+    let opts = BindOptions::new();
     let live = SeqpacketListener::bind_reclaiming_stale(&opts, &p.0).unwrap();
     let e = SeqpacketListener::bind_reclaiming_stale(&opts, &p.0).unwrap_err();
     assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
     // And a stream starter does not take a live seqpacket path either.
-    let e = opts.bind_reclaiming_stale(&p.0).unwrap_err();
+    let e = UnixListener::bind_reclaiming_stale(&opts, &p.0).unwrap_err();
     assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
     drop(live);
 }
@@ -739,4 +756,191 @@ fn a_plain_receive_discards_descriptors_a_peer_attached() {
     let mut buf = [0u8; 16];
     assert_eq!(b.recv(&mut buf).unwrap(), 8);
     assert_eq!(count(), 2, "nothing installed, nothing leaked");
+}
+
+#[test]
+fn settings_change_through_a_shared_reference_as_in_std() {
+    // As std's: set_nonblocking and the timeout setters take &self, so a handle shared
+    // between threads (here through an Arc) can be reconfigured by any of them.
+    let (a, _b) = UnixStream::pair().unwrap();
+    let a = std::sync::Arc::new(a);
+    let other = std::sync::Arc::clone(&a);
+    std::thread::spawn(move || {
+        other
+            .set_read_timeout(Some(Duration::from_millis(30)))
+            .unwrap();
+        other.set_nonblocking(false).unwrap();
+    })
+    .join()
+    .unwrap();
+    assert_eq!(a.read_timeout(), Some(Duration::from_millis(30)));
+    let start = Instant::now();
+    let e = (&*a).read(&mut [0u8; 8]).unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::TimedOut);
+    assert!(start.elapsed() >= Duration::from_millis(30));
+    a.set_read_timeout(None).unwrap();
+    a.set_nonblocking(true).unwrap();
+    assert!(a.is_nonblocking());
+    assert!(matches!(
+        a.recv(&mut [0u8; 8]),
+        Err(Error::WouldBlock { .. })
+    ));
+
+    let (d, _e) = ipcraft_socket::UnixDatagram::pair().unwrap();
+    let d = &d;
+    d.set_read_timeout(Some(Duration::from_millis(10))).unwrap();
+    assert!(matches!(d.recv(&mut [0u8; 8]), Err(Error::TimedOut { .. })));
+    let p = TempPath::new("settings");
+    let l = UnixListener::bind(&p.0).unwrap();
+    let l = &l;
+    l.set_nonblocking(true).unwrap();
+    assert!(matches!(l.accept(), Err(Error::WouldBlock { .. })));
+}
+
+#[test]
+fn accept_returns_the_peer_address_and_incoming_serves_connections_as_std() {
+    let p = TempPath::new("std-accept");
+    let l = UnixListener::bind(&p.0).unwrap();
+    let c = UnixStream::connect(&p.0).unwrap();
+    let (s, addr) = l.accept_timeout(LONG).unwrap();
+    assert!(addr.is_unnamed(), "the client never bound: {addr}");
+    assert_eq!(s.peer_addr().unwrap().is_unnamed(), addr.is_unnamed());
+    assert_eq!(c.peer_addr().unwrap().as_path(), Some(p.0.as_path()));
+    let _c2 = UnixStream::connect(&p.0).unwrap();
+    let _c3 = UnixStream::connect(&p.0).unwrap();
+    let served: Vec<UnixStream> = l.incoming().take(2).map(|r| r.unwrap()).collect();
+    assert_eq!(served.len(), 2);
+
+    let tcp = TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+    let (server, from) = tcp.accept_timeout(LONG).unwrap();
+    assert_eq!(from, client.local_addr().unwrap());
+    assert_eq!(server.peer_addr().unwrap(), from);
+    let _c = TcpStream::connect(tcp.local_addr().unwrap()).unwrap();
+    assert!(tcp.incoming().next().unwrap().is_ok());
+}
+
+#[test]
+fn every_socket_type_has_try_clone() {
+    use ipcraft_socket::{SeqpacketConn, SeqpacketListener, UnixDatagram};
+    let mut buf = [0u8; 16];
+    // Connections and datagram sockets: the clone sends, the original receives.
+    let (a, b) = UnixStream::pair().unwrap();
+    a.try_clone().unwrap().send(b"s").unwrap();
+    assert_eq!(b.recv(&mut buf).unwrap(), 1);
+    let (a, b) = UnixDatagram::pair().unwrap();
+    a.try_clone().unwrap().send(b"d").unwrap();
+    assert_eq!(b.recv(&mut buf).unwrap(), 1);
+    let (a, b) = SeqpacketConn::pair().unwrap();
+    a.try_clone().unwrap().send(b"q").unwrap();
+    assert_eq!(b.recv(&mut buf).unwrap(), 1);
+    let tl = TcpListener::bind("127.0.0.1:0").unwrap();
+    let tc = TcpStream::connect(tl.local_addr().unwrap()).unwrap();
+    // Listeners: the clone accepts what connects to the original's address.
+    let (ts, _) = tl.try_clone().unwrap().accept_timeout(LONG).unwrap();
+    tc.try_clone().unwrap().send(b"t").unwrap();
+    assert_eq!(ts.recv(&mut buf).unwrap(), 1);
+    let p = TempPath::new("clone");
+    let l = UnixListener::bind(&p.0).unwrap();
+    let l2 = l.try_clone().unwrap();
+    let _c = UnixStream::connect(&p.0).unwrap();
+    assert!(l2.accept_timeout(LONG).is_ok());
+    drop(l2);
+    assert!(
+        p.0.exists(),
+        "a clone does not own (nor remove) the socket file"
+    );
+    drop(l);
+    assert!(!p.0.exists());
+    let q = TempPath::new("clone-seq");
+    let sl = SeqpacketListener::bind(&q.0).unwrap();
+    let _sc = SeqpacketConn::connect(&q.0).unwrap();
+    assert!(sl.try_clone().unwrap().accept_timeout(LONG).is_ok());
+}
+
+#[test]
+fn datagram_and_seqpacket_sockets_have_addresses_and_shutdown() {
+    use ipcraft_socket::{BindOptions, SeqpacketConn, SeqpacketListener, UnixDatagram};
+    use std::net::Shutdown;
+    let mut buf = [0u8; 16];
+    let p = TempPath::new("dg-addr");
+    let server = UnixDatagram::bind(&p.0).unwrap();
+    let client = UnixDatagram::unbound().unwrap();
+    client.connect(&p.0).unwrap();
+    assert_eq!(server.local_addr().unwrap().as_path(), Some(p.0.as_path()));
+    assert_eq!(client.peer_addr().unwrap().as_path(), Some(p.0.as_path()));
+    assert!(client.local_addr().unwrap().is_unnamed());
+    assert!(server.peer_addr().is_err(), "not connected");
+    client.shutdown(Shutdown::Write).unwrap();
+    assert!(client.send(b"x").is_err(), "writing was shut down");
+
+    // The same options type binds every kind; an abstract datagram name takes no mode.
+    let abs = SocketAddr::from_abstract_name(abstract_name("dg-opts")).unwrap();
+    let d = UnixDatagram::bind_with(&BindOptions::new().nonblocking(true), &abs).unwrap();
+    assert!(d.is_nonblocking());
+    assert!(matches!(d.recv(&mut buf), Err(Error::WouldBlock { .. })));
+    assert_eq!(d.local_addr().unwrap(), abs);
+
+    let q = TempPath::new("seq-addr");
+    let l = SeqpacketListener::bind(&q.0).unwrap();
+    assert_eq!(l.local_addr().unwrap().as_path(), Some(q.0.as_path()));
+    let c = SeqpacketConn::connect(&q.0).unwrap();
+    let (s, from) = l.accept_deadline(Deadline::after(LONG)).unwrap();
+    assert!(from.is_unnamed());
+    assert_eq!(c.peer_addr().unwrap().as_path(), Some(q.0.as_path()));
+    assert_eq!(s.local_addr().unwrap().as_path(), Some(q.0.as_path()));
+    c.shutdown(Shutdown::Write).unwrap();
+    assert_eq!(
+        s.recv(&mut buf).unwrap(),
+        0,
+        "end of stream after the peer's shutdown"
+    );
+    l.set_nonblocking(true).unwrap();
+    assert!(matches!(l.accept(), Err(Error::WouldBlock { .. })));
+    // The listener gives its descriptor up like every handle.
+    assert_eq!(l.as_raw_fd(), l.as_fd().as_raw_fd());
+    let fd = std::os::fd::OwnedFd::from(l);
+    assert!(fd.as_raw_fd() >= 0);
+}
+
+#[test]
+fn adopting_a_descriptor_checks_its_socket_kind() {
+    use ipcraft_socket::{SeqpacketConn, SeqpacketListener, UnixDatagram};
+    use std::os::fd::OwnedFd;
+    let wrong = |r: Result<(), Error>| match r {
+        Err(Error::WrongDescriptor { fd, .. }) => {
+            // Handed back open.
+            nix::fcntl::fcntl(&fd, nix::fcntl::FcntlArg::F_GETFD).unwrap();
+        }
+        other => panic!("{other:?}"),
+    };
+    let (s, _t) = UnixStream::pair().unwrap();
+    let s = OwnedFd::from(s);
+    let s = OwnedFd::from(UnixStream::try_from(s).unwrap()); // the right kind
+    wrong(UnixDatagram::try_from(s.try_clone().unwrap()).map(drop));
+    wrong(UnixListener::try_from(s.try_clone().unwrap()).map(drop));
+    wrong(SeqpacketConn::try_from(s.try_clone().unwrap()).map(drop));
+    wrong(TcpStream::try_from(s).map(drop));
+    let p = TempPath::new("adopt");
+    let l = OwnedFd::from(UnixListener::bind(&p.0).unwrap());
+    wrong(UnixStream::try_from(l.try_clone().unwrap()).map(drop));
+    wrong(SeqpacketListener::try_from(l.try_clone().unwrap()).map(drop));
+    assert!(UnixListener::try_from(l).is_ok());
+    let q = TempPath::new("adopt-seq");
+    let sl = OwnedFd::from(SeqpacketListener::bind(&q.0).unwrap());
+    assert!(SeqpacketListener::try_from(sl).is_ok());
+    let (d, _e) = UnixDatagram::pair().unwrap();
+    assert!(UnixDatagram::try_from(OwnedFd::from(d)).is_ok());
+    let tl = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = tl.local_addr().unwrap();
+    let tl = OwnedFd::from(tl);
+    wrong(TcpStream::try_from(tl.try_clone().unwrap()).map(drop));
+    let tl = TcpListener::try_from(tl).unwrap();
+    let c = OwnedFd::from(TcpStream::connect(addr).unwrap());
+    wrong(TcpListener::try_from(c.try_clone().unwrap()).map(drop));
+    assert!(TcpStream::try_from(c).is_ok());
+    drop(tl);
+    // Not a socket at all.
+    let file: OwnedFd = std::fs::File::open("/proc/self/stat").unwrap().into();
+    wrong(UnixStream::try_from(file).map(drop));
 }

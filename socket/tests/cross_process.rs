@@ -9,9 +9,8 @@
 mod common;
 use common::{TempPath, open_fd_count};
 use ipcraft_socket::{
-    Deadline, Error, FrameError, FrameReader, FrameWriter, ListenerOptions, PeerPolicy,
-    SeqpacketConn, SeqpacketListener, SocketAddr, TcpListener, TcpStream, UnixDatagram,
-    UnixListener, UnixStream,
+    BindOptions, Deadline, Error, FrameError, FrameReader, FrameWriter, PeerPolicy, SeqpacketConn,
+    SeqpacketListener, SocketAddr, TcpListener, TcpStream, UnixDatagram, UnixListener, UnixStream,
 };
 use ipcraft_testkit::{Roles, finish, kill, wait_for_line, wait_for_prefix};
 use std::io::{Read, Seek, Write};
@@ -66,8 +65,8 @@ fn framed_client_role(arg: &str) {
     let path = parts.next().unwrap();
     let id: u32 = parts.next().unwrap().parse().unwrap();
     let frames: u32 = parts.next().unwrap().parse().unwrap();
-    let mut s = UnixStream::connect(path).unwrap();
-    s.set_read_timeout(Some(LONG));
+    let s = UnixStream::connect(path).unwrap();
+    s.set_read_timeout(Some(LONG)).unwrap();
     framed_client(&s, id, frames);
 }
 
@@ -76,9 +75,9 @@ fn tcp_framed_client_role(arg: &str) {
     let addr: std::net::SocketAddr = parts.next().unwrap().parse().unwrap();
     let id: u32 = parts.next().unwrap().parse().unwrap();
     let frames: u32 = parts.next().unwrap().parse().unwrap();
-    let mut s = TcpStream::connect_timeout(&addr, LONG).unwrap();
+    let s = TcpStream::connect_timeout(&addr, LONG).unwrap();
     s.set_nodelay(true).unwrap();
-    s.set_read_timeout(Some(LONG));
+    s.set_read_timeout(Some(LONG)).unwrap();
     framed_client(&s, id, frames);
 }
 
@@ -139,7 +138,7 @@ fn connect_and_wait_role(path: &str) {
 
 /// Our stdin is one end of a socket pair: receive a pipe end and a file, use both.
 fn fd_receiver_role() {
-    let s = UnixStream::from(std::io::stdin().as_fd().try_clone_to_owned().unwrap());
+    let s = UnixStream::try_from(std::io::stdin().as_fd().try_clone_to_owned().unwrap()).unwrap();
     let mut buf = [0u8; 64];
     let (n, fds) = s
         .recv_with_fds_deadline(&mut buf, 4, Deadline::after(LONG))
@@ -297,7 +296,11 @@ fn umask_bind_role(dir: &str) {
     let mode_of = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     umask(Mode::from_bits_truncate(0o077));
     let p1 = std::path::Path::new(dir).join("strict-umask.sock");
-    let l1 = ListenerOptions::new().mode(0o660).bind(&p1).unwrap();
+    let l1 = UnixListener::bind_with(
+        &BindOptions::new().mode(0o660),
+        &SocketAddr::from_path(&p1).unwrap(),
+    )
+    .unwrap();
     umask(Mode::empty());
     let p2 = std::path::Path::new(dir).join("open-umask.sock");
     let l2 = UnixListener::bind(&p2).unwrap();
@@ -407,8 +410,8 @@ fn server_with_several_clients_and_one_killed_mid_frame() {
     let listener = UnixListener::bind(&p.0).unwrap();
     let path = p.0.to_str().unwrap().to_string();
     serve_clients_one_killed(
-        || listener.accept_timeout(LONG).unwrap(),
-        |c: &mut UnixStream| c.set_read_timeout(Some(LONG * 3)),
+        || listener.accept_timeout(LONG).unwrap().0,
+        |c: &mut UnixStream| c.set_read_timeout(Some(LONG * 3)).unwrap(),
         |id| ROLES.spawn("framed-client", &format!("{path}|{id}|60"), Stdio::null()),
         || ROLES.spawn("partial-client", &format!("{path}|99"), Stdio::null()),
     );
@@ -420,10 +423,10 @@ fn tcp_loopback_server_with_several_clients_and_one_killed_mid_frame() {
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     serve_clients_one_killed(
-        || listener.accept_timeout(LONG).unwrap(),
+        || listener.accept_timeout(LONG).unwrap().0,
         |c: &mut TcpStream| {
             c.set_nodelay(true).unwrap();
-            c.set_read_timeout(Some(LONG * 3));
+            c.set_read_timeout(Some(LONG * 3)).unwrap();
         },
         |id| {
             ROLES.spawn(
@@ -442,8 +445,8 @@ fn dgram_client_role(arg: &str) {
     let server = SocketAddr::from_path(parts.next().unwrap()).unwrap();
     let own = parts.next().unwrap();
     let n: u32 = parts.next().unwrap().parse().unwrap();
-    let mut me = UnixDatagram::bind(own).unwrap();
-    me.set_read_timeout(Some(LONG));
+    let me = UnixDatagram::bind(own).unwrap();
+    me.set_read_timeout(Some(LONG)).unwrap();
     let mut buf = vec![0u8; 70_000];
     for i in 0..n {
         let msg = payload(std::process::id(), i);
@@ -462,8 +465,8 @@ fn seq_client_role(arg: &str) {
     let server = SocketAddr::from_path(parts.next().unwrap()).unwrap();
     let n: u32 = parts.next().unwrap().parse().unwrap();
     let hang = parts.next() == Some("hang");
-    let mut c = SeqpacketConn::connect(&server).unwrap();
-    c.set_read_timeout(Some(LONG));
+    let c = SeqpacketConn::connect_addr(&server).unwrap();
+    c.set_read_timeout(Some(LONG)).unwrap();
     let mut buf = vec![0u8; 70_000];
     for i in 0..n {
         let msg = payload(std::process::id(), i);
@@ -486,7 +489,7 @@ fn listen_forever_role(path: &str) {
 }
 
 fn reclaim_race_role(path: &str) {
-    match ListenerOptions::new().bind_reclaiming_stale(path) {
+    match UnixListener::bind_reclaiming_stale(&BindOptions::new(), path) {
         Ok(l) => {
             marker("WON");
             // Keep listening until the parent closes our stdin; accept its probe meanwhile.
@@ -549,15 +552,15 @@ fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
     assert!(!p.0.exists(), "the winner removed its file on exit");
 
     // A live listener in this process: a starter never takes it over.
-    let ours = ListenerOptions::new().bind_reclaiming_stale(&p.0).unwrap();
+    let ours = UnixListener::bind_reclaiming_stale(&BindOptions::new(), &p.0).unwrap();
     let mut racer = ROLES.spawn("reclaim-race", path, Stdio::piped());
     let line = wait_for_prefix(&mut racer, "LOST");
     assert_eq!(line, "LOST a live listener answers there");
     finish(racer, "live-path racer");
     let c = UnixStream::connect(&p.0).unwrap();
-    let probe = ours.accept_timeout(LONG).unwrap(); // the racer's probe
+    let probe = ours.accept_timeout(LONG).unwrap().0; // the racer's probe
     drop(probe);
-    let conn = ours.accept_timeout(LONG).unwrap();
+    let conn = ours.accept_timeout(LONG).unwrap().0;
     c.send(b"still ours").unwrap();
     let mut buf = [0u8; 10];
     (&conn).read_exact(&mut buf).unwrap();
@@ -565,9 +568,7 @@ fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
 
     // Not a socket: left untouched.
     std::fs::write(&p.0, b"data").unwrap();
-    let e = ListenerOptions::new()
-        .bind_reclaiming_stale(&p.0)
-        .unwrap_err();
+    let e = UnixListener::bind_reclaiming_stale(&BindOptions::new(), &p.0).unwrap_err();
     assert!(matches!(e, Error::AddressInUse { .. }), "{e}");
     assert_eq!(std::fs::read(&p.0).unwrap(), b"data");
     drop(lock);
@@ -615,8 +616,8 @@ fn seqpacket_server_with_several_clients_and_one_killed() {
     let (tx, rx) = mpsc::channel();
     let mut servers = Vec::new();
     for _ in 0..4 {
-        let mut conn = listener.accept_timeout(LONG).unwrap();
-        conn.set_read_timeout(Some(LONG * 3));
+        let conn = listener.accept_timeout(LONG).unwrap().0;
+        conn.set_read_timeout(Some(LONG * 3)).unwrap();
         let pid = conn.peer_credentials().unwrap().pid;
         let tx = tx.clone();
         servers.push(std::thread::spawn(move || {
@@ -749,7 +750,7 @@ fn peer_credentials_name_the_child_and_the_policy_refuses() {
     let path = p.0.to_str().unwrap();
 
     let mut child = ROLES.spawn("connect-and-wait", path, Stdio::null());
-    let conn = listener.accept_timeout(LONG).unwrap();
+    let conn = listener.accept_timeout(LONG).unwrap().0;
     let c = conn.peer_credentials().unwrap();
     assert_eq!(c.pid, child.id() as i32);
     assert_eq!(c.uid, me);
@@ -816,7 +817,7 @@ s.close()
         .args(["-c", script, p.0.to_str().unwrap()])
         .spawn()
         .unwrap();
-    let conn = listener.accept_timeout(LONG).unwrap();
+    let conn = listener.accept_timeout(LONG).unwrap().0;
     let mut buf = [0u8; 8];
     let (n, fds) = conn
         .recv_with_fds_deadline(&mut buf, 2, Deadline::after(LONG))
@@ -855,13 +856,13 @@ fn socat_talks_to_our_listener() {
         .stdout(Stdio::piped())
         .spawn()
         .unwrap();
-    let conn = listener.accept_timeout(LONG).unwrap();
+    let conn = listener.accept_timeout(LONG).unwrap().0;
     let mut stdin = socat.stdin.take().unwrap();
     stdin.write_all(b"hello from socat\n").unwrap();
     drop(stdin);
     let mut got = Vec::new();
-    let mut c = conn;
-    c.set_read_timeout(Some(LONG));
+    let c = conn;
+    c.set_read_timeout(Some(LONG)).unwrap();
     (&c).read_to_end(&mut got).unwrap();
     assert_eq!(got, b"hello from socat\n");
     (&c).write_all(b"and back\n").unwrap();

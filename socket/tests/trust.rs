@@ -9,8 +9,8 @@
 
 use ipcraft_core::{TrustError, TrustedOwners};
 use ipcraft_socket::{
-    ConnectOptions, Error, ListenerOptions, SeqpacketConn, SeqpacketListener, SocketAddr,
-    UnixDatagram, UnixStream,
+    BindOptions, ConnectOptions, Error, SeqpacketConn, SeqpacketListener, SocketAddr, UnixDatagram,
+    UnixListener, UnixStream,
 };
 use ipcraft_testkit::{
     ATTACKER_UID, Roles, VICTIM_UID, can_switch_users, finish, unique_name, wait_for,
@@ -33,20 +33,21 @@ fn child_role() {
     let Some((role, p)) = ROLES.current() else {
         return;
     };
-    let open = ListenerOptions::new().mode(0o666);
+    let open = BindOptions::new().mode(0o666);
     match role.as_str() {
         // The attacker: a stream listener first at the path, world-connectable; it reports
         // what a client sent, if one got through.
         "attacker-stream" => {
-            let mut l = open.bind(&p).unwrap();
-            l.set_nonblocking(true);
+            let l = UnixListener::bind_with(&open, &SocketAddr::from_path(&p).unwrap()).unwrap();
+            l.set_nonblocking(true).unwrap();
             println!("MADE");
             let until = std::time::Instant::now() + Duration::from_millis(1500);
             let mut got = String::new();
             while std::time::Instant::now() < until {
-                if let Ok(mut s) = l.accept() {
+                if let Ok((mut s, _)) = l.accept() {
                     s.set_nonblocking(false).unwrap();
-                    s.set_read_timeout(Some(Duration::from_millis(300)));
+                    s.set_read_timeout(Some(Duration::from_millis(300)))
+                        .unwrap();
                     let mut buf = [0u8; 64];
                     let n = s.read(&mut buf).unwrap_or(0);
                     got.push_str(&String::from_utf8_lossy(&buf[..n]));
@@ -61,10 +62,11 @@ fn child_role() {
             std::thread::sleep(Duration::from_millis(800));
         }
         "attacker-dgram" => {
-            let mut d = UnixDatagram::bind_addr_with_mode(&addr(&p), 0o666).unwrap();
+            let d = UnixDatagram::bind_with(&BindOptions::new().mode(0o666), &addr(&p)).unwrap();
             println!("MADE");
             let mut buf = [0u8; 64];
-            d.set_read_timeout(Some(Duration::from_millis(800)));
+            d.set_read_timeout(Some(Duration::from_millis(800)))
+                .unwrap();
             match d.recv(&mut buf) {
                 Ok(n) => println!("GOT [{}]", String::from_utf8_lossy(&buf[..n])),
                 Err(_) => println!("GOT []"),
@@ -126,7 +128,7 @@ fn a_seqpacket_listener_or_datagram_socket_bound_first_by_another_user_is_refuse
     let p = path("seqpacket");
     let mut attacker = ROLES.spawn_as(ATTACKER_UID, "attacker-seqpacket", &p);
     wait_for(&mut attacker, "MADE");
-    assert_refused(SeqpacketConn::connect(&addr(&p)), "seqpacket connect");
+    assert_refused(SeqpacketConn::connect_addr(&addr(&p)), "seqpacket connect");
     drop(attacker.kill());
     let _ = attacker.wait();
 
@@ -135,7 +137,7 @@ fn a_seqpacket_listener_or_datagram_socket_bound_first_by_another_user_is_refuse
     wait_for(&mut attacker, "MADE");
     let me = UnixDatagram::unbound().unwrap();
     assert_refused(me.send_to(b"secret", &addr(&p)), "send_to");
-    assert_refused(me.connect(&addr(&p)), "datagram connect");
+    assert_refused(me.connect_addr(&addr(&p)), "datagram connect");
     let out = finish(attacker, "attacker");
     assert!(out.contains("GOT []"), "the attacker received: {out}");
 }

@@ -48,11 +48,13 @@ Commands:
                           #![allow(unsafe_code)], counts of unsafe blocks/fns/impls. Fails if an
                           unsafe block or impl has no `// SAFETY:` comment, an unsafe fn no
                           `# Safety` doc section, or a file with unsafe code no #![allow(unsafe_code)].
-  bench [--update-readme] [<args>...]
+  bench [--update-readme [--no-run]] [<args>...]
                           cargo run --release -p ipcraft-bench -- <args>: the two-process benchmarks
                           (its options: --quick, --json, --markdown, --runs N, --filter A,B). --update-readme runs
-                          it with --markdown and puts the table between the README.md markers
-                          <!-- bench:start --> and <!-- bench:end -->.
+                          it with --markdown, puts the full table in BENCHMARKS.md between
+                          <!-- bench:start --> and <!-- bench:end -->, and its summary in README.md between
+                          <!-- bench-summary:start --> and <!-- bench-summary:end -->; with --no-run it
+                          re-derives both from the table already in BENCHMARKS.md, without running.
   help                    this text
 ";
 

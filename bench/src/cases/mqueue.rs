@@ -7,7 +7,7 @@
 //! - `raw`: `nix::mqueue`'s `mq_open`, `mq_send`, `mq_receive`, `mq_close`, `mq_unlink`. They
 //!   are thin 1:1 wrappers (one libc call and the errno check, no allocation, no extra system
 //!   call), so the baseline is what a C programmer writes, without any `unsafe` of ours.
-//! - `ipcraft`: `MessageQueue::create` / `open`, then `send` / `receive`.
+//! - `ipcraft`: `MessageQueue::create` / `open`, then `send` / `recv`.
 //!
 //! Both create the queues with the same attributes: `fs.mqueue.msg_max` messages (at most
 //! what `RLIMIT_MSGQUEUE` allows for two queues) of exactly the test's message size. The
@@ -274,7 +274,7 @@ impl Sender for IpcraftOut<'_> {
     }
 }
 
-/// ipcraft receive: `MessageQueue::receive` into a buffer of the queue's message size.
+/// ipcraft receive: `MessageQueue::recv` into a buffer of the queue's message size.
 #[derive(Debug)]
 struct IpcraftIn<'a> {
     q: &'a MessageQueue,
@@ -292,7 +292,7 @@ impl<'a> IpcraftIn<'a> {
 
 impl Receiver for IpcraftIn<'_> {
     fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
-        match self.q.receive(&mut self.buf) {
+        match self.q.recv(&mut self.buf) {
             Ok((0, _)) => Err(io::ErrorKind::UnexpectedEof.into()),
             Ok((n, _)) => check_len(&self.buf[..n], len),
             Err(e) => Err(e.into()),

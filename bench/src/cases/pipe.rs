@@ -72,14 +72,17 @@ impl PipeCase {
             (_, false) => run(
                 test,
                 parent,
-                BytesOut(PipeWriter::from(to_peer)),
-                BytesIn::new(PipeReader::from(from_peer), test.size),
+                BytesOut(PipeWriter::try_from(to_peer).map_err(io::Error::from)?),
+                BytesIn::new(
+                    PipeReader::try_from(from_peer).map_err(io::Error::from)?,
+                    test.size,
+                ),
             ),
             (_, true) => run(
                 test,
                 parent,
-                FrameWriter::new(PipeWriter::from(to_peer)),
-                FrameReader::new(PipeReader::from(from_peer)),
+                FrameWriter::new(PipeWriter::try_from(to_peer).map_err(io::Error::from)?),
+                FrameReader::new(PipeReader::try_from(from_peer).map_err(io::Error::from)?),
             ),
         }
     }

@@ -111,7 +111,7 @@ impl SocketCase {
                     .map_err(io::Error::from)?;
                 let addr = listener.local_addr().map_err(io::Error::from)?;
                 let ours = TcpStream::connect(addr).map_err(io::Error::from)?;
-                let theirs = listener
+                let (theirs, _) = listener
                     .accept_timeout(ACCEPT_TIMEOUT)
                     .map_err(io::Error::from)?;
                 ours.set_nodelay(true).map_err(io::Error::from)?;
@@ -151,19 +151,19 @@ impl SocketCase {
                 RawMsgIn::new(sock.as_fd(), size),
             ),
             (_, Kind::UnixStream) => {
-                let s = UnixStream::from(sock);
+                let s = UnixStream::try_from(sock).map_err(io::Error::from)?;
                 run(test, parent, BytesOut(&s), BytesIn::new(&s, size))
             }
             (_, Kind::Tcp) => {
-                let s = TcpStream::from(sock);
+                let s = TcpStream::try_from(sock).map_err(io::Error::from)?;
                 run(test, parent, BytesOut(&s), BytesIn::new(&s, size))
             }
             (_, Kind::UnixDgram) => {
-                let s = UnixDatagram::from(sock);
+                let s = UnixDatagram::try_from(sock).map_err(io::Error::from)?;
                 run(test, parent, MsgOut(&s), MsgIn::new(&s, size))
             }
             (_, Kind::UnixSeqpacket) => {
-                let s = SeqpacketConn::from(sock);
+                let s = SeqpacketConn::try_from(sock).map_err(io::Error::from)?;
                 run(test, parent, MsgOut(&s), MsgIn::new(&s, size))
             }
         }

@@ -96,3 +96,17 @@ const fn commit_word_at_lap(lap: u64, len: usize, pad: bool) -> u64 {
     let flags = if pad { PAD_FLAG } else { 0 };
     COMMITTED | ((lap & TAG_MASK) << TAG_SHIFT) | flags | (len as u64 & LEN_MASK)
 }
+
+/// As the channel's errors convert: `Full` and `Empty` are `WouldBlock` (the `try_` forms'
+/// "not now"), bad lengths `InvalidInput`, a short buffer and a corrupted ring `InvalidData`.
+impl From<RingError> for std::io::Error {
+    fn from(e: RingError) -> Self {
+        use std::io::ErrorKind as K;
+        let kind = match e {
+            RingError::Full | RingError::Empty => K::WouldBlock,
+            RingError::TooLarge { .. } | RingError::BeyondReserved { .. } => K::InvalidInput,
+            RingError::BufferTooSmall { .. } | RingError::Corrupted(_) => K::InvalidData,
+        };
+        Self::new(kind, e)
+    }
+}

@@ -398,6 +398,7 @@ impl<M: RingMemory> Producer<M> {
 /// the start); dropping the slot without committing abandons it (padding written to reach
 /// it, when it wrapped, stays staged: published with the next commit or flush, or when
 /// the producer next finds no room).
+#[must_use = "a WriteSlot dropped without `commit` publishes nothing"]
 pub struct WriteSlot<'a, M: RingMemory> {
     producer: &'a mut Producer<M>,
     /// Offset of the record (its commit word).
@@ -661,6 +662,7 @@ impl<M: RingMemory> Consumer<M> {
 /// The next message, in place in the ring (see [`Consumer::read`]). Read it with
 /// [`read_at`](Self::read_at), [`io::Read`] or [`to_vec`](Self::to_vec): copies from the
 /// ring into your memory (see the module docs for why there is no `&[u8]`).
+#[must_use = "a ReadSlot dropped without `release` leaves the message in the ring"]
 pub struct ReadSlot<'a, M: RingMemory> {
     consumer: &'a mut Consumer<M>,
     /// Offset of the payload.
