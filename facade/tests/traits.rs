@@ -1,4 +1,4 @@
-//! The trait set of every public handle type outside `sync`, checked at compile time: this
+//! The trait set of every public handle type, checked at compile time: this
 //! file stops compiling if a handle loses a trait (the API family's rules, in
 //! `CONTRIBUTING.md`). The one runtime test shows the error rules at work.
 #![cfg(all(
@@ -113,4 +113,24 @@ fn every_error_converts_into_io_and_boxed_errors() {
     }
     assert!(boxed().unwrap_err().to_string().contains("not a pipe"));
     assert_eq!(io().unwrap_err().kind(), io::ErrorKind::WouldBlock);
+}
+
+/// `sync`: its objects live in a segment (they are not descriptors): handles are `Debug`,
+/// `Send` and `Sync`; guards are neither `Send` nor `Sync` (their compile_fail doctests prove
+/// that side); errors convert as every crate's do, a `LockError` through `sync::Error`.
+#[test]
+#[cfg(feature = "sync")]
+fn sync_handles_and_errors_have_theirs() {
+    use ipcraft::sync::{Condvar, Error, LockError, Mutex, Semaphore};
+    fn shared<T: Debug + Send + Sync>() {}
+    shared::<Mutex<u64>>();
+    shared::<Mutex<u64, &ipcraft::shm::Segment>>();
+    shared::<Condvar>();
+    shared::<Semaphore<'static>>();
+    error_type::<Error>();
+    error_type::<ipcraft::ipcraft_core::TrustError>();
+    fn owned<'a>(e: LockError<'a, u64>) -> Error {
+        e.into()
+    }
+    let _ = owned;
 }

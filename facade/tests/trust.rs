@@ -6,8 +6,9 @@
 //! These tests need root to start children as other users; without it they say `SKIPPED`
 //! loudly and check nothing else.
 
-use ipcraft::channel::{ChannelError, Receiver, Sender};
+use ipcraft::channel::{ChannelError, NamedOptions, Receiver, Sender};
 use ipcraft_core::TrustError;
+use ipcraft_core::TrustedOwners;
 use ipcraft_testkit::{
     ATTACKER_UID, Roles, VICTIM_UID, can_switch_users, finish, unique_name, wait_for,
 };
@@ -23,13 +24,22 @@ fn child_role() {
     };
     match role.as_str() {
         // The attacker: the receiver of a named channel, its segment opened to everyone.
-        "attacker" => {
-            let mut rx = Receiver::create(&name, 4096).unwrap();
-            std::fs::set_permissions(
-                format!("/dev/shm{name}"),
-                std::fs::Permissions::from_mode(0o666),
-            )
-            .unwrap();
+        "attacker" | "owner" => {
+            let mut rx = if role == "attacker" {
+                let rx = Receiver::create(&name, 4096).unwrap();
+                std::fs::set_permissions(
+                    format!("/dev/shm{name}"),
+                    std::fs::Permissions::from_mode(0o666),
+                )
+                .unwrap();
+                rx
+            } else {
+                // Shared on purpose, as NamedOptions documents.
+                NamedOptions::new()
+                    .mode(0o666)
+                    .create_receiver(&name, 1, 4096)
+                    .unwrap()
+            };
             println!("MADE");
             match rx.recv_timeout(Duration::from_millis(800)) {
                 Ok(msg) => println!("GOT [{}]", String::from_utf8_lossy(&msg)),
@@ -72,4 +82,32 @@ fn a_named_channel_made_first_by_another_user_is_refused() {
     assert!(out.contains(&format!("REFUSED {ATTACKER_UID}")), "{out}");
     let out = finish(attacker, "attacker");
     assert!(out.contains("GOT []"), "the attacker received: {out}");
+}
+
+#[cfg_attr(miri, ignore = "processes")]
+#[test]
+fn a_channel_shared_on_purpose_opens_with_its_owner_trusted_and_its_mode_accepted() {
+    if !can_switch_users() {
+        return;
+    }
+    let name = unique_name("/ipcraft-chan-trust", "shared");
+    let mut owner = ROLES.spawn_as(ATTACKER_UID, "owner", &name);
+    wait_for(&mut owner, "MADE");
+    // Trusting the owner is not enough: the mode must be accepted too, and the reverse.
+    let trusted = TrustedOwners::new().also_uid(ATTACKER_UID);
+    assert!(
+        NamedOptions::new()
+            .trust(trusted)
+            .open_sender(&name)
+            .is_err()
+    );
+    assert!(NamedOptions::new().mode(0o666).open_sender(&name).is_err());
+    let mut tx = NamedOptions::new()
+        .mode(0o666)
+        .trust(trusted)
+        .open_sender(&name)
+        .unwrap();
+    tx.send(b"on purpose").unwrap();
+    let out = finish(owner, "owner");
+    assert!(out.contains("GOT [on purpose]"), "{out}");
 }

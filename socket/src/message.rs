@@ -536,10 +536,21 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// [`Error::Untrusted`] when `addr` is a socket file another user owns
-    /// ([`ConnectOptions::datagram`](crate::ConnectOptions::datagram) trusts one on purpose);
+    /// ([`connect_with`](Self::connect_with) trusts one on purpose);
     /// [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`: nobody bound there).
     pub fn connect_addr(&self, addr: &SocketAddr) -> Result<()> {
         crate::trust::check_destination(addr, &TrustedOwners::new())?;
+        self.connect_unchecked(addr)
+    }
+
+    /// Set the default destination with [`ConnectOptions`](crate::ConnectOptions): a path
+    /// another user's socket is bound to, trusted on purpose (its owner is checked first).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Untrusted`]; as [`connect_addr`](Self::connect_addr).
+    pub fn connect_with(&self, options: &crate::ConnectOptions, addr: &SocketAddr) -> Result<()> {
+        crate::trust::check_destination(addr, options.trusted())?;
         self.connect_unchecked(addr)
     }
 
@@ -942,6 +953,16 @@ impl SeqpacketConn {
     /// [`Error::TimedOut`], and as [`connect`](Self::connect).
     pub fn connect_deadline(addr: &SocketAddr, deadline: Deadline) -> Result<Self> {
         Self::connect_trusting(addr, deadline, &TrustedOwners::new())
+    }
+
+    /// Connect with [`ConnectOptions`](crate::ConnectOptions): a listener another user runs,
+    /// trusted on purpose, and a bound on the wait for a full backlog.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Untrusted`]; as [`connect_deadline`](Self::connect_deadline).
+    pub fn connect_with(options: &crate::ConnectOptions, addr: &SocketAddr) -> Result<Self> {
+        Self::connect_trusting(addr, options.deadline_of(), options.trusted())
     }
 
     pub(crate) fn connect_trusting(

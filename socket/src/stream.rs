@@ -126,6 +126,17 @@ impl UnixStream {
         Self::connect_trusting(addr, deadline, &TrustedOwners::new())
     }
 
+    /// Connect with [`ConnectOptions`](crate::ConnectOptions): a listener another user runs,
+    /// trusted on purpose, and a bound on the wait for a full backlog. The listener's owner
+    /// (`SO_PEERCRED`) is checked before this returns.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Untrusted`]; as [`connect_deadline`](Self::connect_deadline).
+    pub fn connect_with(options: &crate::ConnectOptions, addr: &SocketAddr) -> Result<Self> {
+        Self::connect_trusting(addr, options.deadline_of(), options.trusted())
+    }
+
     pub(crate) fn connect_trusting(
         addr: &SocketAddr,
         deadline: Deadline,

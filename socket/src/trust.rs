@@ -10,7 +10,9 @@
 use crate::addr::SocketAddr;
 use crate::cred::peer_credentials;
 use crate::error::{Error, Result};
+#[allow(unused_imports)] // Doc links.
 use crate::message::{SeqpacketConn, UnixDatagram};
+#[allow(unused_imports)] // Doc links.
 use crate::stream::UnixStream;
 use ipcraft_core::{Deadline, TrustedOwners};
 use std::os::fd::AsFd;
@@ -19,7 +21,9 @@ use std::time::Duration;
 
 /// How to connect to a Unix socket: whose listeners to trust, and how long to wait for a
 /// full backlog. Every plain `connect` trusts our effective uid and root; these options widen
-/// that on purpose, for a service another user runs.
+/// that on purpose, for a service another user runs. Used as `bind_with` is:
+/// [`UnixStream::connect_with`], [`SeqpacketConn::connect_with`],
+/// [`UnixDatagram::connect_with`].
 ///
 /// # Examples
 ///
@@ -30,10 +34,10 @@ use std::time::Duration;
 ///
 /// // A daemon running as uid 110 listens here; trust it explicitly.
 /// let addr = SocketAddr::from_path("/run/mydaemon.sock")?;
-/// let stream = ConnectOptions::new()
+/// let options = ConnectOptions::new()
 ///     .trust(TrustedOwners::new().also_uid(110))
-///     .timeout(Duration::from_secs(2))
-///     .stream(&addr)?;
+///     .timeout(Duration::from_secs(2));
+/// let stream = ipcraft_socket::UnixStream::connect_with(&options, &addr)?;
 /// # Ok::<(), ipcraft_socket::Error>(())
 /// ```
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -61,38 +65,12 @@ impl ConnectOptions {
         self
     }
 
-    fn deadline(&self) -> Deadline {
+    pub(crate) fn deadline_of(&self) -> Deadline {
         Deadline::from_timeout(self.timeout)
     }
 
-    /// Connect a stream to `addr`, checking the listener's owner (`SO_PEERCRED`) before
-    /// returning.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Untrusted`]; as [`UnixStream::connect_deadline`].
-    pub fn stream(&self, addr: &SocketAddr) -> Result<UnixStream> {
-        UnixStream::connect_trusting(addr, self.deadline(), &self.trusted)
-    }
-
-    /// Connect a seqpacket socket to `addr`, checking the listener's owner.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Untrusted`]; as [`SeqpacketConn::connect_deadline`].
-    pub fn seqpacket(&self, addr: &SocketAddr) -> Result<SeqpacketConn> {
-        SeqpacketConn::connect_trusting(addr, self.deadline(), &self.trusted)
-    }
-
-    /// Set `sock`'s default destination to `addr` (`connect(2)`), checking the owner of a
-    /// path's socket file first; later `send`s go there unchecked.
-    ///
-    /// # Errors
-    ///
-    /// [`Error::Untrusted`]; as [`UnixDatagram::connect`].
-    pub fn datagram(&self, sock: &UnixDatagram, addr: &SocketAddr) -> Result<()> {
-        check_destination(addr, &self.trusted)?;
-        sock.connect_unchecked(addr)
+    pub(crate) fn trusted(&self) -> &TrustedOwners {
+        &self.trusted
     }
 }
 

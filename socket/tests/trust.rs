@@ -151,11 +151,10 @@ fn trusting_the_owner_explicitly_connects() {
     let p = path("shared");
     let mut owner = ROLES.spawn_as(ATTACKER_UID, "attacker-stream", &p);
     wait_for(&mut owner, "MADE");
-    let mut s = ConnectOptions::new()
+    let options = ConnectOptions::new()
         .trust(TrustedOwners::new().also_uid(ATTACKER_UID))
-        .timeout(Duration::from_secs(2))
-        .stream(&addr(&p))
-        .unwrap();
+        .timeout(Duration::from_secs(2));
+    let mut s = UnixStream::connect_with(&options, &addr(&p)).unwrap();
     s.write_all(b"on purpose").unwrap();
     drop(s);
     let out = finish(owner, "owner");

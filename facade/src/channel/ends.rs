@@ -74,7 +74,7 @@ impl Sender {
     /// [`ChannelError::BadCapacity`]; [`ChannelError::Shm`] (bad name, `AlreadyExists`).
     #[doc(alias = "shm_open")]
     pub fn create(name: &str, capacity: usize) -> Result<Self, ChannelError> {
-        Self::with(new_named(name, 1, capacity)?)
+        NamedOptions::new().create_sender(name, capacity)
     }
 
     /// Open the sending end of a named channel another process created (claiming a free
@@ -88,7 +88,7 @@ impl Sender {
     /// [`ChannelError::IncompatibleVersion`]; [`ChannelError::SendersFull`];
     /// [`ChannelError::Corrupted`].
     pub fn open(name: &str) -> Result<Self, ChannelError> {
-        Self::with(open_named(name)?)
+        NamedOptions::new().open_sender(name)
     }
 
     pub(super) fn with((region, layout): Made) -> Result<Self, ChannelError> {
@@ -434,7 +434,7 @@ impl Receiver {
         producers: usize,
         capacity: usize,
     ) -> Result<Self, ChannelError> {
-        Self::with(new_named(name, producers, capacity)?)
+        NamedOptions::new().create_receiver(name, producers, capacity)
     }
 
     /// Open the receiving end of a named channel another process created.
@@ -443,7 +443,7 @@ impl Receiver {
     ///
     /// As [`Sender::open`], and [`ChannelError::ReceiverTaken`].
     pub fn open(name: &str) -> Result<Self, ChannelError> {
-        Self::with(open_named(name)?)
+        NamedOptions::new().open_receiver(name)
     }
 
     pub(super) fn with((region, layout): Made) -> Result<Self, ChannelError> {

@@ -297,15 +297,20 @@ pub(super) fn new_anonymous(
     Ok((init(seg, layout)?, fd))
 }
 
-/// Make a named channel segment (mode 0600, `O_EXCL`; removed when its creator drops).
+/// Make a named channel segment (`O_EXCL`, exactly `mode`: 0600 unless shared on purpose;
+/// removed when its creator drops).
 pub(super) fn new_named(
     name: &str,
     producers: usize,
     capacity: usize,
+    mode: u32,
 ) -> Result<Made, ChannelError> {
     let layout = Layout::new(producers, capacity)?;
     let size = layout.size().ok_or(ChannelError::BadCapacity(capacity))?;
-    let seg = SegmentOptions::new().tag(TAG).create(name, size)?;
+    let seg = SegmentOptions::new()
+        .mode(mode)
+        .tag(TAG)
+        .create(name, size)?;
     init(seg, layout)
 }
 
@@ -349,12 +354,16 @@ pub(super) fn attach_fd(fd: OwnedFd) -> Result<Made, ChannelError> {
 
 /// Open a named channel with the strict owner and mode check: the safety of a named channel
 /// rests on nobody but its owner being able to shrink it (mode 0600, see the module docs),
-/// so a segment an untrusted user owns (the open checks: our euid or root), or that its group
-/// or others may access, is refused.
-pub(super) fn open_named(name: &str) -> Result<Made, ChannelError> {
-    let seg = SegmentOptions::new().tag(TAG).open(name)?;
-    ipcraft_core::TrustedOwners::new()
-        .check(seg.as_fd(), "channel", name, Some(0o600))
+/// so a segment an untrusted owner owns, or that grants more than `mode` (0600 unless
+/// shared on purpose), is refused.
+pub(super) fn open_named(
+    name: &str,
+    mode: u32,
+    trusted: ipcraft_core::TrustedOwners,
+) -> Result<Made, ChannelError> {
+    let seg = SegmentOptions::new().trust(trusted).tag(TAG).open(name)?;
+    trusted
+        .check(seg.as_fd(), "channel", name, Some(mode))
         .map_err(ipcraft_shm::Error::Untrusted)?;
     attach(seg)
 }

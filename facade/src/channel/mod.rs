@@ -142,6 +142,7 @@
 
 mod ends;
 mod layout;
+mod named;
 mod wait;
 
 use crate::ring::wake::{Doorbell, announce, notify, notify_each, withdraw};
@@ -163,6 +164,7 @@ use std::time::Duration;
 pub use ends::{Receiver, RecvSlot, SendSlot, Sender};
 use layout::*;
 pub use layout::{MAX_PRODUCERS, SlotRing};
+pub use named::NamedOptions;
 use wait::*;
 
 /// How an end waits while the channel is full (sender) or empty (receiver).
