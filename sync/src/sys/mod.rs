@@ -117,17 +117,31 @@ pub(crate) fn forks() -> u32 {
 
 /// `deadline` as an absolute `CLOCK_MONOTONIC` time (the clock `Instant` reads on Linux),
 /// for the glibc calls that take one (`pthread_mutex_clocklock`, `sem_clockwait`).
+///
+/// No clock is read per call: an `Instant` and the `CLOCK_MONOTONIC` time read once, together,
+/// anchor the conversion (both are the same clock, so their offset is fixed; the two reads
+/// are apart by well under a microsecond, which is all a deadline can be off by).
 pub(crate) fn monotonic_abstime(deadline: Instant) -> Result<libc::timespec, Errno> {
-    let left = deadline.saturating_duration_since(Instant::now());
-    let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC)?;
-    let nanos = now.tv_nsec() + i64::from(left.subsec_nanos());
-    let secs = now
-        .tv_sec()
-        .saturating_add(i64::try_from(left.as_secs()).unwrap_or(i64::MAX / 2))
-        .saturating_add(nanos / 1_000_000_000);
+    static ANCHOR: std::sync::OnceLock<Option<(Instant, i128)>> = std::sync::OnceLock::new();
+    let anchor = ANCHOR.get_or_init(|| {
+        let at = Instant::now();
+        let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).ok()?;
+        Some((
+            at,
+            i128::from(now.tv_sec()) * 1_000_000_000 + i128::from(now.tv_nsec()),
+        ))
+    });
+    let Some((at, at_ns)) = *anchor else {
+        return Err(Errno::EINVAL);
+    };
+    let offset = match deadline.checked_duration_since(at) {
+        Some(after) => i128::try_from(after.as_nanos()).unwrap_or(i128::MAX / 4),
+        None => -i128::try_from(at.duration_since(deadline).as_nanos()).unwrap_or(i128::MAX / 4),
+    };
+    let abs = (at_ns + offset).max(0);
     Ok(libc::timespec {
-        tv_sec: secs,
-        tv_nsec: nanos % 1_000_000_000,
+        tv_sec: libc::time_t::try_from(abs / 1_000_000_000).unwrap_or(libc::time_t::MAX),
+        tv_nsec: (abs % 1_000_000_000) as libc::c_long,
     })
 }
 
@@ -234,4 +248,32 @@ pub(crate) fn futex_wait_low(word: &AtomicU64, expected: u32, timeout: Option<Du
 #[inline]
 pub(crate) fn futex_wake_low(word: &AtomicU64, count: i32) {
     wake_on(low_half(word), count);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[cfg_attr(miri, ignore = "clock_gettime")]
+    #[test]
+    fn an_instant_converts_to_the_monotonic_clock_it_reads() {
+        let ns = |t: libc::timespec| i128::from(t.tv_sec) * 1_000_000_000 + i128::from(t.tv_nsec);
+        for ahead in [0i128, 1_000_000_000, -500_000_000] {
+            let now = nix::time::clock_gettime(nix::time::ClockId::CLOCK_MONOTONIC).unwrap();
+            let instant = Instant::now();
+            let deadline = if ahead >= 0 {
+                instant + Duration::from_nanos(ahead as u64)
+            } else {
+                instant - Duration::from_nanos((-ahead) as u64)
+            };
+            let abs = monotonic_abstime(deadline).unwrap();
+            let want = i128::from(now.tv_sec()) * 1_000_000_000 + i128::from(now.tv_nsec()) + ahead;
+            assert!(
+                (ns(abs) - want).abs() < 5_000_000,
+                "{ahead}: off by {}",
+                ns(abs) - want
+            );
+            assert!((0..1_000_000_000).contains(&abs.tv_nsec));
+        }
+    }
 }
