@@ -985,6 +985,10 @@ fn the_mqueue_mounts_root_directory_is_not_a_queue() {
         eprintln!("SKIPPED: no /dev/mqueue mount, and cannot make one (needs root and unshare)");
         return;
     }
+    // An empty directory of our own to mount on (not a tmpfs over /tmp: the test binary
+    // itself may live under /tmp, as in a CI clone there, and would vanish from the child).
+    let dir = std::env::temp_dir().join(format!("ipcraft-mq-root-{}", std::process::id()));
+    std::fs::create_dir(&dir).unwrap();
     let mut command = ROLES.command_via(
         "unshare",
         &[
@@ -993,18 +997,20 @@ fn the_mqueue_mounts_root_directory_is_not_a_queue() {
             "private",
             "sh",
             "-c",
-            // A tmpfs over /tmp first, so that not even the directory outlives the namespace.
-            "mount -t tmpfs none /tmp && mkdir /tmp/mq && mount -t mqueue none /tmp/mq \
-             && IPCRAFT_MQ_ROOT=/tmp/mq exec \"$@\"",
+            "mount -t mqueue none \"$IPCRAFT_MQ_ROOT\" && exec \"$@\"",
             "sh",
         ],
         "adopt-mount-root",
         "",
     );
+    command.env("IPCRAFT_MQ_ROOT", &dir);
     let mut child = Reaper(command.stdout(Stdio::piped()).spawn().unwrap());
     let mut out = child.stdout();
-    assert_eq!(next_marked(&mut out, "ROOT ").as_deref(), Some("NotAQueue"));
+    let root = next_marked(&mut out, "ROOT ");
     child.wait_ok("child adopting the mount's root");
+    // The mount went with the namespace: only the empty directory is left.
+    let _ = std::fs::remove_dir(&dir);
+    assert_eq!(root.as_deref(), Some("NotAQueue"));
 }
 
 #[test]
