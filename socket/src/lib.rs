@@ -102,10 +102,12 @@
 mod addr;
 mod adopt;
 mod cred;
+mod datagram;
 mod error;
 mod listener;
 mod message;
 mod options;
+mod seqpacket;
 mod stream;
 mod sys;
 mod tcp;
@@ -114,14 +116,15 @@ mod wait;
 
 pub use addr::{MAX_ABSTRACT_LEN, MAX_PATH_LEN, SocketAddr};
 pub use cred::{PeerCredentials, PeerPolicy};
+pub use datagram::UnixDatagram;
 pub use error::{Error, Result};
 pub use ipcraft_core::Deadline;
 pub use ipcraft_core::frame::{self, DEFAULT_MAX_FRAME, FrameError, FrameReader, FrameWriter};
 pub use listener::{Incoming, UnixListener};
-pub use message::{SeqpacketConn, SeqpacketIncoming, SeqpacketListener, UnixDatagram};
 #[allow(deprecated)]
 pub use options::ListenerOptions;
 pub use options::{BindOptions, DEFAULT_BACKLOG, DEFAULT_MODE, SCM_MAX_FD};
+pub use seqpacket::{SeqpacketConn, SeqpacketIncoming, SeqpacketListener};
 pub use stream::UnixStream;
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use trust::ConnectOptions;

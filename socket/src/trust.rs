@@ -9,9 +9,11 @@
 
 use crate::addr::SocketAddr;
 use crate::cred::peer_credentials;
+#[allow(unused_imports)] // Doc links.
+use crate::datagram::UnixDatagram;
 use crate::error::{Error, Result};
 #[allow(unused_imports)] // Doc links.
-use crate::message::{SeqpacketConn, UnixDatagram};
+use crate::seqpacket::SeqpacketConn;
 #[allow(unused_imports)] // Doc links.
 use crate::stream::UnixStream;
 use ipcraft_core::{Deadline, TrustedOwners};
