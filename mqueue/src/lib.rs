@@ -117,6 +117,7 @@
 
 mod error;
 mod limits;
+mod options;
 mod queue;
 mod sys;
 
