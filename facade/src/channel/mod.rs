@@ -140,9 +140,10 @@
 //! is `ipcraft-shm`'s creator lock).
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
-mod ends;
 mod layout;
 mod named;
+mod receiver;
+mod sender;
 mod wait;
 
 use crate::ring::wake::{Doorbell, announce, notify, notify_each, withdraw};
@@ -161,10 +162,11 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-pub use ends::{Receiver, RecvSlot, SendSlot, Sender};
 use layout::*;
 pub use layout::{MAX_PRODUCERS, SlotRing};
 pub use named::NamedOptions;
+pub use receiver::{Receiver, RecvSlot};
+pub use sender::{SendSlot, Sender};
 use wait::*;
 
 /// How an end waits while the channel is full (sender) or empty (receiver).
