@@ -281,8 +281,15 @@ impl Drop for OwnedFile {
 }
 
 /// Connect a new Unix socket of type `ty` to `addr`, retrying while the listener's backlog
-/// is full until `deadline`; the socket is blocking and close-on-exec.
-pub(crate) fn connect_unix(addr: &SocketAddr, ty: SockType, deadline: Deadline) -> Result<OwnedFd> {
+/// is full until `deadline`, then check that the listener belongs to a `trusted` owner
+/// (`SO_PEERCRED`) before anything is sent; the socket is blocking and close-on-exec. The one
+/// connect of every connection-oriented Unix socket type.
+pub(crate) fn connect_unix(
+    addr: &SocketAddr,
+    ty: SockType,
+    deadline: Deadline,
+    trusted: &ipcraft_core::TrustedOwners,
+) -> Result<OwnedFd> {
     let unix_addr = addr.to_unix_addr()?;
     let fd = socket(
         AddressFamily::Unix,
@@ -312,6 +319,7 @@ pub(crate) fn connect_unix(addr: &SocketAddr, ty: SockType, deadline: Deadline) 
         }
     }
     set_fd_nonblocking(fd.as_fd(), false)?;
+    crate::trust::check_listener(&fd, addr, trusted)?;
     Ok(fd)
 }
 

@@ -10,10 +10,8 @@ use crate::options::{BindOptions, connect_unix};
 use crate::stream::UnixStream;
 use crate::wait::{Wait, set_fd_nonblocking};
 use ipcraft_core::{Deadline, TrustedOwners};
-use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, SockFlag, SockType, UnixAddr, connect, getpeername, getsockname, socket,
-    socketpair,
+    AddressFamily, SockFlag, SockType, UnixAddr, getpeername, getsockname, socketpair,
 };
 use std::fmt;
 use std::net::Shutdown;
@@ -250,22 +248,7 @@ impl SeqpacketConn {
     /// checked before returning); [`Error::Sys`] from `connect` (`ENOENT`, `ECONNREFUSED`,
     /// `EACCES`).
     pub fn connect_addr(addr: &SocketAddr) -> Result<Self> {
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::SeqPacket,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(Error::sys("socket"))?;
-        loop {
-            match connect(fd.as_raw_fd(), &addr.to_unix_addr()?) {
-                Ok(()) => break,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys_on("connect", addr)(e)),
-            }
-        }
-        crate::trust::check_listener(&fd, addr, &TrustedOwners::new())?;
-        Ok(Self { m: Msg::new(fd) })
+        Self::connect_deadline(addr, Deadline::never())
     }
 
     /// A second handle to the same connection (`F_DUPFD_CLOEXEC`), with the same settings.
@@ -304,9 +287,9 @@ impl SeqpacketConn {
         deadline: Deadline,
         trusted: &TrustedOwners,
     ) -> Result<Self> {
-        let fd = connect_unix(addr, SockType::SeqPacket, deadline)?;
-        crate::trust::check_listener(&fd, addr, trusted)?;
-        Ok(Self { m: Msg::new(fd) })
+        Ok(Self {
+            m: Msg::new(connect_unix(addr, SockType::SeqPacket, deadline, trusted)?),
+        })
     }
 
     /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.

@@ -10,10 +10,9 @@ use ipcraft_core::FrameError;
 use ipcraft_core::TrustedOwners;
 use ipcraft_core::{Deadline, Interest, SysError};
 use ipcraft_core::{FlagSetting, TimeoutSetting};
-use nix::errno::Errno;
 use nix::sys::socket::{
-    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, connect, getpeername,
-    getsockname, recv, send, sendmsg, socket, socketpair,
+    AddressFamily, ControlMessage, MsgFlags, SockFlag, SockType, UnixAddr, getpeername,
+    getsockname, recv, send, sendmsg, socketpair,
 };
 use std::fmt;
 use std::io::{self, IoSlice, Read, Write};
@@ -95,23 +94,7 @@ impl UnixStream {
     /// `ECONNREFUSED` (nobody listening: a stale socket file, or a bound socket not yet
     /// listening), `EACCES` (no write permission on the socket file).
     pub fn connect_addr(addr: &SocketAddr) -> Result<Self> {
-        let unix_addr = addr.to_unix_addr()?;
-        let fd = socket(
-            AddressFamily::Unix,
-            SockType::Stream,
-            SockFlag::SOCK_CLOEXEC,
-            None,
-        )
-        .map_err(Error::sys("socket"))?;
-        loop {
-            match connect(fd.as_raw_fd(), &unix_addr) {
-                Ok(()) => break,
-                Err(Errno::EINTR) => {}
-                Err(e) => return Err(Error::sys_on("connect", addr)(e)),
-            }
-        }
-        crate::trust::check_listener(&fd, addr, &TrustedOwners::new())?;
-        Ok(Self::from_fd(fd))
+        Self::connect_deadline(addr, Deadline::never())
     }
 
     /// Connect, waiting at most until `deadline` (monotonic clock) while the listener's
@@ -142,9 +125,12 @@ impl UnixStream {
         deadline: Deadline,
         trusted: &TrustedOwners,
     ) -> Result<Self> {
-        let fd = connect_unix(addr, SockType::Stream, deadline)?;
-        crate::trust::check_listener(&fd, addr, trusted)?;
-        Ok(Self::from_fd(fd))
+        Ok(Self::from_fd(connect_unix(
+            addr,
+            SockType::Stream,
+            deadline,
+            trusted,
+        )?))
     }
 
     /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.
