@@ -32,20 +32,14 @@ pub(super) const S_CONSUMER_POS: usize = 64;
 /// The sender's doorbell.
 pub(super) const S_PRODUCER_SLEEPING: usize = 128;
 pub(super) const S_SPACE_SEQ: usize = 132;
-/// The sender's state (a line written rarely). The slot's state ([`SLOT_FREE`],
-/// [`SLOT_CLAIMED`], [`SLOT_VACANT`]): claimed by a sender that holds the slot's lock byte,
-/// made vacant by the receiver once that sender closed or died and its ring is drained.
+/// The sender's state (a line written rarely). The slot's state (see
+/// [`crate::ring::slots`]): claimed by a sender that holds the slot's lock byte, made vacant
+/// by the receiver once that sender closed or died and its ring is drained.
 pub(super) const S_CLAIMED: usize = 192;
 pub(super) const S_CLOSED: usize = 200;
 pub(super) const S_CPU: usize = 204;
 /// Set by the receiver when it found this slot's ring corrupted and stopped reading it.
 pub(super) const S_POISONED: usize = 208;
-/// Slot states (the word at [`S_CLAIMED`]): never claimed,
-pub(super) const SLOT_FREE: u32 = 0;
-/// claimed by a sender (alive while it holds the slot's lock byte),
-pub(super) const SLOT_CLAIMED: u32 = 1;
-/// free again: its sender closed or died and the receiver received all it committed.
-pub(super) const SLOT_VACANT: u32 = 2;
 /// The most senders an MPSC channel takes.
 pub const MAX_PRODUCERS: usize = 64;
 /// Lock bytes for liveness (open-file-description locks on the segment): the receiver's,
@@ -108,6 +102,29 @@ impl Layout {
             data: self.data() + i * self.capacity,
             cap: self.capacity,
         }
+    }
+}
+
+/// A sender slot's control words in the shared segment.
+pub(super) struct SlotCtl<'a> {
+    pub(super) region: &'a SharedRegion,
+    /// Offset of the slot's control lines.
+    pub(super) ctl: usize,
+}
+
+impl SlotWords for SlotCtl<'_> {
+    fn state(&self) -> u32 {
+        state(self.region, self.ctl + S_CLAIMED)
+    }
+    fn swap_state(&self, from: u32, to: u32) -> bool {
+        swap_state(self.region, self.ctl + S_CLAIMED, from, to)
+    }
+    fn sender_closed(&self) -> bool {
+        flag(self.region, self.ctl + S_CLOSED)
+    }
+    fn clear_sender_flags(&self) {
+        set_flag(self.region, self.ctl + S_CLOSED, 0);
+        set_flag(self.region, self.ctl + S_PRODUCER_SLEEPING, 0);
     }
 }
 

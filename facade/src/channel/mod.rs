@@ -187,6 +187,8 @@
 //! is `ipcraft-shm`'s creator lock).
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
+#[cfg(test)]
+mod heap_tests;
 mod layout;
 mod named;
 mod receiver;
@@ -194,6 +196,7 @@ mod restart;
 mod sender;
 mod wait;
 
+use crate::ring::slots::{SLOT_CLAIMED, SLOT_FREE, SlotWords};
 use crate::ring::wake::{Doorbell, announce, notify, notify_each, withdraw};
 use crate::ring::{
     Consumer, Producer, ReadSlot, RingError, RingMemory, WriteSlot, max_message_len,

@@ -372,29 +372,15 @@ impl Receiver {
     /// The first sender ring (round robin) with a message ready.
     #[inline]
     pub(super) fn ready(&mut self) -> Result<usize, RingError> {
-        let n = self.rx.len();
-        let mut i = self.next;
-        for _ in 0..n {
-            if !self.poisoned[i] {
-                let released = self.rx[i].released();
-                match self.rx[i].poll() {
-                    Ok(()) => return Ok(i),
-                    Err(RingError::Empty) => {
-                        // An empty ring publishes what was consumed (and padding passed):
-                        // its sender may be waiting for exactly that room.
-                        if self.rx[i].released() != released {
-                            notify(&self.rx[i].memory().producer_bell());
-                        }
-                    }
-                    Err(e) => {
-                        self.poison(i);
-                        return Err(e);
-                    }
-                }
+        let wake = |ring: &SlotRing| notify(&ring.producer_bell());
+        match crate::ring::slots::ready(&mut self.rx, &self.poisoned, self.next, wake) {
+            Ok(i) => Ok(i),
+            Err((_, RingError::Empty)) => Err(RingError::Empty),
+            Err((i, e)) => {
+                self.poison(i);
+                Err(e)
             }
-            i = if i + 1 == n { 0 } else { i + 1 };
         }
-        Err(RingError::Empty)
     }
 
     /// Free the slots of senders that are gone, then tell whether all are.
@@ -468,14 +454,14 @@ impl RecvSlot<'_> {
     /// the ring empty: so that a receive costs no store to a shared line and no fence
     /// unless a sender may need the room. [`Receiver::flush`] publishes at once.
     pub fn release(self) {
-        let (max, journal) = (self.unreleased_max, self.journal);
+        let journal = self.journal;
         *self.next = self.after;
-        let consumer = self.slot.consume();
-        record(consumer, journal);
-        if consumer.unreleased() >= max {
-            consumer.flush();
-            notify(&consumer.memory().producer_bell());
-        }
+        crate::ring::slots::release(
+            self.slot,
+            self.unreleased_max,
+            |ring: &SlotRing, pos| record_at(ring, journal, pos),
+            |ring: &SlotRing| notify(&ring.producer_bell()),
+        );
     }
     /// Done, but free the room only at [`Receiver::flush`] or when the receiver finds
     /// the channel empty.

@@ -13,17 +13,15 @@
 //!   it. The new receiver carries on from the journal: a message released is never
 //!   received again, one committed and not released (being read when the receiver died,
 //!   or not reached) is received exactly once.
-//! - **Sender slot**: its state word goes `SLOT_FREE` -> `SLOT_CLAIMED` (a sender that
-//!   holds the slot's lock byte) -> `SLOT_VACANT` (the receiver saw the sender closed or
-//!   dead, *then* found its ring empty: nothing it committed is left) -> `SLOT_CLAIMED`
-//!   (a new sender, which carries on from the receiver's position). The receiver moves a
-//!   slot to vacant only from claimed, and only a sender holding the lock byte moves it
-//!   out of vacant, having first cleared what the old sender left (its closed flag and
-//!   doorbell, its position): so the receiver never sees a vacant slot with a live
-//!   sender, nor a claimed one with the old sender's flags.
+//! - **Sender slot**: its state word goes free -> claimed -> vacant -> claimed, by the
+//!   protocol in [`crate::ring::slots`] (which loom checks): the receiver vacates a slot
+//!   only after seeing its sender closed or dead *and then* its ring empty, and a new
+//!   sender holding the slot's lock byte claims it and carries on from the receiver's
+//!   position.
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
 use super::*;
+use crate::ring::slots::{claim_held, vacate_if_drained};
 
 /// A busy MPSC receiver (one that never finds the channel empty, so never waits) looks
 /// for slots to free every this many messages.
@@ -80,8 +78,14 @@ pub(super) fn receiver((region, layout): Made) -> Result<Receiver, ChannelError>
 /// Store how far `consumer` has consumed its ring in its journal word, at `journal`.
 #[inline]
 pub(super) fn record(consumer: &Consumer<SlotRing>, journal: usize) {
-    if let Some(w) = consumer.memory().region.u64(journal) {
-        w.store(consumer.position(), Ordering::Relaxed);
+    record_at(consumer.memory(), journal, consumer.position());
+}
+
+/// Store `position` in the journal word at `journal`.
+#[inline]
+pub(super) fn record_at(ring: &SlotRing, journal: usize, position: u64) {
+    if let Some(w) = ring.region.u64(journal) {
+        w.store(position, Ordering::Relaxed);
     }
 }
 
@@ -100,20 +104,14 @@ impl Receiver {
                 continue;
             }
             let ctl = self.rx[i].memory().ctl;
-            if state(&self.region, ctl + S_CLAIMED) != SLOT_CLAIMED {
-                continue;
-            }
-            let gone = flag(&self.region, ctl + S_CLOSED)
-                || (probe && !peer_alive(&self.lock, slot_lock(i)));
-            // Look at the ring only after seeing the sender gone: a message it committed
-            // before closing is found now, and it can commit nothing more.
-            if gone && self.rx[i].poll() == Err(RingError::Empty) {
-                // `poll` published the position on finding the ring empty: the new sender
-                // starts from there.
-                self.rx[i].flush();
-                if swap_state(&self.region, ctl + S_CLAIMED, SLOT_CLAIMED, SLOT_VACANT) {
-                    bump(&self.region, ctl + S_SPACE_SEQ);
-                }
+            let slot = SlotCtl {
+                region: &self.region,
+                ctl,
+            };
+            let lock = &self.lock;
+            let alive = || !probe || peer_alive(lock, slot_lock(i));
+            if vacate_if_drained(&slot, &mut self.rx[i], alive) {
+                bump(&self.region, ctl + S_SPACE_SEQ);
             }
         }
     }
@@ -142,16 +140,18 @@ impl Receiver {
 /// receiver drained). Returns the slot, its lock byte held; `None` when every slot is
 /// taken by a live sender or still being drained.
 pub(super) fn claim_slot(
-    region: &SharedRegion,
+    region: &Arc<SharedRegion>,
     layout: Layout,
     lock: &OwnedFd,
 ) -> Result<Option<usize>, ChannelError> {
     for i in 0..layout.producers {
-        let ctl = layout.slot(i);
-        let seen = state(region, ctl + S_CLAIMED);
+        let slot = SlotCtl {
+            region,
+            ctl: layout.slot(i),
+        };
         // Skip without a system call what cannot be ours: a claimed slot (its sender
         // lives, or the receiver has not drained it yet), a poisoned ring.
-        if !matches!(seen, SLOT_FREE | SLOT_VACANT) || flag(region, ctl + S_POISONED) {
+        if slot.state() == SLOT_CLAIMED || flag(region, slot.ctl + S_POISONED) {
             continue;
         }
         if !lock_byte(lock, slot_lock(i))? {
@@ -159,27 +159,7 @@ pub(super) fn claim_slot(
         }
         // We hold the lock byte: no other sender of this slot lives, and no other
         // claimant can be here.
-        let claimed = match state(region, ctl + S_CLAIMED) {
-            SLOT_FREE => swap_state(region, ctl + S_CLAIMED, SLOT_FREE, SLOT_CLAIMED),
-            SLOT_VACANT => {
-                // Clear the old sender's traces before the receiver can see the slot
-                // claimed again (it looks at the flags of claimed slots only).
-                set_flag(region, ctl + S_CLOSED, 0);
-                set_flag(region, ctl + S_PRODUCER_SLEEPING, 0);
-                // Carry on where the receiver is: it drained the ring and published its
-                // position (the old sender's may lag behind, or point past records it
-                // staged and never published).
-                let consumer = region
-                    .u64(ctl + S_CONSUMER_POS)
-                    .map_or(0, |w| w.load(Ordering::Acquire));
-                if let Some(w) = region.u64(ctl + S_PRODUCER_POS) {
-                    w.store(consumer, Ordering::Release);
-                }
-                swap_state(region, ctl + S_CLAIMED, SLOT_VACANT, SLOT_CLAIMED)
-            }
-            _ => false,
-        };
-        if claimed {
+        if claim_held(&slot, &layout.ring(region, i)) {
             return Ok(Some(i));
         }
         unlock_byte(lock, slot_lock(i));
