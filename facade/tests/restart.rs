@@ -2,6 +2,7 @@
 //! that was killed (or closed), and sender slots that a new sender claims once the
 //! receiver drained what the old one sent.
 #![cfg(all(feature = "shm", feature = "sync"))]
+#![allow(unsafe_code)] // One role forks: a sender inherited over fork is what it is about.
 
 use ipcraft::channel::{ChannelError, Receiver, Sender};
 use ipcraft_core::Deadline;
@@ -103,6 +104,41 @@ fn child_role() {
                 slot.stage();
             }
             println!("SLOT {}", tx.slot());
+            hang();
+        }
+        // Fork a process (no exec) that drops its copy of the sender and exits, as a
+        // forked worker closing what it does not need does; then send 10 messages.
+        "fork-drop-then-send" => {
+            let mut tx = Sender::from_fd(stdin_fd()).unwrap();
+            // SAFETY: the child only drops the sender (atomic stores, close) and `_exit`s:
+            // nothing that could wait for a lock another thread of the harness holds.
+            match unsafe { nix::unistd::fork() }.unwrap() {
+                nix::unistd::ForkResult::Child => {
+                    drop(tx);
+                    // SAFETY: ends the forked process at once, running nothing of ours.
+                    unsafe { nix::libc::_exit(0) };
+                }
+                nix::unistd::ForkResult::Parent { child } => {
+                    nix::sys::wait::waitpid(child, None).unwrap();
+                }
+            }
+            println!("DROPPED-IN-FORK");
+            for seq in 0..10 {
+                tx.send_timeout(&message(1, seq), LONG).unwrap();
+            }
+            println!("SENT-TEN");
+            hang();
+        }
+        // Write garbage over its own ring's first commit word, so that the receiver finds
+        // it corrupted, then wait to be killed.
+        "corrupt-own-ring" => {
+            let mut tx = Sender::from_fd(stdin_fd()).unwrap();
+            tx.send_timeout(&message(1, 0), LONG).unwrap();
+            let seg = ipcraft_shm::Segment::from_fd(stdin_fd(), 512).unwrap();
+            // The data of ring 0 starts after the 256-byte header and one 256-byte slot: a
+            // commit word for lap 0 with a length longer than the ring.
+            seg.write(512, &(1u64 << 63 | 0xffff_fff0)).unwrap();
+            println!("CORRUPTED");
             hang();
         }
         "hold-a-slot" => {
@@ -248,6 +284,24 @@ fn a_receiver_that_closed_is_replaced_and_its_senders_go_on() {
     }
 }
 
+/// Look (`try_recv`, which must find nothing) and claim a sender slot until one is free.
+fn claim_within(rx: &mut Receiver, fd: &OwnedFd, limit: Duration) -> Sender {
+    let start = Instant::now();
+    loop {
+        assert!(matches!(
+            rx.try_recv(),
+            Err(ChannelError::Empty | ChannelError::Disconnected)
+        ));
+        match Sender::from_fd(dup(fd)) {
+            Ok(tx) => return tx,
+            Err(ChannelError::SendersFull { .. }) if start.elapsed() < limit => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("no slot after {:?}: {e}", start.elapsed()),
+        }
+    }
+}
+
 fn slot_of(line: &str) -> usize {
     line.strip_prefix("SLOT ").unwrap().parse().unwrap()
 }
@@ -277,9 +331,9 @@ fn a_killed_senders_slot_is_reused_once_drained() {
         assert_eq!(seq_of(1, &slot.to_vec()), want);
         slot.release();
     }
-    // Empty now (the reserved slot was never committed); this look frees the slot.
-    assert!(matches!(rx.try_recv(), Err(ChannelError::Empty)));
-    let mut tx = Sender::from_fd(dup(&fd)).unwrap();
+    // Empty now (the reserved slot was never committed): a look frees the slot once a
+    // liveness probe is due (one slice, 100 ms, after the last).
+    let mut tx = claim_within(&mut rx, &fd, Duration::from_secs(5));
     assert_eq!(tx.slot(), dead_slot);
     for seq in 0..300 {
         tx.send_timeout(&message(2, seq), LONG).unwrap();
@@ -390,4 +444,127 @@ fn the_claim_deadline_ends_the_wait_for_senders_that_never_came() {
     let mut late = Sender::from_fd(fd).unwrap();
     late.send(b"late").unwrap();
     assert_eq!(rx.recv_timeout(LONG).unwrap(), b"late");
+}
+
+/// A receiver that only ever polls with a zero timeout still frees a killed sender's
+/// slot (its probes are paced by the clock, not by how long each wait lasted).
+#[test]
+fn a_receiver_polling_with_zero_timeouts_frees_a_killed_senders_slot() {
+    let (mut rx, fd) = Receiver::anonymous(4096).unwrap();
+    let mut dead = ROLES.spawn("send-then-die-dirty", "3", Stdio::from(dup(&fd)));
+    wait_for_prefix(&mut dead, "SLOT ");
+    kill(&mut dead);
+    let start = Instant::now();
+    let mut received = 0;
+    let tx = loop {
+        match rx.recv_timeout(Duration::ZERO) {
+            Ok(_) => received += 1,
+            // (`Disconnected` once all it sent is received: its sender is dead.)
+            Err(ChannelError::TimedOut | ChannelError::Disconnected) => {}
+            Err(e) => panic!("{e}"),
+        }
+        if received == 3 {
+            if let Ok(tx) = Sender::from_fd(dup(&fd)) {
+                break tx;
+            }
+        }
+        assert!(start.elapsed() < LONG, "the slot was never freed");
+        std::thread::sleep(Duration::from_millis(1));
+    };
+    assert_eq!(tx.slot(), 0);
+}
+
+/// A receiver woken by a live sender every 10 ms (so every wait ends early) still frees a
+/// killed sender's slot within a few slices.
+#[test]
+fn a_receiver_served_by_a_slow_live_sender_frees_a_killed_senders_slot() {
+    let (mut rx, fd) = Receiver::anonymous_mpsc(2, 4096).unwrap();
+    let mut dead = ROLES.spawn("send-then-die-dirty", "3", Stdio::from(dup(&fd)));
+    wait_for_prefix(&mut dead, "SLOT ");
+    kill(&mut dead);
+    let mut live = Sender::from_fd(dup(&fd)).unwrap();
+    let (stop, stopped) = std::sync::mpsc::channel::<()>();
+    let ticker = {
+        std::thread::spawn(move || {
+            for seq in 0.. {
+                if stopped.try_recv().is_ok() {
+                    break;
+                }
+                live.send_timeout(&message(0, seq), LONG).unwrap();
+                std::thread::sleep(Duration::from_millis(10));
+            }
+        })
+    };
+    let start = Instant::now();
+    let mut n = 0;
+    let freed = loop {
+        rx.recv_timeout(LONG).unwrap();
+        n += 1;
+        if n > 3 && Sender::from_fd(dup(&fd)).is_ok() {
+            break start.elapsed();
+        }
+        assert!(start.elapsed() < LONG, "never freed ({n} messages)");
+    };
+    stop.send(()).unwrap();
+    ticker.join().unwrap();
+    assert!(freed < Duration::from_secs(5), "freed only after {freed:?}");
+}
+
+/// A process forked from a sender drops its copy: the sender lives on, so the channel is
+/// not disconnected, its slot is not freed, and nothing it sends is lost, even when it is
+/// killed and a new sender takes its place.
+#[test]
+fn a_forked_copy_of_a_sender_dropped_closes_nothing() {
+    let (mut rx, fd) = Receiver::anonymous(4096).unwrap();
+    let mut child = ROLES.spawn("fork-drop-then-send", "", Stdio::from(dup(&fd)));
+    wait_for(&mut child, "DROPPED-IN-FORK");
+    match rx.try_recv_slot() {
+        // Left in the channel (not released).
+        Ok(slot) => drop(slot),
+        Err(ChannelError::Empty) => {}
+        Err(e) => panic!("{e}, while the sender lives"),
+    }
+    wait_for(&mut child, "SENT-TEN");
+    kill(&mut child);
+    assert!(
+        matches!(
+            Sender::from_fd(dup(&fd)),
+            Err(ChannelError::SendersFull { .. })
+        ),
+        "its messages are not received yet"
+    );
+    for want in 0..10 {
+        assert_eq!(seq_of(1, &rx.recv_timeout(LONG).unwrap()), want);
+    }
+    let mut tx = claim_within(&mut rx, &fd, LONG);
+    tx.send(&message(2, 0)).unwrap();
+    assert_eq!(seq_of(2, &rx.recv_timeout(LONG).unwrap()), 0);
+}
+
+/// A sender whose ring the receiver found corrupted is skipped while it lives; once it is
+/// gone, its ring is cleared and its slot serves a new sender.
+#[test]
+fn a_corrupted_senders_slot_is_reset_once_it_is_gone() {
+    let (mut rx, fd) = Receiver::anonymous(4096).unwrap();
+    let mut bad = ROLES.spawn("corrupt-own-ring", "", Stdio::from(dup(&fd)));
+    wait_for(&mut bad, "CORRUPTED");
+    assert!(matches!(rx.try_recv(), Err(ChannelError::Corrupted(_))));
+    assert!(
+        matches!(rx.try_recv(), Err(ChannelError::Disconnected)),
+        "skipped"
+    );
+    kill(&mut bad);
+    let start = Instant::now();
+    let mut tx = loop {
+        let _ = rx.try_recv();
+        if let Ok(tx) = Sender::from_fd(dup(&fd)) {
+            break tx;
+        }
+        assert!(start.elapsed() < LONG, "the corrupted slot was never reset");
+        std::thread::sleep(Duration::from_millis(10));
+    };
+    for seq in 0..300 {
+        tx.send_timeout(&message(2, seq), LONG).unwrap();
+        assert_eq!(seq_of(2, &rx.recv_timeout(LONG).unwrap()), seq);
+    }
 }

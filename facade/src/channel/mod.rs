@@ -122,8 +122,10 @@
 //! - **Sender**: a new sender claims the slot of one that died or closed once the
 //!   receiver has received everything that sender committed (what it reserved or staged
 //!   but never published is dropped); until then its slot counts as taken
-//!   ([`ChannelError::SendersFull`]: retry). The receiver frees such slots when it waits
-//!   for messages, and every few thousand messages while it is busy. Order is kept per
+//!   ([`ChannelError::SendersFull`]: retry). The receiver frees such slots when it looks
+//!   for messages (a wait, a `try_` call, and every 256 messages while it is busy), at most
+//!   one slice (100 ms) after the sender died, once the slot's liveness lock says so (a
+//!   closed flag alone never frees a slot). Order is kept per
 //!   slot: the old sender's messages all come before the new one's.
 //! - **Senders that never came**: a receiver waits for every slot to be claimed before
 //!   it reports `Disconnected`; [`Receiver::set_claim_deadline`] ends that wait.
@@ -133,7 +135,9 @@
 //!
 //! The locks belong to the open file description, which a `fork` shares: while a child
 //! forked (without exec) from a peer runs, the peer does not look dead. The channel's
-//! descriptors are close-on-exec, so an exec'd child holds nothing.
+//! descriptors are close-on-exec, so an exec'd child holds nothing. A forked process that
+//! drops its copy of an end closes nothing: only the process that made the end says it
+//! closed.
 //!
 //! # Untrusted peers
 //!
@@ -142,7 +146,8 @@
 //! payloads or, at worst, waits that end at their deadline; never an out-of-bounds access
 //! or a panic in this process. In an MPSC channel, a ring found corrupted is reported once
 //! and then skipped (its sender is told: [`ChannelError::Corrupted`]), so a broken sender
-//! cannot stop the receiver from serving the others. But all senders map the same
+//! cannot stop the receiver from serving the others; once that sender is gone, its ring is
+//! cleared and its slot serves a new sender. But all senders map the same
 //! segment: a hostile sender can corrupt another sender's ring, so MPSC senders must trust
 //! each other as far as delivery goes (never as far as memory safety).
 //!
@@ -211,7 +216,7 @@ use std::io;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use layout::*;
 pub use layout::{MAX_PRODUCERS, SlotRing};

@@ -21,6 +21,11 @@ pub struct Receiver {
     /// Messages received, counted in MPSC channels only: every [`RECLAIM_EVERY`] a busy
     /// receiver looks for slots to free (an idle one does when it waits).
     pub(super) received: u32,
+    /// When the senders' liveness locks were last probed (see [`Receiver::tidy`]).
+    pub(super) last_probe: Instant,
+    /// The process that made this end: a process forked from it that drops its copy
+    /// must not close the channel under the owner.
+    pub(super) owner: u32,
     /// Whether this receiver took over from one that closed or died.
     pub(super) took_over: bool,
     /// Offset of the journal word of ring 0 (see [`Layout::journal`]).
@@ -319,7 +324,7 @@ impl Receiver {
         if self.rx.len() > 1 {
             self.received = self.received.wrapping_add(1);
             if self.received.is_multiple_of(RECLAIM_EVERY) {
-                self.reclaim(true);
+                self.tidy();
             }
         }
         let journal = self.journal(i);
@@ -385,8 +390,14 @@ impl Receiver {
 
     /// Free the slots of senders that are gone, then tell whether all are.
     fn tidy_then_gone(&mut self) -> bool {
-        self.reclaim(true);
-        self.peer_gone(true)
+        self.tidy();
+        let gone = self.peer_gone(true);
+        if gone {
+            // About to report `Disconnected`: free every slot that can be freed now, so
+            // that a sender restarted on that news finds its slot.
+            self.reclaim(true);
+        }
+        gone
     }
 
     /// Stop reading sender `i`'s ring (reported once by the caller), and tell its sender.
@@ -400,6 +411,10 @@ impl Receiver {
 
 impl Drop for Receiver {
     fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            // A copy in a process forked from the receiver's: the receiver lives on.
+            return;
+        }
         set_flag(&self.region, RECEIVER_CLOSED, 1);
         for rx in &self.rx {
             bump(&self.region, rx.memory().ctl + S_SPACE_SEQ);

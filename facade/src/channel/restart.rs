@@ -21,11 +21,11 @@
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
 use super::*;
-use crate::ring::slots::{claim_held, vacate_if_drained};
+use crate::ring::slots::{SLOT_VACANT, claim_held, vacate_if_drained};
 
-/// A busy MPSC receiver (one that never finds the channel empty, so never waits) looks
-/// for slots to free every this many messages.
-pub(super) const RECLAIM_EVERY: u32 = 4096;
+/// A busy MPSC receiver (one that never finds the channel empty, so never waits) looks at
+/// the clock every this many messages, to free slots once a probe is due.
+pub(super) const RECLAIM_EVERY: u32 = 256;
 
 /// Become the channel's receiver: the first one, or the successor of one that closed or
 /// died.
@@ -65,6 +65,8 @@ pub(super) fn receiver((region, layout): Made) -> Result<Receiver, ChannelError>
         wait: Wait::default(),
         claim_deadline: Deadline::never(),
         received: 0,
+        last_probe: Instant::now(),
+        owner: std::process::id(),
         took_over,
         journal,
     };
@@ -96,23 +98,76 @@ impl Receiver {
         self.journal + i * 8
     }
 
-    /// Make vacant every slot whose sender closed (or, with `probe`, died: one system
-    /// call per claimed slot) and whose ring is empty, for a new sender to claim.
-    pub(super) fn reclaim(&mut self, probe: bool) {
+    /// Free the slots of senders that are gone, for new senders to claim: when a probe is
+    /// due (one slice, [`SLICE`], since the last), or for a slot whose sender says it
+    /// closed. A slot is freed only once its liveness lock is free (a system call, made
+    /// only for a slot whose ring is empty) and its ring is drained; a poisoned slot whose
+    /// sender is gone has its ring reset first.
+    pub(super) fn tidy(&mut self) {
+        let due = self.last_probe.elapsed() >= SLICE;
+        if due {
+            self.last_probe = Instant::now();
+        }
+        self.reclaim(due);
+    }
+
+    pub(super) fn reclaim(&mut self, due: bool) {
         for i in 0..self.rx.len() {
-            if self.poisoned[i] {
-                continue;
-            }
             let ctl = self.rx[i].memory().ctl;
             let slot = SlotCtl {
                 region: &self.region,
                 ctl,
             };
+            if slot.state() != SLOT_CLAIMED || !(due || slot.sender_closed()) {
+                continue;
+            }
             let lock = &self.lock;
-            let alive = || !probe || peer_alive(lock, slot_lock(i));
+            let alive = || peer_alive(lock, slot_lock(i));
+            if self.poisoned[i] {
+                if !alive() {
+                    self.reset_poisoned(i);
+                }
+                continue;
+            }
+            // Cheap first: a ring with a message is not drained, whoever its sender.
+            if self.rx[i].poll() != Err(RingError::Empty) {
+                continue;
+            }
             if vacate_if_drained(&slot, &mut self.rx[i], alive) {
                 bump(&self.region, ctl + S_SPACE_SEQ);
             }
+        }
+    }
+
+    /// Ring `i` was found corrupted and its sender is gone: clear the ring (every data word
+    /// zero, so no commit word is left; both positions and the journal at 0), stop
+    /// skipping it, and make the slot vacant for a new sender. Nobody else writes it now:
+    /// its sender is gone (the lock byte is free) and no new one claims a claimed slot.
+    fn reset_poisoned(&mut self, i: usize) {
+        let ring = self.rx[i].memory();
+        let (ctl, data, cap) = (ring.ctl, ring.data, ring.cap);
+        let region = &self.region;
+        for off in (0..cap).step_by(8) {
+            if let Some(w) = region.u64(data + off) {
+                w.store(0, Ordering::Relaxed);
+            }
+        }
+        for off in [ctl + S_PRODUCER_POS, ctl + S_CONSUMER_POS, self.journal(i)] {
+            if let Some(w) = region.u64(off) {
+                w.store(0, Ordering::Release);
+            }
+        }
+        set_flag(region, ctl + S_POISONED, 0);
+        let fresh = SlotRing {
+            region: region.clone(),
+            ctl,
+            data,
+            cap,
+        };
+        self.rx[i] = Consumer::attach(fresh);
+        self.poisoned[i] = false;
+        if swap_state(region, ctl + S_CLAIMED, SLOT_CLAIMED, SLOT_VACANT) {
+            bump(region, ctl + S_SPACE_SEQ);
         }
     }
 

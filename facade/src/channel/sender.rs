@@ -22,6 +22,8 @@ pub struct Sender {
     /// Sends since the CPU was last published.
     pub(super) sends: u32,
     pub(super) wait: Wait,
+    /// The process that made this end (see [`Receiver`]'s field of the same name).
+    pub(super) owner: u32,
 }
 
 impl Sender {
@@ -89,6 +91,7 @@ impl Sender {
             slot,
             sends: 0,
             wait: Wait::default(),
+            owner: std::process::id(),
         })
     }
 
@@ -273,6 +276,11 @@ impl Sender {
 
 impl Drop for Sender {
     fn drop(&mut self) {
+        if std::process::id() != self.owner {
+            // A copy in a process forked from the sender's: the sender lives on (and what
+            // this copy staged is the owner's to publish).
+            return;
+        }
         self.tx.flush();
         let ctl = self.tx.memory().ctl;
         set_flag(self.region(), ctl + S_CLOSED, 1);

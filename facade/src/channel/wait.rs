@@ -17,9 +17,12 @@ pub(super) trait End {
     fn wake_peers(&self);
     /// Whether the peer closed (flags), or, with `probe`, died (liveness locks: syscalls).
     fn peer_gone(&self, probe: bool) -> bool;
-    /// Housekeeping while waiting, before [`peer_gone`](Self::peer_gone) (with the same
-    /// `probe`): the receiver frees the slots of senders that are gone.
-    fn tidy(&mut self, _probe: bool) {}
+    /// Housekeeping while waiting, before [`peer_gone`](Self::peer_gone) and before a
+    /// timeout is reported: the receiver frees the slots of senders that are gone.
+    fn tidy(&mut self) {}
+    /// Housekeeping once the peer is gone, before `Disconnected` is reported (the receiver
+    /// frees every slot it can, so that a sender restarted on that news finds its slot).
+    fn tidy_gone(&mut self) {}
     /// What to report once [`peer_gone`](Self::peer_gone) said so.
     fn gone_error(&self) -> ChannelError {
         ChannelError::Disconnected
@@ -80,8 +83,11 @@ impl End for Receiver {
     fn peer_gone(&self, probe: bool) -> bool {
         (0..self.rx.len()).all(|i| self.slot_gone(i, probe))
     }
-    fn tidy(&mut self, probe: bool) {
-        self.reclaim(probe);
+    fn tidy(&mut self) {
+        Receiver::tidy(self);
+    }
+    fn tidy_gone(&mut self) {
+        self.reclaim(true);
     }
     fn wait(&self) -> Wait {
         self.wait
@@ -121,6 +127,7 @@ pub(super) fn wait_loop<E: End, T>(
     // message is seen within one pause of its arrival; no clock, no flags (bounded).
     let spin = if adaptive { end.spin_budget() } else { 0 };
     if spin > 0 && deadline.has_passed() && !end.peer_gone(false) {
+        end.tidy();
         return Err(ChannelError::TimedOut);
     }
     for _ in 0..spin {
@@ -137,8 +144,9 @@ pub(super) fn wait_loop<E: End, T>(
         // Probing the peer's liveness costs a system call: only once a sleep slice has
         // passed without news (a peer that closed sets a flag, checked every time).
         let probe = round > YIELDS;
-        end.tidy(probe);
+        end.tidy();
         if end.peer_gone(probe) {
+            end.tidy_gone();
             if E::DRAIN {
                 return match attempt(end) {
                     Ok(v) => Ok(v),

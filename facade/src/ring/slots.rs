@@ -53,16 +53,17 @@ pub fn claim_held<S: SlotWords, M: RingMemory>(slot: &S, ring: &M) -> bool {
     }
 }
 
-/// The receiver makes a claimed slot vacant if its sender is gone (closed, or `alive`
-/// says no) and its ring is empty, looked at only after seeing the sender gone (a message
-/// it committed before closing is found now, and it can commit nothing more). Returns
-/// whether it did.
+/// The receiver makes a claimed slot vacant if its sender is gone (`alive`, the slot's
+/// liveness lock, says no: the sender's closed flag is only a hint, since a process that
+/// forked the sender can set it while the sender lives) and its ring is empty, looked at
+/// only after seeing the sender gone (a message it committed before dying is found now,
+/// and it can commit nothing more). Returns whether it did.
 pub fn vacate_if_drained<S: SlotWords, M: RingMemory>(
     slot: &S,
     rx: &mut Consumer<M>,
     alive: impl FnOnce() -> bool,
 ) -> bool {
-    if slot.state() != SLOT_CLAIMED || (!slot.sender_closed() && alive()) {
+    if slot.state() != SLOT_CLAIMED || alive() {
         return false;
     }
     if rx.poll() != Err(RingError::Empty) {
