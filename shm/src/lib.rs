@@ -89,6 +89,7 @@ mod creator;
 mod error;
 mod header;
 mod locks;
+mod options;
 mod owned_name;
 mod segment;
 mod stale;
@@ -97,7 +98,8 @@ mod sys;
 pub use error::{Error, Result};
 pub use header::{HEADER_SIZE, HeaderInfo, LAYOUT_VERSION, MAGIC};
 pub use locks::ByteLocks;
-pub use segment::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, Segment, SegmentOptions, unlink};
+pub use options::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, SegmentOptions};
+pub use segment::{Segment, unlink};
 pub use stale::{IpcraftState, SegmentInfo, list, remove_stale};
 pub use sys::AtomicData;
 
