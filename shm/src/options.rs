@@ -302,7 +302,7 @@ impl SegmentOptions {
     /// An anonymous segment of `size` data bytes on `memfd_create(2)`, sealed against
     /// shrinking and growing (`F_SEAL_SHRINK | F_SEAL_GROW`), so no process it is passed to
     /// can truncate it under us. Nothing is named, so nothing can leak; hand its descriptor
-    /// ([`AsFd`]) to a child at spawn or over a Unix socket, and map it there with
+    /// ([`AsFd`](std::os::fd::AsFd)) to a child at spawn or over a Unix socket, and map it there with
     /// [`from_fd`](Self::from_fd).
     ///
     /// # Errors
