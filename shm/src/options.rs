@@ -7,6 +7,7 @@ use crate::segment::{
     Segment, check_tag, file_size, header_of, huge_pages_reserved, open_existing, to_off,
     total_size,
 };
+use crate::stale::reclaim_unfinished;
 use crate::sys::Mapping;
 use ipcraft_core::{Deadline, PosixName, TrustedOwners};
 use nix::errno::Errno;
@@ -24,6 +25,9 @@ pub const DEFAULT_MODE: u32 = 0o600;
 pub const DEFAULT_OPEN_TIMEOUT: Duration = Duration::from_secs(5);
 /// Longest pause between two looks at a segment that is not ready yet.
 const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
+/// How many times `open_or_create` looks again at a dead initializer's segment that another
+/// caller is reclaiming.
+const RECLAIM_RETRIES: u32 = 50;
 
 /// Options for creating and opening a [`Segment`].
 ///
@@ -143,8 +147,13 @@ impl SegmentOptions {
         self
     }
 
-    /// Create a named segment with `size` bytes of data, zero-filled: `shm_open(3)` with
-    /// `O_CREAT | O_EXCL`, the exact mode, `ftruncate`, then a shared mapping.
+    /// Create a named segment with `size` bytes of data, zero-filled: `shm_open(3)` of a
+    /// private temporary name with `O_CREAT | O_EXCL` and the exact mode, the creator lock,
+    /// `ftruncate`, a shared mapping and the header, then `renameat2(2)` with
+    /// `RENAME_NOREPLACE` to `name` (or, where that is refused, `link(2)`, which never
+    /// replaces a name either, and `unlink` of the temporary). So `name` only ever leads to a
+    /// complete segment, whenever this process dies; a creator killed before the rename
+    /// leaves only its temporary, which [`remove_stale`](crate::remove_stale) removes.
     ///
     /// # Errors
     ///
@@ -164,7 +173,10 @@ impl SegmentOptions {
     /// [`Error::IncompatibleVersion`], [`Error::WrongTag`], [`Error::TooSmall`] for a
     /// segment that is not what is expected ([`Error::NotIpcraft`] at once for one smaller
     /// than the 64-byte header); [`Error::NotReady`] after the timeout;
-    /// [`Error::CreatorDied`]; [`Error::Untrusted`] when its owner is not trusted
+    /// [`Error::CreatorDied`] for a segment whose initializer died before publishing it (or,
+    /// as an older version of this crate left one, before writing its header: an object whose
+    /// first 64 bytes are zero and that no creator holds, which a foreign object starting
+    /// with 64 zero bytes resembles); [`Error::Untrusted`] when its owner is not trusted
     /// ([`trust`](Self::trust)); [`Error::Sys`].
     #[doc(alias = "shm_open")]
     pub fn open(&self, name: &str) -> Result<Segment> {
@@ -236,18 +248,22 @@ impl SegmentOptions {
                             name: name.to_owned(),
                         });
                     }
-                    // Truncated but no header written, and nobody holds the creator lock:
-                    // a foreign zero-filled segment, or a creator that died before writing.
+                    // Sized but no header, and nobody holds the creator lock. This crate
+                    // never shows such an object under a user's name (it builds segments
+                    // under a temporary one), but an older version left one when killed
+                    // between ftruncate and the header; a foreign object whose first 64 bytes
+                    // are zero looks the same. Neither is usable, and neither will change.
                     Found::Fresh if !creator_alive(&fd)? => {
-                        return Err(Error::NotIpcraft {
+                        return Err(Error::CreatorDied {
                             name: name.to_owned(),
                         });
                     }
                     Found::Initializing | Found::Fresh => {}
                 }
             }
-            // Size 0: a creator between shm_open and ftruncate, or one that died there; only
-            // the deadline can tell.
+            // Size 0: an older version's creator between shm_open and ftruncate, or one that
+            // died there (this one sizes its objects before they have the name); only the
+            // deadline can tell.
             if deadline.has_passed() {
                 return Err(Error::NotReady {
                     name: name.to_owned(),
@@ -262,14 +278,24 @@ impl SegmentOptions {
 
     /// Open the named segment, or create it if it does not exist. Exactly one process
     /// creates it and runs `init` on it before publishing it as ready; the others wait (up to
-    /// the [timeout](Self::timeout)) and see the initialized state. If the initializer dies
-    /// before publishing, the others get [`Error::CreatorDied`] instead of waiting forever.
-    /// Returns the segment and whether this call created it.
+    /// the [timeout](Self::timeout)) and see the initialized state. Returns the segment and
+    /// whether this call created it.
+    ///
+    /// If the initializer dies before publishing (its creator lock is free, which proves
+    /// it), the segment it left is never joined and never blocks the name: this call removes
+    /// it and creates the segment again (running `init`; among several callers, one does,
+    /// the others wait for it). So does it with an object an older version of this crate
+    /// left when killed before writing the header: empty, or of exactly the size this call
+    /// would create and holding nothing but zeros (see
+    /// [`Leftover::Headerless`](crate::Leftover::Headerless) for what that proves).
     ///
     /// # Errors
     ///
     /// As [`create`](Self::create) and [`open`](Self::open), and whatever `init` returns
-    /// (the half-made segment is then removed).
+    /// (the half-made segment is then removed). [`Error::CreatorDied`] only for a dead
+    /// initializer's segment that cannot be reclaimed (a headerless one of another size, or
+    /// one another caller kept reclaiming); [`Error::NotReady`] for an empty object that
+    /// stayed empty for the whole timeout and could not be reclaimed.
     pub fn open_or_create(
         &self,
         name: &str,
@@ -278,6 +304,7 @@ impl SegmentOptions {
     ) -> Result<(Segment, bool)> {
         let mut init = Some(init);
         let deadline = Deadline::after(self.timeout);
+        let mut retries = 0;
         loop {
             match self.create_with(name, size, |s| init.take().map_or(Ok(()), |f| f(s))) {
                 Ok(seg) => return Ok((seg, true)),
@@ -294,6 +321,20 @@ impl SegmentOptions {
                 Ok(seg) => return Ok((seg, false)),
                 // Unlinked between our create and open attempts: try again.
                 Err(Error::NotFound { .. }) if !deadline.has_passed() => {}
+                // Left by an initializer that died: remove it and create it again. Another
+                // caller may be doing the same (then it holds the creator byte, and our
+                // reclaim fails): look again a few times, while it re-creates the name.
+                Err(e @ (Error::CreatorDied { .. } | Error::NotReady { .. })) if !self.raw => {
+                    let total = total_size(size, false)? as u64;
+                    if reclaim_unfinished(name, total, &self.trusted, self.mode) {
+                        continue;
+                    }
+                    retries += 1;
+                    if matches!(e, Error::NotReady { .. }) || retries > RECLAIM_RETRIES {
+                        return Err(e);
+                    }
+                    std::thread::sleep(MAX_POLL_INTERVAL);
+                }
                 Err(e) => return Err(e),
             }
         }
