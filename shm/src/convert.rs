@@ -1,7 +1,8 @@
 //! A [`Segment`] and its descriptor, both ways.
 
 use crate::error::{Error, Result};
-use crate::segment::{Segment, SegmentOptions};
+use crate::options::SegmentOptions;
+use crate::segment::Segment;
 use std::os::fd::OwnedFd;
 
 /// Map a received anonymous ipcraft segment with the default options: as

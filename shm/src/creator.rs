@@ -24,6 +24,13 @@ pub(crate) fn take_creator_lock(fd: &OwnedFd) -> Result<()> {
     Ok(())
 }
 
+/// Drop the creator lock taken through `fd` (a raw segment, once in place, holds none).
+pub(crate) fn release_creator_lock(fd: &impl AsFd) -> Result<()> {
+    let lock = creator_flock(nix::libc::F_UNLCK as i16);
+    fcntl(fd, FcntlArg::F_OFD_SETLK(&lock)).map_err(Error::sys("fcntl(F_OFD_SETLK)"))?;
+    Ok(())
+}
+
 /// Take the creator lock's byte for writing through `fd`: succeeds only if no creator holds
 /// it, and then keeps any new creator on this object from taking it.
 pub(crate) fn lock_out_creators(fd: &OwnedFd) -> bool {

@@ -8,6 +8,10 @@
 //!   mode 0600 by default whatever the umask, `O_EXCL`, a race-free initialization protocol
 //!   (exactly one process initializes; the others wait, and a creator that dies mid-way is
 //!   reported, not waited for forever), removed by their creator on drop.
+//! - Crash-only creation: a segment is built under a private temporary name and moved to its
+//!   own with `renameat2(RENAME_NOREPLACE)` once sized and headed, so a name never leads to
+//!   a half-made object, whenever its creator is killed; `open_or_create` takes back a name
+//!   whose initializer died, and [`remove_stale`] removes a killed creator's temporary.
 //! - [`Segment::anonymous`] / [`Segment::from_fd`]: memfd segments sealed against shrinking and
 //!   growing, so no peer can SIGBUS us; checked seals and size when received.
 //! - Access by copy ([`Segment::read_at`], [`Segment::write_at`], [`Segment::read`],
@@ -16,7 +20,8 @@
 //! - A 64-byte header on every ipcraft segment (magic, layout version, size, creator pid and
 //!   start time, a user tag) so an opener refuses a foreign or incompatible segment.
 //! - [`list`] and [`remove_stale`]: segments whose creator provably died (an OFD lock the
-//!   kernel releases at death, not a pid that can be recycled).
+//!   kernel releases at death, not a pid that can be recycled), and the temporaries of
+//!   creators killed while building one ([`Leftover`]).
 //!
 //! # Example: a counter shared with a child process
 //!
@@ -89,16 +94,19 @@ mod creator;
 mod error;
 mod header;
 mod locks;
+mod options;
 mod owned_name;
 mod segment;
 mod stale;
 mod sys;
+mod temp;
 
 pub use error::{Error, Result};
 pub use header::{HEADER_SIZE, HeaderInfo, LAYOUT_VERSION, MAGIC};
 pub use locks::ByteLocks;
-pub use segment::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, Segment, SegmentOptions, unlink};
-pub use stale::{IpcraftState, SegmentInfo, list, remove_stale};
+pub use options::{DEFAULT_MODE, DEFAULT_OPEN_TIMEOUT, SegmentOptions};
+pub use segment::{Segment, unlink};
+pub use stale::{IpcraftState, Leftover, SegmentInfo, list, remove_stale};
 pub use sys::AtomicData;
 
 /// The README's examples, compiled and run as doctests so that they cannot drift from the API.

@@ -132,3 +132,36 @@ impl fmt::Debug for PeerPolicy {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn peer(uid: u32, gid: u32) -> PeerCredentials {
+        PeerCredentials { pid: 1, uid, gid }
+    }
+
+    #[test]
+    fn policies_allow_exactly_what_they_list() {
+        let uids = PeerPolicy::allow_uids([1000, 1001]);
+        assert!(uids.allows(&peer(1000, 5)));
+        assert!(
+            !uids.allows(&peer(1002, 1000)),
+            "a uid list says nothing of gids"
+        );
+        let either = PeerPolicy::allow_uids([1000]).or_gids([50]);
+        assert!(either.allows(&peer(7, 50)));
+        assert!(either.allows(&peer(1000, 7)));
+        assert!(!either.allows(&peer(7, 7)));
+        let gids = PeerPolicy::allow_gids([]);
+        assert!(
+            !gids.allows(&peer(0, 0)),
+            "an empty list allows nobody, not even root"
+        );
+        let custom = PeerPolicy::custom(|c| c.pid > 0 && c.uid == c.gid).or_gids([9]);
+        assert!(custom.allows(&peer(4, 4)));
+        assert!(custom.allows(&peer(4, 9)));
+        assert!(!custom.allows(&peer(4, 5)));
+        assert!(format!("{custom:?}").contains("PeerPolicy"));
+    }
+}

@@ -15,7 +15,7 @@
 //!   std's do (`(connection, address)`, [`incoming`](UnixListener::incoming)), with a
 //!   deadline, non-blocking or `try_`, and an optional [`PeerPolicy`];
 //!   [`UnixListener::bind_reclaiming_stale`] takes over a stale socket file, never a live
-//!   one, serialized by a lock file.
+//!   one, serialized by a lock file that exists only while a starter starts.
 //! - [`UnixStream`] and [`SeqpacketConn`] connect the same way: `connect(path)`,
 //!   `connect_addr(&addr)`, `connect_deadline` and `connect_timeout`; [`UnixStream::pair`], [`Read`](std::io::Read)
 //!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
@@ -108,6 +108,7 @@ mod listener;
 mod message;
 mod options;
 mod seqpacket;
+mod start_lock;
 mod stream;
 mod sys;
 mod tcp;

@@ -119,11 +119,18 @@ impl UnixListener {
     /// listener that died (nobody accepts: `connect` is refused), never a live one.
     ///
     /// Starters are serialized by an exclusive `flock(2)` on a lock file beside the socket
-    /// (`PATH.lock`, mode 0600, created if missing and left in place), held until the new
-    /// socket listens. So two starters racing for the same stale path cannot both win, and
-    /// neither can unlink the other's live socket: the loser finds it live. Every process that
-    /// binds this path must use this call for the guarantee to hold (a plain
+    /// (`PATH.lock`, mode 0600, created if missing, never through a symbolic link), held until
+    /// the new socket listens. So two starters racing for the same stale path cannot both win,
+    /// and neither can unlink the other's live socket: the loser finds it live. Every process
+    /// that binds this path must use this call for the guarantee to hold (a plain
     /// [`bind`](Self::bind) does not take the lock).
+    ///
+    /// The lock file does not stay: the starter that holds it removes it before unlocking,
+    /// whether it won or lost. A starter that was waiting on it then holds a file that lost
+    /// its name, while a newcomer may have made a new one; so after locking, every starter
+    /// checks that `PATH.lock` still names the file it locked, and otherwise starts again
+    /// with the one there now. A starter killed while holding the lock leaves `PATH.lock`
+    /// behind (unlocked: the kernel drops the lock), and the next starter removes it.
     ///
     /// Under the lock: `bind`; on `EADDRINUSE`, the existing file must be a socket (anything
     /// else is left alone) and a probe `connect` must be refused (`ECONNREFUSED`); only then
@@ -153,7 +160,7 @@ impl UnixListener {
     ///     Err(Error::AddressInUse { .. })
     /// ));
     /// drop(live);
-    /// # let _ = std::fs::remove_file(path.with_extension("sock.lock"));
+    /// assert!(!path.with_extension("sock.lock").exists()); // no lock file left
     /// # Ok::<(), Box<dyn std::error::Error>>(())
     /// ```
     pub fn bind_reclaiming_stale(options: &BindOptions, path: impl AsRef<Path>) -> Result<Self> {

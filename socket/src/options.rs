@@ -5,6 +5,7 @@ use crate::addr::SocketAddr;
 use crate::cred::PeerPolicy;
 use crate::error::{Error, Result};
 use crate::listener::UnixListener;
+use crate::start_lock::StartLock;
 use crate::wait::set_fd_nonblocking;
 use ipcraft_core::{Deadline, SysError};
 use nix::errno::Errno;
@@ -173,25 +174,12 @@ impl BindOptions {
     }
 
     pub(crate) fn reclaim_typed(&self, path: &Path, ty: SockType) -> Result<UnixListener> {
-        use nix::fcntl::{Flock, FlockArg};
-        use std::os::unix::fs::{FileTypeExt, OpenOptionsExt};
+        use std::os::unix::fs::FileTypeExt;
         let addr = SocketAddr::from_path(path)?;
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
-        let lock_file = std::fs::OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(false)
-            .mode(0o600)
-            .custom_flags(nix::libc::O_CLOEXEC)
-            .open(&lock_path)
-            .map_err(|e| {
-                Error::Sys(SysError::from_io("open", &e).on(Path::new(&lock_path).display()))
-            })?;
-        let _lock = Flock::lock(lock_file, FlockArg::LockExclusive).map_err(|(_, e)| {
-            Error::Sys(SysError::new("flock", e).on(Path::new(&lock_path).display()))
-        })?;
+        // Held until the new socket listens (or we give up), then removed and released.
+        let _lock = StartLock::acquire(Path::new(&lock_path))?;
         match self.bind_typed(&addr, ty) {
             Err(Error::Sys(e)) if e.errno() == Errno::EADDRINUSE => {}
             other => return other,
@@ -235,7 +223,7 @@ impl BindOptions {
             }
         }
         self.bind_typed(&addr, ty)
-        // `_lock` is released here, after the new socket listens.
+        // `_lock` is removed and released here, after the new socket listens.
     }
 }
 

@@ -21,7 +21,8 @@
 //! - Control messages are read only through `CMSG_FIRSTHDR`/`CMSG_NXTHDR` (which stay within
 //!   `msg_controllen`, as set by the kernel and at most the buffer's length), and a
 //!   message's data only up to the smaller of its `cmsg_len` and the end of the buffer, with
-//!   unaligned reads.
+//!   unaligned reads. The walk ([`carried_fds`]) is pure memory over a buffer it borrows and
+//!   is total on any bytes; only its caller turns the numbers into descriptors.
 #![allow(unsafe_code)]
 
 use nix::errno::Errno;
@@ -138,16 +139,61 @@ pub(crate) fn recv_with_fds(
     // The kernel's count of control bytes, never past our buffer: fds are read only within
     // what the kernel wrote, not from the zero fill after it.
     let filled = (msg.msg_controllen as usize).min(control_len);
+    for carried in carried_fds(&control, filled) {
+        // SAFETY:
+        // - `carried.raw` is non-negative and was read from the control bytes the kernel
+        //   just wrote (`filled` is bounded by `msg_controllen`), in a SCM_RIGHTS or
+        //   SCM_PIDFD message: the kernel installed it in this process for this message, and
+        //   nothing else knows its number yet, so this is its only owner.
+        let fd = unsafe { OwnedFd::from_raw_fd(carried.raw) };
+        if carried.rights {
+            fds.push(fd);
+        } // else: a descriptor we did not ask for, closed here.
+    }
+    Ok(Received {
+        len: n,
+        fds,
+        truncated,
+        name,
+    })
+}
+
+/// A descriptor number found in control data by [`carried_fds`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Carried {
+    /// The number, never negative.
+    raw: RawFd,
+    /// From `SCM_RIGHTS` (the caller's); otherwise from `SCM_PIDFD` (to be closed).
+    rights: bool,
+}
+
+/// Every descriptor number in the `SCM_RIGHTS` and `SCM_PIDFD` messages of the first `filled`
+/// bytes of `control`, in order, negative ones (a pidfd the kernel could not make) left out.
+///
+/// Pure memory: the walk goes through a `msghdr` of its own that points only at `control`,
+/// so it never leaves `control[..filled]`, whatever the bytes say (a truncated message, a
+/// length that claims more than is there). That is also what lets Miri check it on a buffer
+/// built by hand.
+fn carried_fds(control: &[u64], filled: usize) -> Vec<Carried> {
+    let filled = filled.min(size_of_val(control));
+    let mut out = Vec::new();
+    // SAFETY:
+    // - `msghdr` is plain data (pointers and integers, and on some targets private padding
+    //   integers): all zeroes is a valid value, the null/empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // Only read through (CMSG_* never write): the `*mut` is what the C struct's field is.
+    msg.msg_control = control.as_ptr().cast_mut().cast();
+    msg.msg_controllen = filled as _;
     let end = control.as_ptr().cast::<u8>().wrapping_add(filled);
     // SAFETY:
-    // - `msg` is the header the kernel just filled: `msg_control` points to `control` and
-    //   `msg_controllen` is what the kernel wrote there, at most `control_len`.
+    // - `msg` is a live header whose `msg_control` points to `control`, alive and at least
+    //   `msg_controllen` (= `filled`) bytes long; CMSG_FIRSTHDR returns it or null.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
     while !cmsg.is_null() {
         // SAFETY:
         // - `cmsg` is non-null and was returned by CMSG_FIRSTHDR/CMSG_NXTHDR for `msg`, which
         //   only return headers lying whole within `msg_control[..msg_controllen]`, inside
-        //   `control`, which is alive; the read is unaligned-tolerant.
+        //   `control`, which is alive and borrowed; the read is unaligned-tolerant.
         let hdr = unsafe { cmsg.read_unaligned() };
         let is_rights = hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS;
         let is_pidfd = hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == SCM_PIDFD;
@@ -166,41 +212,107 @@ pub(crate) fn recv_with_fds(
                 let at = data.cast::<RawFd>().wrapping_add(i);
                 // SAFETY:
                 // - `at + 4 <= end`: `count` is bounded by the bytes left in `control` after
-                //   `data`, so the read is within the live buffer; an unaligned read of a
-                //   plain integer.
+                //   `data`, so the read is within the live, borrowed buffer; an unaligned
+                //   read of a plain integer.
                 let raw = unsafe { at.read_unaligned() };
-                if raw < 0 {
-                    // SCM_PIDFD carries a negative errno when the kernel could not make the
-                    // pidfd (the receiver at its fd limit, a sender gone): no descriptor.
-                    continue;
+                // SCM_PIDFD carries a negative errno when the kernel could not make the
+                // pidfd (the receiver at its fd limit, a sender gone): no descriptor.
+                if raw >= 0 {
+                    out.push(Carried {
+                        raw,
+                        rights: is_rights,
+                    });
                 }
-                // SAFETY:
-                // - `raw` is non-negative and lies within the control bytes the kernel wrote
-                //   (`end` is bounded by `msg_controllen`), in a SCM_RIGHTS or SCM_PIDFD
-                //   message: the kernel installed it in this process for this message, and
-                //   nothing else knows its number yet, so this is its only owner.
-                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-                if is_rights {
-                    fds.push(fd);
-                } // else: a descriptor we did not ask for, closed here.
             }
         }
+        // A message longer than all the control data has no successor; stop before
+        // CMSG_NXTHDR, whose CMSG_ALIGN overflows (a panic that cannot unwind, in debug
+        // builds) on a length near usize::MAX. The kernel never writes one, but the walk
+        // stays total on any bytes (it is fuzzed on arbitrary buffers).
+        if hdr.cmsg_len as usize > filled {
+            break;
+        }
         // SAFETY:
-        // - `msg` is the kernel-filled header and `cmsg` a header within its control data;
+        // - `msg` is our header over `control` and `cmsg` a header within its control data;
         //   CMSG_NXTHDR returns the next header inside `msg_controllen`, or null.
         cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    Ok(Received {
-        len: n,
-        fds,
-        truncated,
-        name,
-    })
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Appends one control message, as the kernel lays it out on 64-bit little-endian Linux
+    /// (`cmsg_len: size_t`, `cmsg_level: int`, `cmsg_type: int`, then the data, padded to
+    /// 8 bytes); `len` overrides the `cmsg_len` it would have.
+    #[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+    fn push_cmsg(words: &mut Vec<u64>, ty: libc::c_int, fds: &[RawFd], len: Option<u64>) {
+        words.push(len.unwrap_or(16 + 4 * fds.len() as u64));
+        words.push(u64::from(libc::SOL_SOCKET as u32) | (u64::from(ty as u32) << 32));
+        for pair in fds.chunks(2) {
+            let hi = pair.get(1).map_or(0, |&b| u64::from(b as u32));
+            words.push(u64::from(pair[0] as u32) | (hi << 32));
+        }
+    }
+
+    #[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+    fn rights(raw: RawFd) -> Carried {
+        Carried { raw, rights: true }
+    }
+
+    #[test]
+    #[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+    fn the_walk_finds_rights_and_pidfds_and_skips_the_rest() {
+        let mut c = Vec::new();
+        push_cmsg(&mut c, libc::SCM_RIGHTS, &[3, 4, 5], None);
+        push_cmsg(&mut c, libc::SCM_CREDENTIALS, &[100, 1000, 1000], None);
+        push_cmsg(&mut c, SCM_PIDFD, &[9], None);
+        push_cmsg(&mut c, SCM_PIDFD, &[-libc::ESRCH], None); // no pidfd: skipped
+        push_cmsg(&mut c, libc::SCM_RIGHTS, &[6], None);
+        let all = size_of_val(c.as_slice());
+        let pidfd = Carried {
+            raw: 9,
+            rights: false,
+        };
+        let expected = [rights(3), rights(4), rights(5), pidfd, rights(6)];
+        assert_eq!(carried_fds(&c, all), expected);
+        // Never past `filled`, nor past the buffer whatever `filled` says.
+        assert_eq!(carried_fds(&c, all + 4096), expected);
+        assert_eq!(carried_fds(&c, 0), []);
+        assert_eq!(carried_fds(&c, 15), []);
+        assert_eq!(carried_fds(&[], 64), []);
+    }
+
+    #[test]
+    #[cfg(all(target_pointer_width = "64", target_endian = "little"))]
+    fn a_truncated_or_lying_message_is_read_only_within_the_buffer() {
+        // The kernel cut the control data after two of four descriptors (MSG_CTRUNC).
+        let mut c = Vec::new();
+        push_cmsg(&mut c, libc::SCM_RIGHTS, &[10, 11, 12, 13], None);
+        assert_eq!(carried_fds(&c, 16 + 8), [rights(10), rights(11)]);
+        assert_eq!(carried_fds(&c, 16 + 7), [rights(10)]);
+        // A length that claims far more than the buffer, or wraps the address space.
+        for len in [1 << 20, u64::MAX, u64::MAX - 7] {
+            let mut c = Vec::new();
+            push_cmsg(&mut c, libc::SCM_RIGHTS, &[20, 21], Some(len));
+            push_cmsg(&mut c, libc::SCM_RIGHTS, &[22], None);
+            let found = carried_fds(&c, size_of_val(c.as_slice()));
+            // The first message's data runs to the end of the buffer (its bytes, read as
+            // descriptor numbers: the second header's words too); never beyond.
+            assert!(
+                found.len() <= (size_of_val(c.as_slice()) - 16) / 4,
+                "{found:?}"
+            );
+            assert_eq!(found[..2], [rights(20), rights(21)]);
+        }
+        // A length shorter than a header: no data, and the walk stops.
+        let mut c = Vec::new();
+        push_cmsg(&mut c, libc::SCM_RIGHTS, &[30], Some(3));
+        push_cmsg(&mut c, libc::SCM_RIGHTS, &[31], None);
+        assert_eq!(carried_fds(&c, size_of_val(c.as_slice())), []);
+    }
 
     #[test]
     fn control_space_fits_the_descriptors() {

@@ -119,6 +119,101 @@ pub(crate) fn wait_ready<W: StateWord>(
     }
 }
 
+/// The protocol on plain heap atomics, one step at a time and with real threads: pure
+/// memory, so Miri runs it (`cargo xtask miri`) and checks its orderings for data races.
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::sync::atomic::{AtomicU32, Ordering};
+
+    #[test]
+    fn every_word_a_peer_may_write_gives_a_typed_outcome() {
+        for word in [FRESH, INITIALIZING, READY, 3, 0x8000_0000, u32::MAX] {
+            let state = AtomicU32::new(word);
+            let mut inits = 0;
+            let r = init_once(
+                &state,
+                || -> Result<(), ()> {
+                    inits += 1;
+                    Ok(())
+                },
+                || false, // never wait
+            );
+            match (word, r) {
+                (FRESH, Ok(Outcome::Initialized)) => assert_eq!(inits, 1),
+                (READY, Ok(Outcome::Attached)) | (INITIALIZING, Err(OnceError::NotReady)) => {
+                    assert_eq!(inits, 0)
+                }
+                (w, Err(OnceError::Foreign(found))) if w > READY => assert_eq!(found, w),
+                (w, r) => panic!("word {w:#x}: {r:?}"),
+            }
+            let waited = wait_ready(&state, || false);
+            match (state.load(Ordering::Relaxed), waited) {
+                (READY, Ok(())) | (FRESH | INITIALIZING, Err(OnceError::NotReady)) => {}
+                (w, Err(OnceError::Foreign(found))) if w > READY => assert_eq!(found, w),
+                (w, r) => panic!("word {w:#x}: {r:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_init_puts_the_word_back_and_a_waiter_can_take_over() {
+        let state = AtomicU32::new(FRESH);
+        let r = init_once(&state, || Err("no"), || true);
+        assert!(matches!(r, Err(OnceError::Init("no"))));
+        assert_eq!(state.load(Ordering::Relaxed), FRESH);
+        // A waiter that sees the word go back to fresh claims it.
+        state.store(INITIALIZING, Ordering::Relaxed);
+        let mut waits = 0;
+        let r = init_once(
+            &state,
+            || Ok::<(), ()>(()),
+            || {
+                waits += 1;
+                state.store(FRESH, Ordering::Release); // the initializer gave up
+                true
+            },
+        );
+        assert!(matches!(r, Ok(Outcome::Initialized)), "{r:?}");
+        assert_eq!((waits, state.load(Ordering::Relaxed)), (1, READY));
+    }
+
+    #[test]
+    fn threads_racing_initialize_once_and_see_the_writes() {
+        let state = AtomicU32::new(FRESH);
+        let data = AtomicU32::new(0);
+        let outcomes: Vec<Outcome> = std::thread::scope(|s| {
+            let racers: Vec<_> = (0..3)
+                .map(|_| {
+                    s.spawn(|| {
+                        let r = init_once(
+                            &state,
+                            || {
+                                data.store(42, Ordering::Relaxed);
+                                Ok::<(), ()>(())
+                            },
+                            || {
+                                std::thread::yield_now();
+                                true
+                            },
+                        );
+                        // Relaxed on purpose: only the protocol's acquire makes 42 visible.
+                        assert_eq!(data.load(Ordering::Relaxed), 42);
+                        r.unwrap()
+                    })
+                })
+                .collect();
+            racers.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let inits = outcomes
+            .iter()
+            .filter(|o| **o == Outcome::Initialized)
+            .count();
+        assert_eq!(inits, 1, "{outcomes:?}");
+        assert!(wait_ready(&state, || false).is_ok());
+    }
+}
+
 #[cfg(all(test, ipcraft_loom))]
 mod loom_tests {
     use super::*;

@@ -21,8 +21,12 @@ pub const SUITES: &[(&str, &[&str])] = &[
     // Error texts and the RLIMIT_MSGQUEUE arithmetic (the /proc read is ignored under Miri).
     ("ipcraft-mqueue", &["--lib"]),
     // The futex mutex's and the semaphore's word protocols against every word a peer may
-    // write (liveness as a closure, deadlines already passed: no system call), layouts.
+    // write (liveness as a closure, deadlines already passed: no system call), the
+    // exactly-once state word (sequential and with racing threads), layouts.
     ("ipcraft-sync", &["--lib"]),
+    // Address rules (proptest, few cases), error texts, peer policies, and the SCM_RIGHTS
+    // control-message walk on control buffers built by hand (truncated and lying lengths).
+    ("ipcraft-socket", &["--lib"]),
 ];
 
 /// Suites Miri runs without its weak-memory emulation (`-Zmiri-disable-weak-memory-emulation`):
