@@ -173,7 +173,7 @@ pub fn open_fds() -> usize {
 
 /// Whether message `seq` carries a descriptor (on mechanisms that pass them).
 pub fn carries_fd(seq: u64) -> bool {
-    seq != HELLO && seq % 3 == 0
+    seq != HELLO && seq.is_multiple_of(3)
 }
 
 /// The descriptor message `id` carries: a memfd holding its stream and sequence number.

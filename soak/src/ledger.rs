@@ -30,6 +30,11 @@ pub struct Counts {
     pub messages: u64,
     /// Acknowledged and never received, and not excused by the mechanism's promise.
     pub lost: u64,
+    /// Acknowledged, never received, and excused by the promise (gone with a killed reader).
+    pub excused: u64,
+    /// Deaths the survivors saw and recovered from: `OwnerDied` repairs (mutex),
+    /// `CreatorDied` outcomes (shm), broken connections re-made (`B` lines).
+    pub recovered: u64,
     /// Received more than once.
     pub duplicated: u64,
     /// Received out of the promised order.
@@ -51,6 +56,8 @@ impl Counts {
         self.kills += o.kills;
         self.messages += o.messages;
         self.lost += o.lost;
+        self.excused += o.excused;
+        self.recovered += o.recovered;
         self.duplicated += o.duplicated;
         self.reordered += o.reordered;
         self.corrupted += o.corrupted;
@@ -117,6 +124,7 @@ pub fn tally_common(kids: &[KidLog], c: &mut Counts, notes: &mut String) {
                     c.leaked += n;
                     let _ = writeln!(notes, "leaked ({}): {n} descriptors", k.label);
                 }
+                "B" | "RECOVERED" => c.recovered += 1,
                 "E" => {
                     c.errors += 1;
                     let _ = writeln!(notes, "error ({}): {rest}", k.label);
@@ -200,7 +208,9 @@ pub fn tally_messages(kids: &[KidLog], promise: Promise, c: &mut Counts, notes: 
                     reader_died && !hole
                 }
             };
-            if !excused {
+            if excused {
+                c.excused += 1;
+            } else {
                 c.lost += 1;
                 let _ = writeln!(notes, "lost: stream {s} conn {conn} seq {q}");
             }
@@ -208,6 +218,7 @@ pub fn tally_messages(kids: &[KidLog], promise: Promise, c: &mut Counts, notes: 
     }
     // Held: each killed consumer may have had one message in its hands, the start of a gap.
     let excusable = consumer_kills as usize;
+    c.excused += gap_starts.len().min(excusable) as u64;
     for &(s, q) in gap_starts.iter().skip(excusable) {
         c.lost += 1;
         let _ = writeln!(

@@ -87,7 +87,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
     Ok(o)
 }
 
-const COLUMNS: [&str; 11] = [
+const COLUMNS: [&str; 13] = [
     "mechanism",
     "rounds",
     "kills",
@@ -99,9 +99,11 @@ const COLUMNS: [&str; 11] = [
     "hung",
     "leaked",
     "errors",
+    "excused",
+    "recovered",
 ];
 
-fn cells(name: &str, c: &Counts) -> [String; 11] {
+fn cells(name: &str, c: &Counts) -> [String; 13] {
     [
         name.to_owned(),
         c.rounds.to_string(),
@@ -114,6 +116,8 @@ fn cells(name: &str, c: &Counts) -> [String; 11] {
         c.hung.to_string(),
         c.leaked.to_string(),
         c.errors.to_string(),
+        c.excused.to_string(),
+        c.recovered.to_string(),
     ]
 }
 

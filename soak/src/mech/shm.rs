@@ -102,7 +102,12 @@ pub fn round(run: &Run, round: u64, rng: &mut Rng) -> (Counts, String) {
         for i in 0..racers {
             let kid = if run.self_test {
                 // Racer 0 creates (the others start late), and flips a byte of its pattern.
-                spawn(i, if i == 0 { 0 } else { 30_000 }, 0, faults[i])?
+                spawn(
+                    i,
+                    if i == 0 { 0 } else { 30_000 },
+                    0,
+                    faults.get(i).copied().unwrap_or(""),
+                )?
             } else {
                 spawn(i, rng.range(0, 1500), rng.range(0, 3000), "")?
             };
@@ -149,7 +154,7 @@ pub fn round(run: &Run, round: u64, rng: &mut Rng) -> (Counts, String) {
             match line.as_str() {
                 "O created" => creators += 1,
                 "O opened" => {}
-                "O died" if killed_before_outcome => {}
+                "O died" if killed_before_outcome => c.recovered += 1,
                 "O died" => {
                     c.lost += 1;
                     let _ = writeln!(

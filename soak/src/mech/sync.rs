@@ -110,7 +110,8 @@ pub fn producer(ctx: &Ctx, out: &Out) {
             let good = msg::verify(bytes, 0).is_ok();
             let s = sum(id.stream, id.seq) ^ u64::from(!good) << 7;
             g.set(&[1, id.stream, id.seq, 0]);
-            let pause = Instant::now() + Duration::from_micros(20);
+            // The mid-update window, 20 to 300 us, so that kills land in it now and then.
+            let pause = Instant::now() + Duration::from_micros(20 + id.seq * 37 % 280);
             while Instant::now() < pause {
                 std::hint::spin_loop();
             }
