@@ -3,8 +3,9 @@
 //! segment, checked once instead of on every word.
 //!
 //! Invariants this file upholds, and who upholds the rest:
-//! - A [`SharedRegion`] owns an `ipcraft_shm::Segment` and caches the pointer to and length
-//!   of its data area (64-byte aligned). It never grows or re-maps the segment (it hands out
+//! - A [`SharedRegion`] owns an `ipcraft_shm::Segment` (in tests, heap atomics standing
+//!   in for one, for Miri) and caches the pointer to and length of its data area (64-byte
+//!   aligned; 8 on the heap). It never grows or re-maps the segment (it hands out
 //!   only `&Segment`, and `grow` needs `&mut`), so the pointer stays valid for the region's
 //!   whole life.
 //! - The mapping is writable (a read-only one is refused in `new`): atomic stores and
@@ -26,8 +27,21 @@ use std::sync::atomic::{AtomicU32, AtomicU64};
 pub(crate) struct SharedRegion {
     base: NonNull<u8>,
     len: usize,
-    /// Owns the mapping `base` points into; never grown or re-mapped.
-    seg: Segment,
+    /// Owns the memory `base` points into; never grown or re-mapped.
+    backing: Backing,
+}
+
+/// What owns a region's memory.
+#[derive(Debug)]
+enum Backing {
+    /// A mapped segment (every region outside tests).
+    Segment(Segment),
+    /// Heap words standing in for a mapping, so that Miri can run the channel's code paths
+    /// (it cannot map a memfd).
+    #[cfg(test)]
+    // A `Vec`, not a `Box`: moving a `Box` asserts unique access to what it points to, which
+    // would invalidate `base` (Miri's Stacked Borrows says so).
+    Heap(#[allow(dead_code, reason = "owns the memory `base` points into")] Vec<AtomicU64>),
 }
 
 // SAFETY:
@@ -48,13 +62,33 @@ impl SharedRegion {
         Some(Self {
             base: NonNull::new(seg.as_ptr())?,
             len: seg.len(),
-            seg,
+            backing: Backing::Segment(seg),
         })
     }
 
+    /// A region of `len` bytes (rounded up to 8) of zeroed heap memory, 8-byte aligned.
+    #[cfg(test)]
+    pub(crate) fn heap(len: usize) -> Self {
+        let words: Vec<AtomicU64> = (0..len.div_ceil(8)).map(|_| AtomicU64::new(0)).collect();
+        Self {
+            // Atomics are `UnsafeCell`s: the bytes may be written through this pointer.
+            base: NonNull::from(words.as_slice()).cast::<u8>(),
+            len: words.len() * 8,
+            backing: Backing::Heap(words),
+        }
+    }
+
     /// The segment (shared access only: it must not be grown while the region lives).
+    ///
+    /// # Panics
+    ///
+    /// For a heap region (tests only).
     pub(crate) fn segment(&self) -> &Segment {
-        &self.seg
+        match &self.backing {
+            Backing::Segment(seg) => seg,
+            #[cfg(test)]
+            Backing::Heap(_) => panic!("a heap region has no segment"),
+        }
     }
 
     fn at(&self, offset: usize, size: usize, align: usize) -> Option<NonNull<u8>> {
@@ -71,7 +105,7 @@ impl SharedRegion {
     pub(crate) fn u64(&self, offset: usize) -> Option<&AtomicU64> {
         let p = self.at(offset, 8, 8)?;
         // SAFETY:
-        // - In bounds and aligned (checked in `at`), inside the mapping `self.seg` keeps
+        // - In bounds and aligned (checked in `at`), inside the memory `self.backing` keeps
         //   alive (and never re-maps) for as long as `self`, to which the reference is tied; any bits are a valid u64; other processes access these
         //   bytes only atomically (the channel protocol), and no `&mut` exists here.
         Some(unsafe { p.cast::<AtomicU64>().as_ref() })
@@ -92,7 +126,7 @@ impl SharedRegion {
         };
         // SAFETY:
         // - `dst` is valid for `src.len()` bytes (bounds-checked in `at`, inside the mapping
-        //   `self.seg` keeps alive); `src` is our own slice; they cannot overlap (no Rust slice ever covers
+        //   `self.backing` keeps alive); `src` is our own slice; they cannot overlap (no Rust slice ever covers
         //   the region); u8 needs no alignment. The ring protocol gives this window to the
         //   writer alone until it publishes.
         unsafe { std::ptr::copy_nonoverlapping(src.as_ptr(), dst.as_ptr(), src.len()) };

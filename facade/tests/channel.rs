@@ -256,7 +256,7 @@ fn opening_a_named_channel_of_another_kind_or_version_is_a_typed_error() {
         Receiver::open(&name),
         Err(ChannelError::IncompatibleVersion {
             found: 99,
-            expected: 2
+            expected: 3
         })
     ));
     drop(tx);

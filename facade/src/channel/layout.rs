@@ -6,8 +6,9 @@ use super::*;
 
 /// `b"IPCRING1"` little-endian, at the start of the channel's segment data.
 pub(super) const MAGIC: u64 = u64::from_le_bytes(*b"IPCRING1");
-/// Layout version 2: commit words in records, sender slots (version 1 polled positions).
-pub(super) const VERSION: u32 = 2;
+/// Layout version 3: the receiver's journal after the rings, and sender slots that are
+/// reused (version 2 had neither; version 1 polled positions).
+pub(super) const VERSION: u32 = 3;
 pub(super) const H_CAPACITY: usize = 12;
 pub(super) const H_PRODUCERS: usize = 16;
 /// The receiver's doorbell (its own cache line: read by every sender after each commit,
@@ -17,8 +18,8 @@ pub(super) const DATA_SEQ: usize = 68;
 /// The receiver's state (a line written rarely).
 pub(super) const RECEIVER_CLOSED: usize = 128;
 pub(super) const RECEIVER_CPU: usize = 136;
-/// Set by the receiver once it holds its lock byte: from then on, a free lock byte means
-/// the receiver died.
+/// Set by the first receiver once it holds its lock byte: from then on, a free lock byte
+/// means the receiver closed or died, and the next receiver takes over.
 pub(super) const RECEIVER_TAKEN: usize = 140;
 /// Sender slots: control lines, one block of [`SLOT_STRIDE`] bytes each.
 pub(super) const SLOTS: usize = 256;
@@ -31,8 +32,9 @@ pub(super) const S_CONSUMER_POS: usize = 64;
 /// The sender's doorbell.
 pub(super) const S_PRODUCER_SLEEPING: usize = 128;
 pub(super) const S_SPACE_SEQ: usize = 132;
-/// The sender's state (a line written rarely). Claimed: set by the sender once it holds
-/// the slot's lock byte (slots are never reused).
+/// The sender's state (a line written rarely). The slot's state (see
+/// [`crate::ring::slots`]): claimed by a sender that holds the slot's lock byte, made vacant
+/// by the receiver once that sender closed or died and its ring is drained.
 pub(super) const S_CLAIMED: usize = 192;
 pub(super) const S_CLOSED: usize = 200;
 pub(super) const S_CPU: usize = 204;
@@ -78,11 +80,20 @@ impl Layout {
     pub(super) fn slot(&self, i: usize) -> usize {
         SLOTS + i * SLOT_STRIDE
     }
+    /// Offset of the receiver's journal word for ring `i`: the position up to which the
+    /// receiver consumed it (published or not), stored at every release, read only by a
+    /// receiver that takes over (a line of its own, after the rings: no other side reads
+    /// it, so the store costs no cache traffic).
+    pub(super) fn journal(&self, i: usize) -> usize {
+        // `size()` checked that this does not overflow before any segment was made.
+        self.data() + self.producers * self.capacity + i * 8
+    }
     /// Bytes of the whole segment (`None` on overflow).
     pub(super) fn size(&self) -> Option<usize> {
         self.producers
             .checked_mul(self.capacity)?
-            .checked_add(self.data())
+            .checked_add(self.data())?
+            .checked_add((self.producers * 8).next_multiple_of(64))
     }
     pub(super) fn ring(&self, region: &Arc<SharedRegion>, i: usize) -> SlotRing {
         SlotRing {
@@ -91,6 +102,29 @@ impl Layout {
             data: self.data() + i * self.capacity,
             cap: self.capacity,
         }
+    }
+}
+
+/// A sender slot's control words in the shared segment.
+pub(super) struct SlotCtl<'a> {
+    pub(super) region: &'a SharedRegion,
+    /// Offset of the slot's control lines.
+    pub(super) ctl: usize,
+}
+
+impl SlotWords for SlotCtl<'_> {
+    fn state(&self) -> u32 {
+        state(self.region, self.ctl + S_CLAIMED)
+    }
+    fn swap_state(&self, from: u32, to: u32) -> bool {
+        swap_state(self.region, self.ctl + S_CLAIMED, from, to)
+    }
+    fn sender_closed(&self) -> bool {
+        flag(self.region, self.ctl + S_CLOSED)
+    }
+    fn clear_sender_flags(&self) {
+        set_flag(self.region, self.ctl + S_CLOSED, 0);
+        set_flag(self.region, self.ctl + S_PRODUCER_SLEEPING, 0);
     }
 }
 
@@ -238,10 +272,20 @@ pub(super) fn set_flag(region: &SharedRegion, off: usize, v: u32) {
 
 /// Claim a word that starts at 0 (true: this process got it).
 pub(super) fn claim(region: &SharedRegion, off: usize) -> bool {
+    swap_state(region, off, 0, 1)
+}
+
+/// Move the 32-bit state word at `off` from `from` to `to` (true: this process did).
+pub(super) fn swap_state(region: &SharedRegion, off: usize, from: u32, to: u32) -> bool {
     word32(region, off).is_some_and(|w| {
-        w.compare_exchange(0, 1, Ordering::AcqRel, Ordering::Acquire)
+        w.compare_exchange(from, to, Ordering::AcqRel, Ordering::Acquire)
             .is_ok()
     })
+}
+
+/// The 32-bit state word at `off` (acquire; `u32::MAX`, no state, when out of range).
+pub(super) fn state(region: &SharedRegion, off: usize) -> u32 {
+    word32(region, off).map_or(u32::MAX, |w| w.load(Ordering::Acquire))
 }
 
 /// Bump a futex sequence word and wake everyone sleeping on it.

@@ -65,11 +65,12 @@
 //! `producers` commit words (round robin, so no sender starves the others). Order is kept
 //! per sender, not across senders ([`RecvSlot::sender`] says whose a message is).
 //!
-//! A channel made for `producers` senders serves that many over its life: a slot is
-//! claimed by a lock byte the kernel drops when the sender dies, and is never reused. The
-//! receiver reports `Disconnected` once every slot was claimed and every sender closed or
-//! died; with fewer senders than slots it keeps waiting for the rest (use timeouts, or
-//! size the channel to the senders you will start).
+//! A channel made for `producers` senders serves that many *at a time*: a slot is claimed
+//! by a lock byte the kernel drops when the sender dies, and once its sender closed or died
+//! and the receiver received everything it committed, the slot is free for the next
+//! sender (see "Restarting an end"). The receiver reports `Disconnected` once every slot
+//! was claimed and every sender closed or died; with fewer senders than slots it keeps
+//! waiting for the rest, unless told not to ([`Receiver::set_claim_deadline`]).
 //!
 //! # Choosing a capacity
 //!
@@ -100,6 +101,36 @@
 //! and, if the receiver died without closing, once the channel is full (a send into free
 //! room does not probe the peer: that would cost a system call per message).
 //!
+//! `Disconnected` says that no peer is there *now*: a restarted peer can take the dead
+//! one's place (next section), and the channel then carries on.
+//!
+//! # Restarting an end
+//!
+//! A crash-only service restarts the process that died, and the new process rejoins the
+//! channel with the same calls ([`Receiver::open`] / [`Receiver::from_fd`],
+//! [`Sender::open`] / [`Sender::from_fd`]):
+//!
+//! - **Receiver**: a new receiver takes over from one that died or closed (never from
+//!   one that lives: [`ChannelError::ReceiverTaken`]; [`Receiver::took_over`] says which
+//!   happened). It receives every committed message the previous receiver had not
+//!   released, exactly once, in order. A message the previous receiver released
+//!   ([`RecvSlot::release`], [`RecvSlot::consume`], or any `recv` that returned it) is gone
+//!   with it, even if it died before acting on it: acknowledge a message only once its
+//!   work is done, or design for at-most-once at the receiver. A message it was reading
+//!   (a [`RecvSlot`] not yet released) is received again by the new receiver. Senders
+//!   told `Disconnected` meanwhile can send again once the new receiver is there.
+//! - **Sender**: a new sender claims the slot of one that died or closed once the
+//!   receiver has received everything that sender committed (what it reserved or staged
+//!   but never published is dropped); until then its slot counts as taken
+//!   ([`ChannelError::SendersFull`]: retry). The receiver frees such slots when it waits
+//!   for messages, and every few thousand messages while it is busy. Order is kept per
+//!   slot: the old sender's messages all come before the new one's.
+//! - **Senders that never came**: a receiver waits for every slot to be claimed before
+//!   it reports `Disconnected`; [`Receiver::set_claim_deadline`] ends that wait.
+//!
+//! How the new end knows where to carry on from, and why a restart never races with a
+//! live end, is in the source (`channel/restart.rs`).
+//!
 //! The locks belong to the open file description, which a `fork` shares: while a child
 //! forked (without exec) from a peer runs, the peer does not look dead. The channel's
 //! descriptors are close-on-exec, so an exec'd child holds nothing.
@@ -120,9 +151,24 @@
 //! `SIGBUS`, as with any shared mapping. Anonymous channels are sealed against shrinking
 //! and growing; a segment sealed against writing is refused with
 //! [`ipcraft_shm::Error::ReadOnly`] (a read-only mapping cannot hold the channel's
-//! atomics). Between processes that do not trust each other, use an anonymous channel.
+//! atomics).
+//! Between processes that do not trust each other, use an anonymous channel.
 //!
-//! # Layout (version 2)
+//! The one assumption under all of this: payload bytes move with plain copies
+//! (`ptr::copy_nonoverlapping`, which compiles to `memcpy`) between the segment and this
+//! process's own buffers, while a hostile peer may write the same segment bytes at the
+//! same time. Rust's memory model calls that a data race; what keeps it from becoming
+//! undefined behaviour *in this process*: the segment is memory the compiler knows
+//! nothing about (a foreign mapping reached only through a raw pointer, never through a
+//! `&`/`&mut` to its bytes, so no reference promises the bytes do not change); no value is
+//! read from it twice (every length and position is loaded once through an atomic,
+//! validated, and then used from a local, so a change between two reads cannot break a
+//! check); and on the hardware Linux runs on, a copy racing with writes yields some
+//! mixture of old and new bytes, never a trap. The worst a peer gets is garbage in the
+//! copied payload, which is why payloads reach you only as copies
+//! ([`RecvSlot::read_at`], [`io::Read`]) and never as a reference into the segment.
+//!
+//! # Layout (version 3)
 //!
 //! The segment's data area, in bytes; each group of words has a 64-byte cache line of its
 //! own (the role of `crossbeam_utils::CachePadded` in [`crate::ring::HeapRing`]), so that
@@ -133,19 +179,24 @@
 //! | 0 | magic `IPCRING1`, version, capacity per ring, number of sender slots | creator, once |
 //! | 64 | receiver's doorbell: sleeping flag, futex sequence | receiver (sleep/wake), senders (wake) |
 //! | 128 | receiver's state: closed, CPU, taken | receiver, rarely |
-//! | 256 + 256 i | slot i: producer position (line +0), consumer position (+64), sender's doorbell (+128), sender's state: claimed, closed, CPU, poisoned (+192) | as named |
+//! | 256 + 256 i | slot i: producer position (line +0), consumer position (+64), sender's doorbell (+128), sender's state: state (free, claimed, vacant), closed, CPU, poisoned (+192) | as named |
 //! | 256 + 256 n + i c | ring i's data: records (commit word, payload) | sender i, then receiver |
+//! | 256 + 256 n + n c + 8 i | ring i's journal: how far the receiver consumed it (lines of their own) | receiver, at every release |
 //!
 //! Liveness locks: byte 1 of the file for the receiver, byte 2 + i for sender i (byte 0
 //! is `ipcraft-shm`'s creator lock).
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
 
+#[cfg(test)]
+mod heap_tests;
 mod layout;
 mod named;
 mod receiver;
+mod restart;
 mod sender;
 mod wait;
 
+use crate::ring::slots::{SLOT_CLAIMED, SLOT_FREE, SlotWords};
 use crate::ring::wake::{Doorbell, announce, notify, notify_each, withdraw};
 use crate::ring::{
     Consumer, Producer, ReadSlot, RingError, RingMemory, WriteSlot, max_message_len,
@@ -166,6 +217,7 @@ use layout::*;
 pub use layout::{MAX_PRODUCERS, SlotRing};
 pub use named::NamedOptions;
 pub use receiver::{Receiver, RecvSlot};
+use restart::*;
 pub use sender::{SendSlot, Sender};
 use wait::*;
 
@@ -225,12 +277,13 @@ pub enum ChannelError {
     BadCapacity(usize),
     /// The number of senders is not between 1 and [`MAX_PRODUCERS`].
     BadProducers(usize),
-    /// Every sender slot of the channel is taken.
+    /// Every sender slot of the channel is taken: by a live sender, or by one that closed
+    /// or died whose messages the receiver has not all received yet (retry later).
     SendersFull {
         /// How many senders the channel takes.
         max: usize,
     },
-    /// The channel already has its receiver.
+    /// The channel's receiver lives (one that closed or died is taken over).
     ReceiverTaken,
     /// The shared ring breaks the protocol (a buggy or hostile peer).
     Corrupted(&'static str),
@@ -272,9 +325,13 @@ impl fmt::Display for ChannelError {
                 "{n} senders: a channel takes between 1 and {MAX_PRODUCERS}"
             ),
             Self::SendersFull { max } => {
-                write!(f, "all {max} sender slots of the channel are taken")
+                write!(
+                    f,
+                    "all {max} sender slots of the channel are taken (a slot whose sender \
+                     closed or died frees up once the receiver has received its messages)"
+                )
             }
-            Self::ReceiverTaken => f.write_str("the channel already has a receiver"),
+            Self::ReceiverTaken => f.write_str("the channel already has a live receiver"),
             Self::Corrupted(w) => write!(f, "the channel is corrupted: {w}"),
             Self::Shm(e) => e.fmt(f),
             Self::Sys(e) => e.fmt(f),

@@ -16,6 +16,15 @@ pub struct Receiver {
     pub(super) region: Arc<SharedRegion>,
     pub(super) lock: OwnedFd,
     pub(super) wait: Wait,
+    /// Past it, slots no sender claimed no longer keep the channel connected.
+    pub(super) claim_deadline: Deadline,
+    /// Messages received, counted in MPSC channels only: every [`RECLAIM_EVERY`] a busy
+    /// receiver looks for slots to free (an idle one does when it waits).
+    pub(super) received: u32,
+    /// Whether this receiver took over from one that closed or died.
+    pub(super) took_over: bool,
+    /// Offset of the journal word of ring 0 (see [`Layout::journal`]).
+    pub(super) journal: usize,
 }
 
 impl Receiver {
@@ -49,7 +58,9 @@ impl Receiver {
     ///
     /// # Errors
     ///
-    /// As [`Sender::from_fd`], and [`ChannelError::ReceiverTaken`].
+    /// As [`Sender::from_fd`], and [`ChannelError::ReceiverTaken`] while another receiver
+    /// lives (one that closed or died is taken over: see
+    /// [`took_over`](Self::took_over)).
     pub fn from_fd(fd: OwnedFd) -> Result<Self, ChannelError> {
         Self::with(attach_fd(fd)?)
     }
@@ -82,30 +93,49 @@ impl Receiver {
     ///
     /// # Errors
     ///
-    /// As [`Sender::open`], and [`ChannelError::ReceiverTaken`].
+    /// As [`Sender::open`], and [`ChannelError::ReceiverTaken`] while another receiver
+    /// lives (one that closed or died is taken over: see
+    /// [`took_over`](Self::took_over)).
     pub fn open(name: &str) -> Result<Self, ChannelError> {
         NamedOptions::new().open_receiver(name)
     }
 
-    pub(super) fn with((region, layout): Made) -> Result<Self, ChannelError> {
-        let lock = own_description(region.segment())?;
-        if flag(&region, RECEIVER_TAKEN)
-            || !lock_byte(&lock, RECEIVER_LOCK)?
-            || !claim(&region, RECEIVER_TAKEN)
-        {
-            return Err(ChannelError::ReceiverTaken);
-        }
-        publish_cpu(&region, RECEIVER_CPU);
-        Ok(Self {
-            rx: (0..layout.producers)
-                .map(|i| Consumer::attach(layout.ring(&region, i)))
-                .collect(),
-            poisoned: vec![false; layout.producers],
-            next: 0,
-            region,
-            lock,
-            wait: Wait::default(),
-        })
+    pub(super) fn with(made: Made) -> Result<Self, ChannelError> {
+        restart::receiver(made)
+    }
+
+    /// Whether this receiver took over the channel from a receiver that closed or died
+    /// (see the module docs, "Restarting an end"): it receives every message the previous
+    /// one had not released, then what the senders send next.
+    pub fn took_over(&self) -> bool {
+        self.took_over
+    }
+
+    /// From `deadline` on, sender slots that no sender has claimed yet no longer keep the
+    /// channel connected: once every sender that did claim one closed or died (and all
+    /// they sent was received), receives report [`ChannelError::Disconnected`] instead of
+    /// waiting for senders that never came. `Deadline::after(Duration::ZERO)` says so
+    /// at once. A sender that claims a slot later is still received from.
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft::channel::{ChannelError, Receiver, Sender};
+    /// use ipcraft::ipcraft_core::Deadline;
+    /// use std::time::Duration;
+    ///
+    /// // Room for four senders; only one ever comes.
+    /// let (mut rx, fd) = Receiver::anonymous_mpsc(4, 4096)?;
+    /// let mut tx = Sender::from_fd(fd)?;
+    /// tx.send(b"only")?;
+    /// drop(tx);
+    /// rx.set_claim_deadline(Deadline::after(Duration::ZERO));
+    /// assert_eq!(rx.recv()?, b"only");
+    /// assert!(matches!(rx.recv(), Err(ChannelError::Disconnected)));
+    /// # Ok::<(), ChannelError>(())
+    /// ```
+    pub fn set_claim_deadline(&mut self, deadline: Deadline) {
+        self.claim_deadline = deadline;
     }
 
     /// The largest message this channel takes.
@@ -241,7 +271,7 @@ impl Receiver {
     pub fn try_recv_slot(&mut self) -> Result<RecvSlot<'_>, ChannelError> {
         let i = match self.ready() {
             Ok(i) => i,
-            Err(RingError::Empty) if self.peer_gone(true) => {
+            Err(RingError::Empty) if self.tidy_then_gone() => {
                 // Look once more: a sender may have committed just before closing.
                 match self.ready() {
                     Ok(i) => i,
@@ -286,6 +316,13 @@ impl Receiver {
 
     /// The message `ready` found in ring `i`.
     pub(super) fn slot_at(&mut self, i: usize) -> Result<RecvSlot<'_>, ChannelError> {
+        if self.rx.len() > 1 {
+            self.received = self.received.wrapping_add(1);
+            if self.received.is_multiple_of(RECLAIM_EVERY) {
+                self.reclaim(true);
+            }
+        }
+        let journal = self.journal(i);
         // The next scan starts here until the message is released or consumed: a slot
         // dropped unread (or a buffer too small) leaves this message the next one received.
         self.next = i;
@@ -302,6 +339,7 @@ impl Receiver {
             Ok(slot) => Ok(RecvSlot {
                 slot,
                 sender: i,
+                journal,
                 unreleased_max,
                 next,
                 after,
@@ -334,29 +372,21 @@ impl Receiver {
     /// The first sender ring (round robin) with a message ready.
     #[inline]
     pub(super) fn ready(&mut self) -> Result<usize, RingError> {
-        let n = self.rx.len();
-        let mut i = self.next;
-        for _ in 0..n {
-            if !self.poisoned[i] {
-                let released = self.rx[i].released();
-                match self.rx[i].poll() {
-                    Ok(()) => return Ok(i),
-                    Err(RingError::Empty) => {
-                        // An empty ring publishes what was consumed (and padding passed):
-                        // its sender may be waiting for exactly that room.
-                        if self.rx[i].released() != released {
-                            notify(&self.rx[i].memory().producer_bell());
-                        }
-                    }
-                    Err(e) => {
-                        self.poison(i);
-                        return Err(e);
-                    }
-                }
+        let wake = |ring: &SlotRing| notify(&ring.producer_bell());
+        match crate::ring::slots::ready(&mut self.rx, &self.poisoned, self.next, wake) {
+            Ok(i) => Ok(i),
+            Err((_, RingError::Empty)) => Err(RingError::Empty),
+            Err((i, e)) => {
+                self.poison(i);
+                Err(e)
             }
-            i = if i + 1 == n { 0 } else { i + 1 };
         }
-        Err(RingError::Empty)
+    }
+
+    /// Free the slots of senders that are gone, then tell whether all are.
+    fn tidy_then_gone(&mut self) -> bool {
+        self.reclaim(true);
+        self.peer_gone(true)
     }
 
     /// Stop reading sender `i`'s ring (reported once by the caller), and tell its sender.
@@ -387,6 +417,8 @@ impl Drop for Receiver {
 pub struct RecvSlot<'a> {
     pub(super) slot: ReadSlot<'a, SlotRing>,
     pub(super) sender: usize,
+    /// Offset of the journal word of the sender's ring (see [`Layout::journal`]).
+    pub(super) journal: usize,
     /// Publish the consumer's position once this many bytes are consumed (a quarter of
     /// the ring), or when the ring is found empty.
     pub(super) unreleased_max: u64,
@@ -422,19 +454,21 @@ impl RecvSlot<'_> {
     /// the ring empty: so that a receive costs no store to a shared line and no fence
     /// unless a sender may need the room. [`Receiver::flush`] publishes at once.
     pub fn release(self) {
-        let max = self.unreleased_max;
+        let journal = self.journal;
         *self.next = self.after;
-        let consumer = self.slot.consume();
-        if consumer.unreleased() >= max {
-            consumer.flush();
-            notify(&consumer.memory().producer_bell());
-        }
+        crate::ring::slots::release(
+            self.slot,
+            self.unreleased_max,
+            |ring: &SlotRing, pos| record_at(ring, journal, pos),
+            |ring: &SlotRing| notify(&ring.producer_bell()),
+        );
     }
     /// Done, but free the room only at [`Receiver::flush`] or when the receiver finds
     /// the channel empty.
     pub fn consume(self) {
         *self.next = self.after;
-        self.slot.consume();
+        let journal = self.journal;
+        record(self.slot.consume(), journal);
     }
 }
 

@@ -78,21 +78,7 @@ impl Sender {
 
     pub(super) fn with((region, layout): Made) -> Result<Self, ChannelError> {
         let lock = own_description(region.segment())?;
-        // A slot is ours once we hold its lock byte and then flip its claimed word (a
-        // slot whose sender died stays claimed: slots are never reused).
-        let mut found = None;
-        for i in 0..layout.producers {
-            let claimed = layout.slot(i) + S_CLAIMED;
-            if flag(&region, claimed) || !lock_byte(&lock, slot_lock(i))? {
-                continue;
-            }
-            if claim(&region, claimed) {
-                found = Some(i);
-                break;
-            }
-            unlock_byte(&lock, slot_lock(i));
-        }
-        let slot = found.ok_or(ChannelError::SendersFull {
+        let slot = claim_slot(&region, layout, &lock)?.ok_or(ChannelError::SendersFull {
             max: layout.producers,
         })?;
         let ctl = layout.slot(slot);

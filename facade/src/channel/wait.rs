@@ -17,6 +17,9 @@ pub(super) trait End {
     fn wake_peers(&self);
     /// Whether the peer closed (flags), or, with `probe`, died (liveness locks: syscalls).
     fn peer_gone(&self, probe: bool) -> bool;
+    /// Housekeeping while waiting, before [`peer_gone`](Self::peer_gone) (with the same
+    /// `probe`): the receiver frees the slots of senders that are gone.
+    fn tidy(&mut self, _probe: bool) {}
     /// What to report once [`peer_gone`](Self::peer_gone) said so.
     fn gone_error(&self) -> ChannelError {
         ChannelError::Disconnected
@@ -72,16 +75,13 @@ impl End for Receiver {
     fn wake_peers(&self) {
         notify_each(self.rx.iter().map(|rx| rx.memory().producer_bell()));
     }
-    /// Every sender slot was claimed, and every sender closed or died.
+    /// Every sender slot was claimed (or is past the claim deadline), and every sender
+    /// closed or died.
     fn peer_gone(&self, probe: bool) -> bool {
-        let r = &*self.region;
-        self.rx.iter().enumerate().all(|(i, rx)| {
-            let ctl = rx.memory().ctl;
-            self.poisoned[i]
-                || (flag(r, ctl + S_CLAIMED)
-                    && (flag(r, ctl + S_CLOSED)
-                        || (probe && !peer_alive(&self.lock, slot_lock(i)))))
-        })
+        (0..self.rx.len()).all(|i| self.slot_gone(i, probe))
+    }
+    fn tidy(&mut self, probe: bool) {
+        self.reclaim(probe);
     }
     fn wait(&self) -> Wait {
         self.wait
@@ -91,7 +91,7 @@ impl End for Receiver {
         let cpu = publish_cpu(r, RECEIVER_CPU);
         let all_here = self.rx.iter().all(|rx| {
             let ctl = rx.memory().ctl;
-            !flag(r, ctl + S_CLAIMED) || cpu_of(r, ctl + S_CPU) == cpu
+            state(r, ctl + S_CLAIMED) != SLOT_CLAIMED || cpu_of(r, ctl + S_CPU) == cpu
         });
         if cpu != u32::MAX && all_here { 0 } else { SPIN }
     }
@@ -136,7 +136,9 @@ pub(super) fn wait_loop<E: End, T>(
         let sleeping = round >= YIELDS;
         // Probing the peer's liveness costs a system call: only once a sleep slice has
         // passed without news (a peer that closed sets a flag, checked every time).
-        if end.peer_gone(round > YIELDS) {
+        let probe = round > YIELDS;
+        end.tidy(probe);
+        if end.peer_gone(probe) {
             if E::DRAIN {
                 return match attempt(end) {
                     Ok(v) => Ok(v),

@@ -58,6 +58,7 @@
 //! that is not a commit for the current lap reads as an empty ring.
 
 mod heap;
+pub mod slots;
 mod spsc;
 pub mod wake;
 

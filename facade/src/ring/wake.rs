@@ -28,6 +28,24 @@ pub trait Doorbell {
     fn wait(&self, seen: u32, timeout: Option<Duration>);
 }
 
+impl<D: Doorbell + ?Sized> Doorbell for &D {
+    fn load_seq(&self) -> u32 {
+        (**self).load_seq()
+    }
+    fn set_sleeping(&self, on: bool) {
+        (**self).set_sleeping(on);
+    }
+    fn is_sleeping(&self) -> bool {
+        (**self).is_sleeping()
+    }
+    fn ring(&self) {
+        (**self).ring();
+    }
+    fn wait(&self, seen: u32, timeout: Option<Duration>) {
+        (**self).wait(seen, timeout);
+    }
+}
+
 /// After publishing (or releasing) on the ring: wake the other side if it announced sleep.
 pub fn notify<D: Doorbell + ?Sized>(other: &D) {
     fence(Ordering::SeqCst);
@@ -60,16 +78,16 @@ pub fn withdraw<D: Doorbell + ?Sized>(own: &D) {
     own.set_sleeping(false);
 }
 
+/// A doorbell on heap atomics for the loom models.
 #[cfg(all(test, ipcraft_loom))]
-mod loom_tests {
+pub(crate) mod loom_bell {
     use super::*;
     use crate::loom::atomic::AtomicU32;
     use crate::loom::thread;
-    use crate::ring::{Consumer, HeapRing, Producer, RingError};
-    use loom::sync::Arc;
 
+    /// A sequence word and a sleeping flag.
     #[derive(Default)]
-    struct Bell {
+    pub(crate) struct Bell {
         seq: AtomicU32,
         sleeping: AtomicU32,
     }
@@ -94,6 +112,15 @@ mod loom_tests {
             }
         }
     }
+}
+
+#[cfg(all(test, ipcraft_loom))]
+mod loom_tests {
+    use super::loom_bell::Bell;
+    use super::*;
+    use crate::loom::thread;
+    use crate::ring::{Consumer, HeapRing, Producer, RingError};
+    use loom::sync::Arc;
 
     struct Shared {
         ring: HeapRing,

@@ -40,6 +40,37 @@ impl<M: RingMemory> Consumer<M> {
         }
     }
 
+    /// The reading end of the ring in `mem`, carrying on from `from`, a position the
+    /// previous consumer reached (consumed) but may not have published: to take over from
+    /// a consumer that died, without reading again what it consumed.
+    ///
+    /// `from` is trusted no further than the published position: below it, the published
+    /// position is used (everything before it was released); more than a lap ahead of it,
+    /// or misaligned, makes the ring [`RingError::Corrupted`] for every call. Records
+    /// between the published position and `from` are freed at the next
+    /// [`flush`](Self::flush).
+    pub fn resume(mem: M, from: u64) -> Self {
+        let mut consumer = Self::attach(mem);
+        if consumer.broken.is_some() || from <= consumer.pos {
+            return consumer;
+        }
+        if check_attach(consumer.cap, from).is_some() || from - consumer.pos > consumer.cap as u64 {
+            consumer.broken = Some("resume position not within a lap after the consumer's");
+            consumer.cap = 16;
+            consumer.pos = 0;
+            consumer.released = 0;
+        } else {
+            consumer.pos = from;
+        }
+        consumer
+    }
+
+    /// Bytes consumed so far (published or not): where the next record starts, or the
+    /// padding before it.
+    pub fn position(&self) -> u64 {
+        self.pos
+    }
+
     /// Bytes consumed but not yet published (see [`flush`](Self::flush)).
     pub fn unreleased(&self) -> u64 {
         self.pos - self.released

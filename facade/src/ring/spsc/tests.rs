@@ -140,6 +140,41 @@ fn impossible_positions_at_attach_are_corruption_not_panics() {
     assert!(matches!(rx.try_recv_vec(), Err(RingError::Corrupted(_))));
 }
 
+/// A consumer that takes over carries on from the position its predecessor consumed to
+/// (not the one it published); a position behind the published one means the published
+/// one; one more than a lap ahead, or misaligned, is corruption, never a panic.
+#[test]
+fn a_resumed_consumer_carries_on_from_the_position_given() {
+    let mem = HeapRing::new(64).unwrap();
+    let (mut tx, mut rx) = split(&mem);
+    for i in 0..3u8 {
+        tx.try_send(&[i; 8]).unwrap(); // 16-byte records
+    }
+    rx.read().unwrap().consume();
+    rx.read().unwrap().consume();
+    assert_eq!((rx.position(), rx.released()), (32, 0));
+    // `rx` dies here without publishing; `next` takes over.
+    let mut next = Consumer::resume(&mem, 32);
+    assert_eq!(next.try_recv_vec().unwrap(), vec![2; 8]);
+    assert_eq!(next.try_recv_vec(), Err(RingError::Empty));
+    assert_eq!(
+        mem.load_position(false),
+        48,
+        "published on finding it empty"
+    );
+    // Behind the published position: the published one.
+    let mut behind = Consumer::resume(&mem, 16);
+    assert_eq!(behind.position(), 48);
+    assert_eq!(behind.try_recv_vec(), Err(RingError::Empty));
+    for bad in [48 + 64 + 8, 52, u64::MAX - 7] {
+        let mut broken = Consumer::resume(&mem, bad);
+        assert!(
+            matches!(broken.try_recv_vec(), Err(RingError::Corrupted(_))),
+            "{bad}"
+        );
+    }
+}
+
 /// Staged records, or padding left by an abandoned slot, take room the consumer can
 /// only free once it sees them: a producer that finds no room publishes them.
 #[test]
