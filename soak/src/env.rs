@@ -12,8 +12,8 @@ pub struct Run {
     pub prefix: String,
     /// `/tmp/ipcraft-soak-<pid>`: the run's sockets and FIFOs.
     pub dir: PathBuf,
-    /// The channel scenarios replace a killed receiver or sender (needs receiver takeover
-    /// and sender slot reuse in the channel).
+    /// The channel scenarios replace a killed receiver (takeover) or sender (slot reuse);
+    /// off with `--no-channel-restarts`.
     pub channel_restarts: bool,
     /// The self-test: faults on purpose, every counter must count.
     pub self_test: bool,

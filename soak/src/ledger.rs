@@ -124,7 +124,7 @@ pub fn tally_common(kids: &[KidLog], c: &mut Counts, notes: &mut String) {
                     c.leaked += n;
                     let _ = writeln!(notes, "leaked ({}): {n} descriptors", k.label);
                 }
-                "B" | "RECOVERED" => c.recovered += 1,
+                "B" | "RECOVERED" | "TOOK_OVER" => c.recovered += 1,
                 "E" => {
                     c.errors += 1;
                     let _ = writeln!(notes, "error ({}): {rest}", k.label);

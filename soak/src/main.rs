@@ -1,7 +1,7 @@
 //! `ipcraft-soak`: the kill -9 soak of every ipcraft mechanism (`cargo xtask soak`).
 //!
 //! ```text
-//! ipcraft-soak [--minutes M] [--seed S] [--only a,b] [--channel-restarts]
+//! ipcraft-soak [--minutes M] [--seed S] [--only a,b] [--no-channel-restarts]
 //! ipcraft-soak --self-test [--seed S] [--only a,b]
 //! ```
 //!
@@ -41,8 +41,7 @@ use ledger::Counts;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-const USAGE: &str =
-    "usage: ipcraft-soak [--minutes M] [--seed S] [--only a,b] [--channel-restarts] [--self-test]";
+const USAGE: &str = "usage: ipcraft-soak [--minutes M] [--seed S] [--only a,b] [--no-channel-restarts] [--self-test]";
 
 #[derive(Debug)]
 struct Options {
@@ -58,7 +57,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
         minutes: 2.0,
         seed: 1,
         only: Vec::new(),
-        channel_restarts: std::env::var("IPCRAFT_SOAK_CHANNEL_RESTARTS").is_ok_and(|v| v == "1"),
+        channel_restarts: true,
         self_test: false,
     };
     let mut it = args.iter();
@@ -79,6 +78,7 @@ fn parse(args: &[String]) -> Result<Options, String> {
             }
             "--only" => o.only = value("--only")?.split(',').map(str::to_owned).collect(),
             "--channel-restarts" => o.channel_restarts = true,
+            "--no-channel-restarts" => o.channel_restarts = false,
             "--self-test" => o.self_test = true,
             "-h" | "--help" => return Err(USAGE.to_owned()),
             other => return Err(format!("unknown option `{other}`\n{USAGE}")),
@@ -218,7 +218,7 @@ fn soak(o: &Options) -> Result<bool, String> {
         if o.channel_restarts {
             "on"
         } else {
-            "off (--channel-restarts)"
+            "off (--no-channel-restarts)"
         }
     );
     loop {

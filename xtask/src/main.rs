@@ -58,7 +58,7 @@ Commands:
                           <!-- bench:start --> and <!-- bench:end -->, and its summary in README.md between
                           <!-- bench-summary:start --> and <!-- bench-summary:end -->; with --no-run it
                           re-derives both from the table already in BENCHMARKS.md, without running.
-  soak [--minutes M] [--seed S] [--only a,b] [--channel-restarts] [--self-test]
+  soak [--minutes M] [--seed S] [--only a,b] [--no-channel-restarts] [--self-test]
                           cargo run --release -p ipcraft-soak -- <args>: the kill -9 soak. For
                           each mechanism (pipe frames, Unix stream/datagram/seqpacket with fd
                           passing, mqueue, shm open_or_create races, mutex+condvar, channel SPSC
@@ -67,8 +67,8 @@ Commands:
                           duplicated, reordered, corrupted, hung, leaked, errors) and fails
                           unless every failure count is zero (default 2 minutes; --minutes 10
                           before a release). --self-test injects faults and fails unless every
-                          counter counts. --channel-restarts replaces a killed channel receiver
-                          (takeover) or sender (slot reuse).
+                          counter counts. A killed channel receiver is replaced by takeover and a
+                          killed sender by slot reuse (--no-channel-restarts: not replaced).
   help                    this text
 ";
 

@@ -25,7 +25,7 @@ pub fn bounded(root: &Path, deadline: Option<Instant>) -> Result<()> {
 }
 
 /// `cargo xtask soak [<args>...]`: every argument goes to the driver unchanged
-/// (`--minutes M`, `--seed S`, `--only a,b`, `--channel-restarts`, `--self-test`).
+/// (`--minutes M`, `--seed S`, `--only a,b`, `--no-channel-restarts`, `--self-test`).
 pub fn run(root: &Path, args: &[String]) -> Result<()> {
     soak_cmd(args).run(root, None)
 }

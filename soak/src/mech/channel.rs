@@ -5,17 +5,18 @@
 //! consumer takes each message with `recv_slot`, copies it, `release`s it and `flush`es at
 //! once (so that "released" means published), then records it.
 //!
-//! Without restarts (the default until receiver takeover and sender slot reuse exist), the
-//! promise is Connection: the ring is readable only by its one receiver, so a killed receiver
-//! takes the committed messages it had not released (senders then get `Disconnected` once
-//! the ring is full, and stop), and nothing is replaced; a killed sender's committed messages
-//! must all arrive.
+//! With restarts (the default; `--no-channel-restarts` turns them off), a killed receiver
+//! is replaced by `Receiver::open` (takeover: `took_over()` is reported) and a killed sender
+//! by `Sender::open` (its slot is reused once the receiver drained it; `SendersFull` until
+//! then: retry); a sender told `Disconnected` while no receiver is there sends again once
+//! the new one took over. The promise is then Held: the takeover delivers every committed
+//! message the dead receiver had not released, once, in order per sender; the only message
+//! a killed receiver may take with it is the one it released and had not recorded.
 //!
-//! With `--channel-restarts` (receiver takeover and sender slot reuse, issue 14 section 2),
-//! a killed receiver is replaced by `Receiver::open` (takeover) and a killed sender by
-//! `Sender::open` (its slot reused once drained). The promise is then Held: the takeover
-//! delivers every committed message the dead receiver had not released, once; the only
-//! message a killed receiver may take with it is the one it released and had not recorded.
+//! Without restarts the promise is Connection: the ring is readable only by its one
+//! receiver, so a killed receiver takes the committed messages it had not received (senders
+//! get `Disconnected` once the ring is full, and stop); a killed sender's committed
+//! messages must all arrive.
 
 use crate::child::{Ctx, Fail, FdWatch, Out, Recorder, Stop, WAIT, produce};
 use ipcraft::channel::{ChannelError, Receiver, Sender};
@@ -62,6 +63,9 @@ pub fn consumer(ctx: &Ctx, out: &Out, stop: &Stop) {
     let rec = Recorder::new(ctx, out);
     match open_receiver(ctx) {
         Ok(mut rx) => {
+            if rx.took_over() {
+                out.line("TOOK_OVER");
+            }
             out.line("READY");
             loop {
                 let got = match rx.recv_slot_deadline(Deadline::after(Duration::from_millis(100))) {
@@ -117,13 +121,27 @@ pub fn producer(ctx: &Ctx, out: &Out) {
             })
         },
         |tx, bytes, _| {
-            tx.send_deadline(bytes, Deadline::after(WAIT))
-                .map_err(|e| match e {
-                    ChannelError::Disconnected if restarts => Fail::Broken(e.to_string()),
-                    ChannelError::Disconnected => Fail::Gone(e.to_string()),
-                    ChannelError::TimedOut => Fail::Hung("the channel stayed full".into()),
-                    e => Fail::Fatal(format!("send: {e}")),
-                })
+            let deadline = Instant::now() + WAIT;
+            loop {
+                let left = deadline.saturating_duration_since(Instant::now());
+                return match tx.send_deadline(bytes, Deadline::after(left)) {
+                    Ok(()) => Ok(()),
+                    // The receiver is gone now; with restarts a new one takes over, and this
+                    // sender can send again (nothing was committed).
+                    Err(ChannelError::Disconnected) if restarts && Instant::now() < deadline => {
+                        std::thread::sleep(Duration::from_millis(2));
+                        continue;
+                    }
+                    Err(ChannelError::Disconnected) if restarts => {
+                        Err(Fail::Hung("no receiver took over".into()))
+                    }
+                    Err(ChannelError::Disconnected) => Err(Fail::Gone("receiver gone".into())),
+                    Err(ChannelError::TimedOut) => {
+                        Err(Fail::Hung("the channel stayed full".into()))
+                    }
+                    Err(e) => Err(Fail::Fatal(format!("send: {e}"))),
+                };
+            }
         },
     );
 }
