@@ -314,3 +314,50 @@ fn main() -> ExitCode {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_counter_that_did_not_count_fails_the_self_test() {
+        let all = Counts {
+            lost: 1,
+            duplicated: 1,
+            reordered: 1,
+            corrupted: 1,
+            hung: 1,
+            leaked: 1,
+            ..Counts::default()
+        };
+        assert_eq!(self_test_verdict("mqueue", &all), "every counter counted");
+        let no_hang = Counts { hung: 0, ..all };
+        assert_eq!(self_test_verdict("mqueue", &no_hang), "did not count: hung");
+        let no_order = Counts {
+            reordered: 0,
+            ..all
+        };
+        assert_eq!(
+            self_test_verdict(mech::SHM, &no_order),
+            "every counter counted"
+        );
+        assert!(!all.clean());
+        assert!(
+            Counts {
+                excused: 3,
+                recovered: 2,
+                ..Counts::default()
+            }
+            .clean()
+        );
+    }
+
+    #[test]
+    fn options() {
+        let a = |v: &[&str]| parse(&v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>());
+        let o = a(&["--minutes", "0.5", "--seed", "9", "--no-channel-restarts"]).unwrap();
+        assert_eq!((o.minutes, o.seed, o.channel_restarts), (0.5, 9, false));
+        assert!(a(&["--minutes"]).is_err());
+        assert!(a(&["--fast"]).is_err());
+    }
+}
