@@ -192,7 +192,10 @@ fn drive(
             _ => Victim::Producer(rng.range(0, spec.producers as u64 - 1) as usize),
         }
     };
-    let kill_after = rng.range(0, count * 3 / 4) as usize;
+    // A replacement FIFO reader waits for the writer's EPIPE, which only a connected writer
+    // sees: kill the reader only once the writer acknowledged a frame.
+    let first = u64::from(spec.consumer_waits_for_break);
+    let kill_after = rng.range(first, count * 3 / 4) as usize;
     let delay = Duration::from_micros(rng.range(0, 2000));
     let mut logs = Vec::new();
     let mut consumer = Some(start_consumer(spec, run, name, 0, false)?);
