@@ -1,7 +1,7 @@
 //! `cargo xtask ci`: every check, in order; the first failure stops the run.
 
 use crate::cmd::Cmd;
-use crate::{Error, Result, bench, loom, miri, unsafe_report, workspace};
+use crate::{Error, Result, bench, loom, miri, soak, unsafe_report, workspace};
 use std::fmt::Write as _;
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -89,16 +89,20 @@ fn run_step(root: &Path, step: &Step) -> Result<Outcome> {
         .run(root, deadline)?,
         "test" => cargo(&["test", "--workspace"]).run(root, deadline)?,
         // The channel's ten-million-message runs (SPSC, 3-sender MPSC) need a release
-        // build; `test` ran them with fewer messages (debug).
-        "soak" => cargo(&[
-            "test",
-            "--release",
-            "-p",
-            "ipcraft",
-            "--test",
-            "ten_million",
-        ])
-        .run(root, deadline)?,
+        // build; `test` ran them with fewer messages (debug). Then the kill -9 soak: its
+        // self-test, and a bounded run of every mechanism.
+        "soak" => {
+            cargo(&[
+                "test",
+                "--release",
+                "-p",
+                "ipcraft",
+                "--test",
+                "ten_million",
+            ])
+            .run(root, deadline)?;
+            soak::bounded(root, deadline)?;
+        }
         "examples" => cargo(&["build", "--workspace", "--examples"]).run(root, deadline)?,
         "doc" => cargo(&["doc", "--workspace", "--no-deps"])
             .env(

@@ -9,6 +9,7 @@ mod ci;
 mod cmd;
 mod loom;
 mod miri;
+mod soak;
 mod unsafe_report;
 mod workspace;
 
@@ -26,7 +27,9 @@ Commands:
                             clippy         cargo clippy --workspace --all-targets -- -D warnings
                             test           cargo test --workspace (unit, integration, doc tests)
                             soak           cargo test --release -p ipcraft --test ten_million
-                                           (10M messages through the channel, SPSC and MPSC)
+                                           (10M messages through the channel, SPSC and MPSC),
+                                           then cargo xtask soak --self-test and
+                                           cargo xtask soak --minutes 1.5 (kill -9 soak)
                             examples       cargo build --workspace --examples
                             doc            cargo doc --workspace --no-deps (RUSTDOCFLAGS=-D warnings)
                             loom           cargo xtask loom
@@ -55,6 +58,17 @@ Commands:
                           <!-- bench:start --> and <!-- bench:end -->, and its summary in README.md between
                           <!-- bench-summary:start --> and <!-- bench-summary:end -->; with --no-run it
                           re-derives both from the table already in BENCHMARKS.md, without running.
+  soak [--minutes M] [--seed S] [--only a,b] [--no-channel-restarts] [--self-test]
+                          cargo run --release -p ipcraft-soak -- <args>: the kill -9 soak. For
+                          each mechanism (pipe frames, Unix stream/datagram/seqpacket with fd
+                          passing, mqueue, shm open_or_create races, mutex+condvar, channel SPSC
+                          and MPSC), rounds of producer and consumer processes, a random one
+                          SIGKILLed and replaced; prints one table (rounds, kills, messages, lost,
+                          duplicated, reordered, corrupted, hung, leaked, errors) and fails
+                          unless every failure count is zero (default 2 minutes; --minutes 10
+                          before a release). --self-test injects faults and fails unless every
+                          counter counts. A killed channel receiver is replaced by takeover and a
+                          killed sender by slot reuse (--no-channel-restarts: not replaced).
   help                    this text
 ";
 
@@ -137,7 +151,7 @@ fn run(args: &[String]) -> Result<()> {
         return Ok(());
     };
     // `--help` anywhere (except after `bench`, whose arguments belong to the bench binary).
-    if command != "bench" && rest.iter().any(|a| a == "--help" || a == "-h") {
+    if command != "bench" && command != "soak" && rest.iter().any(|a| a == "--help" || a == "-h") {
         print!("{USAGE}");
         return Ok(());
     }
@@ -148,6 +162,7 @@ fn run(args: &[String]) -> Result<()> {
         "miri" => miri::run(&root, parse_timeout(rest, miri::DEFAULT_TIMEOUT)?).map(drop),
         "unsafe-report" => unsafe_report::run(&root, rest),
         "bench" => bench::run(&root, rest),
+        "soak" => soak::run(&root, rest),
         "help" | "--help" | "-h" => {
             print!("{USAGE}");
             Ok(())
