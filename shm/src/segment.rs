@@ -314,6 +314,23 @@ impl Segment {
         self.data().as_ptr()
     }
 
+    /// Count this handle as a live user of a named segment, as its creator is: while this
+    /// handle lives, [`list`](crate::list) reports the segment's creator alive and
+    /// [`remove_stale`](crate::remove_stale) leaves it, even once the process that created
+    /// it died. For a service whose processes restart: the next user keeps the name alive,
+    /// and once every user is gone the segment is stale again. It takes a shared lock on
+    /// the creator's liveness byte through this handle's own open file description, which
+    /// the kernel drops when the handle closes or the process dies (a no-op for a creator,
+    /// which holds it already).
+    ///
+    /// # Errors
+    ///
+    /// [`Error::Sys`] when the lock cannot be taken (`fcntl(2)`, `F_OFD_SETLK`): for
+    /// example, [`remove_stale`](crate::remove_stale) is removing the segment right now.
+    pub fn mark_in_use(&self) -> Result<()> {
+        crate::creator::take_creator_lock(&self.fd)
+    }
+
     /// Keep the name after this handle is dropped, and mark the segment persisted in its
     /// header, so [`remove_stale`](crate::remove_stale) leaves it alone once this process
     /// is gone. Only the creator's call marks the header; an opener's does nothing.

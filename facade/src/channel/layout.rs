@@ -409,6 +409,9 @@ pub(super) fn open_named(
     trusted
         .check(seg.as_fd(), "channel", name, Some(mode))
         .map_err(ipcraft_shm::Error::Untrusted)?;
+    // Every end keeps the name alive for `ipcraft_shm::list`/`remove_stale`, so that a
+    // channel whose creator died and whose ends were restarted is not removed under them.
+    seg.mark_in_use()?;
     attach(seg)
 }
 

@@ -129,6 +129,10 @@
 //!   slot: the old sender's messages all come before the new one's.
 //! - **Senders that never came**: a receiver waits for every slot to be claimed before
 //!   it reports `Disconnected`; [`Receiver::set_claim_deadline`] ends that wait.
+//! - **The name**: a named channel's creator removes the name when it drops. One whose
+//!   creator died keeps it: every end that opened it counts as a user
+//!   ([`ipcraft_shm::Segment::mark_in_use`]), so [`ipcraft_shm::remove_stale`] leaves it
+//!   while any end lives, and removes it once all are gone.
 //!
 //! How the new end knows where to carry on from, and why a restart never races with a
 //! live end, is in the source (`channel/restart.rs`).
