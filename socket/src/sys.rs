@@ -138,10 +138,42 @@ pub(crate) fn recv_with_fds(
     // The kernel's count of control bytes, never past our buffer: fds are read only within
     // what the kernel wrote, not from the zero fill after it.
     let filled = (msg.msg_controllen as usize).min(control_len);
+    walk_control(&control, filled, |is_rights, raw| {
+        // SAFETY:
+        // - `raw` is non-negative and lies within the control bytes the kernel wrote
+        //   (`walk_control` reads only `control[..filled]`, bounded by `msg_controllen`), in a
+        //   SCM_RIGHTS or SCM_PIDFD message: the kernel installed it in this process for this
+        //   message, and nothing else knows its number yet, so this is its only owner.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if is_rights {
+            fds.push(fd);
+        } // else: a descriptor we did not ask for, closed here.
+    });
+    Ok(Received {
+        len: n,
+        fds,
+        truncated,
+        name,
+    })
+}
+
+/// Walk the control messages in the first `filled` bytes of `control` (as `recvmsg` left
+/// them) and call `each(is_rights, raw)` for every non-negative descriptor number in a
+/// `SCM_RIGHTS` (`is_rights`) or `SCM_PIDFD` message, in order. Adopting the numbers is the
+/// caller's business; this reads only `control[..filled]`, whatever the bytes say.
+fn walk_control(control: &[u64], filled: usize, mut each: impl FnMut(bool, RawFd)) {
+    let filled = filled.min(std::mem::size_of_val(control));
+    // SAFETY:
+    // - `msghdr` is plain data (pointers and integers, and on some targets private padding
+    //   integers): all zeroes is a valid value, the null/empty header.
+    let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
+    // Only read through (the CMSG_* functions take `*const msghdr` and write nothing).
+    msg.msg_control = control.as_ptr().cast_mut().cast();
+    msg.msg_controllen = filled as _;
     let end = control.as_ptr().cast::<u8>().wrapping_add(filled);
     // SAFETY:
-    // - `msg` is the header the kernel just filled: `msg_control` points to `control` and
-    //   `msg_controllen` is what the kernel wrote there, at most `control_len`.
+    // - `msg` is a live header whose `msg_control` points to `control`, valid for reads of
+    //   `filled` bytes (at most its size), which is `msg_controllen`.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
     while !cmsg.is_null() {
         // SAFETY:
@@ -174,28 +206,32 @@ pub(crate) fn recv_with_fds(
                     // pidfd (the receiver at its fd limit, a sender gone): no descriptor.
                     continue;
                 }
-                // SAFETY:
-                // - `raw` is non-negative and lies within the control bytes the kernel wrote
-                //   (`end` is bounded by `msg_controllen`), in a SCM_RIGHTS or SCM_PIDFD
-                //   message: the kernel installed it in this process for this message, and
-                //   nothing else knows its number yet, so this is its only owner.
-                let fd = unsafe { OwnedFd::from_raw_fd(raw) };
-                if is_rights {
-                    fds.push(fd);
-                } // else: a descriptor we did not ask for, closed here.
+                each(is_rights, raw);
             }
         }
         // SAFETY:
-        // - `msg` is the kernel-filled header and `cmsg` a header within its control data;
+        // - `msg` is the header above and `cmsg` a header within its control data;
         //   CMSG_NXTHDR returns the next header inside `msg_controllen`, or null.
         cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    Ok(Received {
-        len: n,
-        fds,
-        truncated,
-        name,
-    })
+}
+
+/// The descriptor numbers [`walk_control`] finds in `control` taken as the kernel's control
+/// bytes (copied into an aligned buffer, as `recv_with_fds` has), with whether each is from
+/// `SCM_RIGHTS`. Nothing is adopted or closed: for tests and the fuzz target.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn control_fds(control: &[u8]) -> Vec<(bool, RawFd)> {
+    let mut words = vec![0u64; control.len().div_ceil(size_of::<u64>())];
+    for (w, chunk) in words.iter_mut().zip(control.chunks(size_of::<u64>())) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_ne_bytes(b);
+    }
+    let mut fds = Vec::new();
+    walk_control(&words, control.len(), |is_rights, raw| {
+        fds.push((is_rights, raw))
+    });
+    fds
 }
 
 #[cfg(test)]
