@@ -209,6 +209,13 @@ fn walk_control(control: &[u64], filled: usize, mut each: impl FnMut(bool, RawFd
                 each(is_rights, raw);
             }
         }
+        // A header claiming more than the rest of the buffer is the last one. Never ask
+        // CMSG_NXTHDR to step over it: it rounds `cmsg_len` up, which overflows for a length
+        // within 7 of usize::MAX (a panic with overflow checks; without, a step of 0 back to
+        // this same header, for ever, adopting its descriptors again and again).
+        if hdr.cmsg_len as usize > (end as usize).saturating_sub(cmsg as usize) {
+            break;
+        }
         // SAFETY:
         // - `msg` is the header above and `cmsg` a header within its control data;
         //   CMSG_NXTHDR returns the next header inside `msg_controllen`, or null.
@@ -237,6 +244,42 @@ pub(crate) fn control_fds(control: &[u8]) -> Vec<(bool, RawFd)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A control message of `level`/`kind` with `cmsg_len` as given, then `fds`.
+    fn cmsg(cmsg_len: u64, level: i32, kind: i32, fds: &[i32]) -> Vec<u8> {
+        let mut b = cmsg_len.to_ne_bytes().to_vec();
+        b.extend_from_slice(&level.to_ne_bytes());
+        b.extend_from_slice(&kind.to_ne_bytes());
+        for fd in fds {
+            b.extend_from_slice(&fd.to_ne_bytes());
+        }
+        b.resize(b.len().next_multiple_of(8), 0);
+        b
+    }
+
+    #[test]
+    fn walk_finds_rights_and_pidfds_in_order() {
+        let mut control = cmsg(24, libc::SOL_SOCKET, libc::SCM_RIGHTS, &[7, 8]);
+        control.extend(cmsg(20, libc::SOL_SOCKET, SCM_PIDFD, &[-24]));
+        control.extend(cmsg(20, libc::SOL_SOCKET, SCM_PIDFD, &[9]));
+        assert_eq!(control_fds(&control), [(true, 7), (true, 8), (false, 9)]);
+    }
+
+    /// Found by the `cmsg` fuzz target (fuzz/corpus/cmsg/crash-cmsg-len-near-usize-max): a
+    /// `cmsg_len` within 7 of usize::MAX made CMSG_NXTHDR overflow (in release: step back
+    /// to the same header for ever).
+    #[test]
+    fn a_huge_cmsg_len_ends_the_walk() {
+        for len in [u64::MAX, u64::MAX - 6, u64::MAX - 7, 1 << 63] {
+            let mut control = cmsg(20, libc::SOL_SOCKET, SCM_PIDFD, &[-24]);
+            control.extend(cmsg(len, libc::SOL_SOCKET, libc::SCM_RIGHTS, &[5, 6]));
+            assert_eq!(
+                control_fds(&control),
+                [(true, 5), (true, 6)],
+                "cmsg_len {len:#x}"
+            );
+        }
+    }
 
     #[test]
     fn control_space_fits_the_descriptors() {
