@@ -25,7 +25,7 @@ fn reference(control: &[u8]) -> Vec<(bool, RawFd)> {
     let mut out = Vec::new();
     let filled = control.len();
     let mut at = 0usize;
-    while at + HDR <= filled {
+    while at.checked_add(HDR).is_some_and(|e| e <= filled) {
         let len = u64::from_ne_bytes(field(control, at)) as usize;
         let level = i32::from_ne_bytes(field(control, at + 8));
         let kind = i32::from_ne_bytes(field(control, at + 12));
