@@ -122,8 +122,8 @@ impl Channel {
                 let Some(i) = self.pick_sender(input) else {
                     return;
                 };
-                let len = usize::from(input.u16()) % (self.capacity + 16);
                 let slot = self.senders[i].slot();
+                let len = self.len_for(slot, input.u16());
                 let msg = self.payload(slot, len);
                 match self.senders[i].try_send(&msg) {
                     Ok(()) => self.model[slot].push_back(msg),
@@ -134,9 +134,10 @@ impl Channel {
                 let Some(i) = self.pick_sender(input) else {
                     return;
                 };
-                let len = usize::from(input.u16()) % (self.capacity + 16);
-                let keep = usize::from(input.u16()) % (len + 2);
                 let slot = self.senders[i].slot();
+                let len = self.len_for(slot, input.u16());
+                let keep = usize::from(input.u16()) % (len + 2);
+                let keep = if slot == 0 { keep } else { keep.max(1) };
                 let msg = self.payload(slot, len);
                 match self.senders[i].try_reserve(len) {
                     Ok(mut s) => {
@@ -244,6 +245,14 @@ impl Channel {
             }
             _ => self.scribble(input),
         }
+    }
+
+    /// A message length for sender `slot`. Only slot 0 sends empty messages: the others'
+    /// messages all differ from each other (each starts with its slot), so a message
+    /// received without its sender (`try_recv`) is attributed without ambiguity.
+    fn len_for(&self, slot: usize, raw: u16) -> usize {
+        let len = usize::from(raw) % (self.capacity + 16);
+        if slot == 0 { len } else { len.max(1) }
     }
 
     fn pick_sender(&self, input: &mut Input<'_>) -> Option<usize> {
