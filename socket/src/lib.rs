@@ -130,6 +130,34 @@ pub use stream::UnixStream;
 pub use tcp::{TcpIncoming, TcpListener, TcpStream};
 pub use trust::ConnectOptions;
 
+/// Entry points for ipcraft's fuzz targets (`fuzz/` in the repository), compiled only with
+/// the `fuzzing` feature, which nothing but the fuzz harness enables: not part of the API,
+/// no stability promise. Each reaches one piece of parsing that no public call reaches with
+/// arbitrary bytes (the kernel writes them).
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub mod __fuzz {
+    use crate::SocketAddr;
+    use std::os::fd::RawFd;
+
+    /// The descriptor numbers `recv_with_fds`'s walk of the `SCM_RIGHTS` control messages
+    /// would adopt if the kernel had written `control` (in order; `true`: `SCM_RIGHTS`, kept;
+    /// `false`: `SCM_PIDFD`, closed). Nothing is adopted or closed.
+    pub fn control_fds(control: &[u8]) -> Vec<(bool, RawFd)> {
+        crate::sys::control_fds(control)
+    }
+
+    /// The address `recvmsg`/`getsockname` report for these `sun_path` bytes.
+    pub fn from_sun_path(bytes: &[u8]) -> SocketAddr {
+        SocketAddr::from_sun_path(bytes)
+    }
+
+    /// Whether `addr` becomes a `sockaddr_un`, as bind and connect make it.
+    pub fn to_sockaddr_un(addr: &SocketAddr) -> bool {
+        addr.to_unix_addr().is_ok()
+    }
+}
+
 /// The README's examples, compiled and run as doctests so that they cannot drift from the API.
 #[cfg(doctest)]
 #[doc = include_str!("../README.md")]

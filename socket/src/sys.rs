@@ -21,7 +21,7 @@
 //! - Control messages are read only through `CMSG_FIRSTHDR`/`CMSG_NXTHDR` (which stay within
 //!   `msg_controllen`, as set by the kernel and at most the buffer's length), and a
 //!   message's data only up to the smaller of its `cmsg_len` and the end of the buffer, with
-//!   unaligned reads. The walk ([`carried_fds`]) is pure memory over a buffer it borrows and
+//!   unaligned reads. The walk ([`walk_control`]) is pure memory over a buffer it borrows and
 //!   is total on any bytes; only its caller turns the numbers into descriptors.
 #![allow(unsafe_code)]
 
@@ -139,17 +139,17 @@ pub(crate) fn recv_with_fds(
     // The kernel's count of control bytes, never past our buffer: fds are read only within
     // what the kernel wrote, not from the zero fill after it.
     let filled = (msg.msg_controllen as usize).min(control_len);
-    for carried in carried_fds(&control, filled) {
+    walk_control(&control, filled, |is_rights, raw| {
         // SAFETY:
-        // - `carried.raw` is non-negative and was read from the control bytes the kernel
-        //   just wrote (`filled` is bounded by `msg_controllen`), in a SCM_RIGHTS or
-        //   SCM_PIDFD message: the kernel installed it in this process for this message, and
-        //   nothing else knows its number yet, so this is its only owner.
-        let fd = unsafe { OwnedFd::from_raw_fd(carried.raw) };
-        if carried.rights {
+        // - `raw` is non-negative and lies within the control bytes the kernel wrote
+        //   (`walk_control` reads only `control[..filled]`, bounded by `msg_controllen`), in a
+        //   SCM_RIGHTS or SCM_PIDFD message: the kernel installed it in this process for this
+        //   message, and nothing else knows its number yet, so this is its only owner.
+        let fd = unsafe { OwnedFd::from_raw_fd(raw) };
+        if is_rights {
             fds.push(fd);
         } // else: a descriptor we did not ask for, closed here.
-    }
+    });
     Ok(Received {
         len: n,
         fds,
@@ -158,42 +158,29 @@ pub(crate) fn recv_with_fds(
     })
 }
 
-/// A descriptor number found in control data by [`carried_fds`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Carried {
-    /// The number, never negative.
-    raw: RawFd,
-    /// From `SCM_RIGHTS` (the caller's); otherwise from `SCM_PIDFD` (to be closed).
-    rights: bool,
-}
-
-/// Every descriptor number in the `SCM_RIGHTS` and `SCM_PIDFD` messages of the first `filled`
-/// bytes of `control`, in order, negative ones (a pidfd the kernel could not make) left out.
-///
-/// Pure memory: the walk goes through a `msghdr` of its own that points only at `control`,
-/// so it never leaves `control[..filled]`, whatever the bytes say (a truncated message, a
-/// length that claims more than is there). That is also what lets Miri check it on a buffer
-/// built by hand.
-fn carried_fds(control: &[u64], filled: usize) -> Vec<Carried> {
-    let filled = filled.min(size_of_val(control));
-    let mut out = Vec::new();
+/// Walk the control messages in the first `filled` bytes of `control` (as `recvmsg` left
+/// them) and call `each(is_rights, raw)` for every non-negative descriptor number in a
+/// `SCM_RIGHTS` (`is_rights`) or `SCM_PIDFD` message, in order. Adopting the numbers is the
+/// caller's business; this reads only `control[..filled]`, whatever the bytes say.
+fn walk_control(control: &[u64], filled: usize, mut each: impl FnMut(bool, RawFd)) {
+    let filled = filled.min(std::mem::size_of_val(control));
     // SAFETY:
     // - `msghdr` is plain data (pointers and integers, and on some targets private padding
     //   integers): all zeroes is a valid value, the null/empty header.
     let mut msg: libc::msghdr = unsafe { std::mem::zeroed() };
-    // Only read through (CMSG_* never write): the `*mut` is what the C struct's field is.
+    // Only read through (the CMSG_* functions take `*const msghdr` and write nothing).
     msg.msg_control = control.as_ptr().cast_mut().cast();
     msg.msg_controllen = filled as _;
     let end = control.as_ptr().cast::<u8>().wrapping_add(filled);
     // SAFETY:
-    // - `msg` is a live header whose `msg_control` points to `control`, alive and at least
-    //   `msg_controllen` (= `filled`) bytes long; CMSG_FIRSTHDR returns it or null.
+    // - `msg` is a live header whose `msg_control` points to `control`, valid for reads of
+    //   `filled` bytes (at most its size), which is `msg_controllen`.
     let mut cmsg = unsafe { libc::CMSG_FIRSTHDR(&msg) };
     while !cmsg.is_null() {
         // SAFETY:
         // - `cmsg` is non-null and was returned by CMSG_FIRSTHDR/CMSG_NXTHDR for `msg`, which
         //   only return headers lying whole within `msg_control[..msg_controllen]`, inside
-        //   `control`, which is alive and borrowed; the read is unaligned-tolerant.
+        //   `control`, which is alive; the read is unaligned-tolerant.
         let hdr = unsafe { cmsg.read_unaligned() };
         let is_rights = hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == libc::SCM_RIGHTS;
         let is_pidfd = hdr.cmsg_level == libc::SOL_SOCKET && hdr.cmsg_type == SCM_PIDFD;
@@ -212,37 +199,105 @@ fn carried_fds(control: &[u64], filled: usize) -> Vec<Carried> {
                 let at = data.cast::<RawFd>().wrapping_add(i);
                 // SAFETY:
                 // - `at + 4 <= end`: `count` is bounded by the bytes left in `control` after
-                //   `data`, so the read is within the live, borrowed buffer; an unaligned
-                //   read of a plain integer.
+                //   `data`, so the read is within the live buffer; an unaligned read of a
+                //   plain integer.
                 let raw = unsafe { at.read_unaligned() };
-                // SCM_PIDFD carries a negative errno when the kernel could not make the
-                // pidfd (the receiver at its fd limit, a sender gone): no descriptor.
-                if raw >= 0 {
-                    out.push(Carried {
-                        raw,
-                        rights: is_rights,
-                    });
+                if raw < 0 {
+                    // SCM_PIDFD carries a negative errno when the kernel could not make the
+                    // pidfd (the receiver at its fd limit, a sender gone): no descriptor.
+                    continue;
                 }
+                each(is_rights, raw);
             }
         }
-        // A message longer than all the control data has no successor; stop before
-        // CMSG_NXTHDR, whose CMSG_ALIGN overflows (a panic that cannot unwind, in debug
-        // builds) on a length near usize::MAX. The kernel never writes one, but the walk
-        // stays total on any bytes (it is fuzzed on arbitrary buffers).
-        if hdr.cmsg_len as usize > filled {
+        // A header claiming more than the rest of the buffer is the last one. Never ask
+        // CMSG_NXTHDR to step over it: it rounds `cmsg_len` up, which overflows for a length
+        // within 7 of usize::MAX (a panic with overflow checks; without, a step of 0 back to
+        // this same header, for ever, adopting its descriptors again and again).
+        if hdr.cmsg_len as usize > (end as usize).saturating_sub(cmsg as usize) {
             break;
         }
         // SAFETY:
-        // - `msg` is our header over `control` and `cmsg` a header within its control data;
+        // - `msg` is the header above and `cmsg` a header within its control data;
         //   CMSG_NXTHDR returns the next header inside `msg_controllen`, or null.
         cmsg = unsafe { libc::CMSG_NXTHDR(&msg, cmsg) };
     }
-    out
+}
+
+/// The descriptor numbers [`walk_control`] finds in `control` taken as the kernel's control
+/// bytes (copied into an aligned buffer, as `recv_with_fds` has), with whether each is from
+/// `SCM_RIGHTS`. Nothing is adopted or closed: for tests and the fuzz target.
+#[cfg(any(test, feature = "fuzzing"))]
+pub(crate) fn control_fds(control: &[u8]) -> Vec<(bool, RawFd)> {
+    let mut words = vec![0u64; control.len().div_ceil(size_of::<u64>())];
+    for (w, chunk) in words.iter_mut().zip(control.chunks(size_of::<u64>())) {
+        let mut b = [0u8; 8];
+        b[..chunk.len()].copy_from_slice(chunk);
+        *w = u64::from_ne_bytes(b);
+    }
+    let mut fds = Vec::new();
+    walk_control(&words, control.len(), |is_rights, raw| {
+        fds.push((is_rights, raw))
+    });
+    fds
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A control message of `level`/`kind` with `cmsg_len` as given, then `fds`.
+    fn cmsg(cmsg_len: u64, level: i32, kind: i32, fds: &[i32]) -> Vec<u8> {
+        let mut b = cmsg_len.to_ne_bytes().to_vec();
+        b.extend_from_slice(&level.to_ne_bytes());
+        b.extend_from_slice(&kind.to_ne_bytes());
+        for fd in fds {
+            b.extend_from_slice(&fd.to_ne_bytes());
+        }
+        b.resize(b.len().next_multiple_of(8), 0);
+        b
+    }
+
+    #[test]
+    fn walk_finds_rights_and_pidfds_in_order() {
+        let mut control = cmsg(24, libc::SOL_SOCKET, libc::SCM_RIGHTS, &[7, 8]);
+        control.extend(cmsg(20, libc::SOL_SOCKET, SCM_PIDFD, &[-24]));
+        control.extend(cmsg(20, libc::SOL_SOCKET, SCM_PIDFD, &[9]));
+        assert_eq!(control_fds(&control), [(true, 7), (true, 8), (false, 9)]);
+    }
+
+    /// Found by the `cmsg` fuzz target (fuzz/corpus/cmsg/crash-cmsg-len-near-usize-max): a
+    /// `cmsg_len` within 7 of usize::MAX made CMSG_NXTHDR overflow (in release: step back
+    /// to the same header for ever).
+    #[test]
+    fn a_huge_cmsg_len_ends_the_walk() {
+        for len in [u64::MAX, u64::MAX - 6, u64::MAX - 7, 1 << 63] {
+            let mut control = cmsg(20, libc::SOL_SOCKET, SCM_PIDFD, &[-24]);
+            control.extend(cmsg(len, libc::SOL_SOCKET, libc::SCM_RIGHTS, &[5, 6]));
+            assert_eq!(
+                control_fds(&control),
+                [(true, 5), (true, 6)],
+                "cmsg_len {len:#x}"
+            );
+        }
+    }
+
+    /// A descriptor number [`walk_control`] found: the number, and whether it is from
+    /// `SCM_RIGHTS` (otherwise `SCM_PIDFD`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+    struct Carried {
+        raw: RawFd,
+        rights: bool,
+    }
+
+    /// Everything the walk finds in the first `filled` bytes of `control`.
+    fn carried_fds(control: &[u64], filled: usize) -> Vec<Carried> {
+        let mut out = Vec::new();
+        walk_control(control, filled, |rights, raw| {
+            out.push(Carried { raw, rights })
+        });
+        out
+    }
 
     /// Appends one control message, as the kernel lays it out on 64-bit little-endian Linux
     /// (`cmsg_len: size_t`, `cmsg_level: int`, `cmsg_type: int`, then the data, padded to
