@@ -50,6 +50,8 @@ pub mod frame;
 pub mod name;
 pub mod setting;
 pub mod sys_error;
+#[doc(hidden)]
+pub mod test_hook;
 pub mod trust;
 
 pub use deadline::{Deadline, Interest, wait_fd};

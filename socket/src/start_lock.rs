@@ -93,21 +93,11 @@ impl Drop for StartLock {
 /// start-locked`), so that a test can kill it there. Release builds compile it to nothing.
 /// Not an API.
 mod hook {
-    #[cfg(debug_assertions)]
     pub(super) fn reached(step: &str) {
-        if std::env::var_os("IPCRAFT_SOCKET_TEST_STOP_AT").is_some_and(|s| s == step) {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "IPCRAFT-SOCKET-STOPPED-AT {step}");
-            let _ = out.flush();
-            drop(out);
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
-            }
-        }
+        ipcraft_core::test_hook::stop_if(
+            "IPCRAFT_SOCKET_TEST_STOP_AT",
+            "IPCRAFT-SOCKET-STOPPED-AT",
+            step,
+        );
     }
-
-    #[cfg(not(debug_assertions))]
-    #[inline(always)]
-    pub(super) fn reached(_step: &str) {}
 }

@@ -212,23 +212,13 @@ fn place(temp: &PosixName, target: &PosixName) -> nix::Result<()> {
 /// [`reached`](hook::reached)) in debug builds only; release builds compile it to nothing.
 /// Not an API: names and behaviour may change with any release.
 mod hook {
-    #[cfg(debug_assertions)]
     pub(super) fn reached(step: &str) {
-        if std::env::var_os("IPCRAFT_SHM_TEST_STOP_AT").is_some_and(|s| s == step) {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            let _ = writeln!(out, "IPCRAFT-SHM-STOPPED-AT {step}");
-            let _ = out.flush();
-            drop(out);
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(3600));
-            }
-        }
+        ipcraft_core::test_hook::stop_if(
+            "IPCRAFT_SHM_TEST_STOP_AT",
+            "IPCRAFT-SHM-STOPPED-AT",
+            step,
+        );
     }
-
-    #[cfg(not(debug_assertions))]
-    #[inline(always)]
-    pub(super) fn reached(_step: &str) {}
 
     /// `IPCRAFT_SHM_TEST_LINK_FALLBACK` set (debug builds): skip `renameat2`, to test the
     /// `link(2)` fallback where `renameat2` works.
