@@ -85,6 +85,36 @@ impl UnixDatagram {
         Ok(socket)
     }
 
+    /// Bind to `path`, taking over a socket file left there by a receiver that died (its
+    /// path stays behind it: a restarted receiver would get `EADDRINUSE`), but never one a
+    /// live socket is bound to. As [`UnixListener::bind_reclaiming_stale`](crate::UnixListener::bind_reclaiming_stale):
+    /// starters are serialized by a lock file (`PATH.lock`, removed when done), and a file
+    /// that is not a socket is left untouched.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::AddressInUse`] when a live socket is bound there, or the path is not a
+    /// socket; and as [`bind_with`](Self::bind_with).
+    ///
+    /// # Examples
+    ///
+    /// ```
+    /// use ipcraft_socket::{BindOptions, Error, UnixDatagram};
+    ///
+    /// let path = std::env::temp_dir().join(format!("ipcraft-doc-dgram-{}.sock", std::process::id()));
+    /// let first = UnixDatagram::bind_reclaiming_stale(&BindOptions::new(), &path)?;
+    /// // A live receiver is never taken over.
+    /// assert!(matches!(
+    ///     UnixDatagram::bind_reclaiming_stale(&BindOptions::new(), &path),
+    ///     Err(Error::AddressInUse { .. })
+    /// ));
+    /// drop(first);
+    /// # Ok::<(), Error>(())
+    /// ```
+    pub fn bind_reclaiming_stale(options: &BindOptions, path: impl AsRef<Path>) -> Result<Self> {
+        options.reclaim_with(path.as_ref(), |addr| Self::bind_with(options, addr))
+    }
+
     /// An unbound datagram socket, to send from (replies cannot reach it).
     ///
     /// # Errors

@@ -14,8 +14,9 @@
 //!   before anyone can connect; the binder removes the file on drop. Listeners accept as
 //!   std's do (`(connection, address)`, [`incoming`](UnixListener::incoming)), with a
 //!   deadline, non-blocking or `try_`, and an optional [`PeerPolicy`];
-//!   [`UnixListener::bind_reclaiming_stale`] takes over a stale socket file, never a live
-//!   one, serialized by a lock file that exists only while a starter starts.
+//!   [`UnixListener::bind_reclaiming_stale`] (and [`UnixDatagram::bind_reclaiming_stale`],
+//!   for a restarted receiver) takes over a stale socket file, never a live one, serialized
+//!   by a lock file that exists only while a starter starts.
 //! - [`UnixStream`] and [`SeqpacketConn`] connect the same way: `connect(path)`,
 //!   `connect_addr(&addr)`, `connect_deadline` and `connect_timeout`; [`UnixStream::pair`], [`Read`](std::io::Read)
 //!   and [`Write`](std::io::Write), `send`/`recv` with deadlines and `try_` forms, `AsFd`,
@@ -96,8 +97,6 @@
 //! # Platform support
 //!
 //! Linux only (abstract names, `SO_PEERCRED`, `MSG_CMSG_CLOEXEC`, `accept4`).
-//!
-//! Not yet: `bind_reclaiming_stale` for datagram paths (stream and seqpacket have it).
 
 mod addr;
 mod adopt;

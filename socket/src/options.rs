@@ -174,13 +174,23 @@ impl BindOptions {
     }
 
     pub(crate) fn reclaim_typed(&self, path: &Path, ty: SockType) -> Result<UnixListener> {
+        self.reclaim_with(path, |addr| self.bind_typed(addr, ty))
+    }
+
+    /// Bind with `bind` at `path`, taking over a stale socket file there (see
+    /// [`UnixListener::bind_reclaiming_stale`]); `bind` makes the socket of whatever type.
+    pub(crate) fn reclaim_with<T>(
+        &self,
+        path: &Path,
+        bind: impl Fn(&SocketAddr) -> Result<T>,
+    ) -> Result<T> {
         use std::os::unix::fs::FileTypeExt;
         let addr = SocketAddr::from_path(path)?;
         let mut lock_path = path.as_os_str().to_owned();
         lock_path.push(".lock");
         // Held until the new socket listens (or we give up), then removed and released.
         let _lock = StartLock::acquire(Path::new(&lock_path))?;
-        match self.bind_typed(&addr, ty) {
+        match bind(&addr) {
             Err(Error::Sys(e)) if e.errno() == Errno::EADDRINUSE => {}
             other => return other,
         }
@@ -200,8 +210,9 @@ impl BindOptions {
             None,
         )
         .map_err(Error::sys("socket"))?;
-        // A stream probe: a stale file of any type refuses it (ECONNREFUSED); a live listener
-        // of another type answers EPROTOTYPE, which counts as live like any other answer.
+        // A stream probe: a stale file of any type refuses it (ECONNREFUSED); a live socket
+        // of another type (a listener, or a bound datagram socket) answers EPROTOTYPE, which
+        // counts as live like any other answer.
         match connect(probe.as_raw_fd(), &addr.to_unix_addr()?) {
             Err(Errno::ECONNREFUSED) => {}
             Err(Errno::ENOENT) => {} // removed meanwhile by a plain owner: bind again
@@ -222,8 +233,8 @@ impl BindOptions {
                 ));
             }
         }
-        self.bind_typed(&addr, ty)
-        // `_lock` is removed and released here, after the new socket listens.
+        bind(&addr)
+        // `_lock` is removed and released here, after the new socket is bound.
     }
 }
 

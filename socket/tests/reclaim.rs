@@ -9,7 +9,7 @@
 mod common;
 
 use common::TempPath;
-use ipcraft_socket::{BindOptions, Error, UnixListener, UnixStream};
+use ipcraft_socket::{BindOptions, Error, UnixDatagram, UnixListener, UnixStream};
 use ipcraft_testkit::{Roles, finish, kill, wait_for_line, wait_for_prefix};
 use nix::fcntl::{Flock, FlockArg};
 use std::io::{Read, Write};
@@ -27,6 +27,11 @@ fn child_role() {
         return;
     };
     match role.as_str() {
+        "datagram-receive-forever" => {
+            let _d = UnixDatagram::bind_reclaiming_stale(&BindOptions::new(), &arg).unwrap();
+            marker("BOUND");
+            std::thread::sleep(Duration::from_secs(120));
+        }
         "listen-forever" => {
             let _l = UnixListener::bind(&arg).unwrap();
             marker("LISTENING");
@@ -211,4 +216,40 @@ fn racing_starters_with_one_killed_holding_the_lock_leave_one_winner_and_no_lock
     }
     assert!(!p.0.exists(), "the winner removed its file on exit");
     assert!(!lock.0.exists());
+}
+
+/// A datagram receiver killed (SIGKILL) leaves its socket file: a plain `bind` of the
+/// restarted receiver fails (`EADDRINUSE`), `bind_reclaiming_stale` takes the file over,
+/// receives, and leaves no lock file; a live receiver is never taken over.
+#[test]
+#[cfg_attr(miri, ignore = "sockets")]
+fn a_killed_datagram_receivers_path_is_reclaimed_never_a_live_ones() {
+    let tmp = TempPath::new("dgram-reclaim");
+    let path = tmp.0.as_path();
+    let arg = path.to_str().unwrap();
+    let mut live = ROLES.spawn("datagram-receive-forever", arg, Stdio::null());
+    wait_for_line(&mut live, "BOUND", |l| l == "BOUND");
+    assert!(
+        matches!(
+            UnixDatagram::bind_reclaiming_stale(&BindOptions::new(), path),
+            Err(Error::AddressInUse { .. })
+        ),
+        "a live receiver is taken over"
+    );
+    kill(&mut live);
+    assert!(
+        UnixDatagram::bind(path).is_err(),
+        "the dead one's file is there"
+    );
+    let rx = UnixDatagram::bind_reclaiming_stale(&BindOptions::new(), path).unwrap();
+    let tx = UnixDatagram::unbound().unwrap();
+    tx.send_to(
+        b"after a restart",
+        &ipcraft_socket::SocketAddr::from_path(path).unwrap(),
+    )
+    .unwrap();
+    let mut buf = [0u8; 64];
+    let n = rx.recv(&mut buf).unwrap();
+    assert_eq!(&buf[..n], b"after a restart");
+    assert!(!lock_path(path).exists(), "the lock file stayed");
 }

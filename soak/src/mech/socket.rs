@@ -218,13 +218,8 @@ pub fn seqpacket_producer(ctx: &Ctx, out: &Out) {
 pub fn datagram_consumer(ctx: &Ctx, out: &Out, stop: &Stop) {
     let watch = FdWatch::start();
     let rec = Recorder::new(ctx, out);
-    // A killed predecessor's socket file (only a socket, never anything else).
-    if std::fs::symlink_metadata(ctx.name())
-        .is_ok_and(|m| std::os::unix::fs::FileTypeExt::is_socket(&m.file_type()))
-    {
-        let _ = std::fs::remove_file(ctx.name());
-    }
-    match UnixDatagram::bind(ctx.name()) {
+    // A killed predecessor leaves its socket file: take it over (never a live one's).
+    match UnixDatagram::bind_reclaiming_stale(&BindOptions::new(), ctx.name()) {
         Ok(sock) => {
             out.line("READY");
             let mut buf = vec![0u8; 1 << 16];
