@@ -276,7 +276,7 @@ fn a_receiver_that_closed_is_replaced_and_its_senders_go_on() {
         tx.send(&message(0, 5)),
         Err(ChannelError::Disconnected)
     ));
-    let mut rx = Receiver::open(&name).unwrap();
+    let mut rx = retry_while_spawning(|| Receiver::open(&name));
     assert!(rx.took_over());
     tx.send(&message(0, 5)).unwrap();
     for want in 1..6 {
@@ -284,7 +284,28 @@ fn a_receiver_that_closed_is_replaced_and_its_senders_go_on() {
     }
 }
 
-/// Look (`try_recv`, which must find nothing) and claim a sender slot until one is free.
+/// `open`, retried while it reports the end taken. An end dropped in this process may look
+/// alive for a moment: a child that another test's thread is spawning holds a copy of every
+/// descriptor between its fork and its exec (the channel's are close-on-exec), and with it
+/// the end's liveness lock (see the channel docs on fork).
+fn retry_while_spawning<T>(open: impl Fn() -> Result<T, ChannelError>) -> T {
+    let start = Instant::now();
+    loop {
+        match open() {
+            Ok(end) => return end,
+            Err(ChannelError::ReceiverTaken | ChannelError::SendersFull { .. })
+                if start.elapsed() < LONG =>
+            {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("{e}"),
+        }
+    }
+}
+
+/// Look (`try_recv`, which must find nothing) and claim a sender slot until one is free
+/// (a dead sender's slot frees once a probe is due; a closed one's once no spawning child
+/// holds a copy of its lock: see [`retry_while_spawning`]).
 fn claim_within(rx: &mut Receiver, fd: &OwnedFd, limit: Duration) -> Sender {
     let start = Instant::now();
     loop {
@@ -405,7 +426,7 @@ fn a_busy_receiver_frees_dead_senders_slots_too() {
 fn a_closed_senders_slot_serves_the_next_sender() {
     let (mut rx, fd) = Receiver::anonymous(1024).unwrap();
     for round in 0..5u8 {
-        let mut tx = Sender::from_fd(dup(&fd)).unwrap();
+        let mut tx = claim_within(&mut rx, &fd, LONG);
         for seq in 0..10 {
             tx.send(&message(round, seq)).unwrap();
         }

@@ -139,9 +139,11 @@
 //!
 //! The locks belong to the open file description, which a `fork` shares: while a child
 //! forked (without exec) from a peer runs, the peer does not look dead. The channel's
-//! descriptors are close-on-exec, so an exec'd child holds nothing. A forked process that
-//! drops its copy of an end closes nothing: only the process that made the end says it
-//! closed.
+//! descriptors are close-on-exec, so an exec'd child holds nothing; but a child that another
+//! thread is spawning holds them between its fork and its exec, so an end that just closed
+//! may look alive for that moment (a takeover or a slot claim right after it may report
+//! `ReceiverTaken` or `SendersFull`: retry). A forked process that drops its copy of an end
+//! closes nothing: only the process that made the end says it closed.
 //!
 //! # Untrusted peers
 //!
