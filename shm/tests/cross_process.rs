@@ -4,8 +4,11 @@
 //! environment; they report on stdout with marker lines (the harness's own lines are ignored).
 #![allow(clippy::disallowed_types)] // Std atomics in shared memory: what this crate serves.
 
+mod common;
+
+use common::Name;
 use ipcraft_shm::{Error, Segment, SegmentOptions, list, remove_stale, unlink};
-use ipcraft_testkit::{Roles, finish, kill, unique_name, wait_for};
+use ipcraft_testkit::{Roles, finish, kill, wait_for};
 use std::os::fd::{AsFd, OwnedFd};
 use std::process::{Child, Command, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -14,23 +17,9 @@ use std::time::{Duration, Instant};
 const ROLES: Roles = Roles::new("IPCRAFT_SHM_TEST_ROLE", "IPCRAFT_SHM_TEST_ARG");
 const INCREMENTS: u64 = 200_000;
 
-/// A unique segment name, unlinked on drop; the drop also checks nothing is left.
-struct Name(String);
-
-impl Name {
-    fn new(tag: &str) -> Self {
-        Self(unique_name("/ipcraft-shm-test", tag))
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = unlink(&self.0);
-        let path = format!("/dev/shm{}", self.0);
-        if !std::thread::panicking() {
-            assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
-        }
-    }
+/// A unique segment name of this file's tests (see [`common::Name`]).
+fn seg_name(tag: &str) -> Name {
+    Name::new("/ipcraft-shm-test", tag)
 }
 
 #[test]
@@ -115,7 +104,7 @@ fn increment(seg: &Segment) {
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn counters_incremented_by_two_processes_add_up_named_and_anonymous() {
-    let name = Name::new("count");
+    let name = seg_name("count");
     let seg = Segment::create(&name.0, 4096).unwrap();
     let child = ROLES.spawn("increment-named", &name.0, Stdio::null());
     increment_here(&seg);
@@ -146,7 +135,7 @@ fn increment_here(seg: &Segment) {
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn writer_and_reader_processes_share_bytes() {
-    let name = Name::new("bytes");
+    let name = seg_name("bytes");
     let seg = Segment::create(&name.0, 8192).unwrap();
     seg.write_at(5000, b"from the creator").unwrap();
     // A read-only opener in another process would do exactly this.
@@ -171,7 +160,7 @@ fn writer_and_reader_processes_share_bytes() {
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn open_or_create_raced_by_eight_processes_initializes_once() {
-    let name = Name::new("race");
+    let name = seg_name("race");
     let children: Vec<Child> = (0..8)
         .map(|_| ROLES.spawn("race", &name.0, Stdio::null()))
         .collect();
@@ -200,7 +189,7 @@ fn open_or_create_raced_by_eight_processes_initializes_once() {
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn an_initializer_killed_mid_way_is_reported_within_the_timeout() {
-    let name = Name::new("initkill");
+    let name = seg_name("initkill");
     let mut init = ROLES.spawn("init-and-hang", &name.0, Stdio::null());
     wait_for(&mut init, "IN-INIT");
     let openers: Vec<Child> = (0..2)
@@ -278,8 +267,8 @@ fn from_fd_refuses_unsealed_or_short_descriptors() {
 #[test]
 #[cfg_attr(miri, ignore = "processes")]
 fn a_killed_creators_segment_is_stale_and_only_it_is_removed() {
-    let dead = Name::new("dead");
-    let live = Name::new("live");
+    let dead = seg_name("dead");
+    let live = seg_name("live");
     let mine = Segment::create(&live.0, 4096).unwrap();
     let mut child = ROLES.spawn("create-and-hang", &dead.0, Stdio::null());
     wait_for(&mut child, "CREATED");
@@ -319,7 +308,7 @@ fn python_shared_memory_interoperates_both_ways() {
         return;
     }
     // Python creates; we open it raw, and refuse it as an ipcraft segment.
-    let name = Name::new("py");
+    let name = seg_name("py");
     let script = "from multiprocessing import shared_memory as s, resource_tracker as r\n\
         import sys\n\
         m = s.SharedMemory(name=sys.argv[1], create=True, size=4096)\n\
@@ -345,7 +334,7 @@ fn python_shared_memory_interoperates_both_ways() {
     unlink(&name.0).unwrap();
 
     // We create (raw); Python reads.
-    let name = Name::new("py2");
+    let name = seg_name("py2");
     let seg = SegmentOptions::new()
         .raw(true)
         .create(&name.0, 4096)
@@ -379,7 +368,7 @@ fn bad_input_gets_typed_errors() {
         Err(Error::Name(e)) => assert!(e.to_string().contains("1 to 255 bytes")),
         other => panic!("{other:?}"),
     }
-    let name = Name::new("bad");
+    let name = seg_name("bad");
     assert!(matches!(Segment::create(&name.0, 0), Err(Error::ZeroSize)));
     match Segment::create(&name.0, usize::MAX / 4) {
         Err(e @ Error::TooLarge { .. }) => assert!(e.to_string().contains("/dev/shm")),
@@ -418,7 +407,7 @@ fn bad_input_gets_typed_errors() {
         Err(Error::OutOfBounds { .. })
     ));
     // Tags: a segment holding one kind of object is not opened as another.
-    let tagged = Name::new("tag");
+    let tagged = seg_name("tag");
     let _t = SegmentOptions::new().tag(7).create(&tagged.0, 64).unwrap();
     assert!(matches!(
         SegmentOptions::new().tag(8).open(&tagged.0),
@@ -434,7 +423,7 @@ fn bad_input_gets_typed_errors() {
 #[cfg_attr(miri, ignore = "shm_open")]
 fn mode_is_exact_and_open_or_create_refuses_a_wider_one() {
     use std::os::unix::fs::PermissionsExt;
-    let name = Name::new("mode");
+    let name = seg_name("mode");
     let seg = Segment::create(&name.0, 64).unwrap();
     let mode = std::fs::metadata(format!("/dev/shm{}", name.0))
         .unwrap()
@@ -475,7 +464,7 @@ fn mode_is_exact_and_open_or_create_refuses_a_wider_one() {
 #[test]
 #[cfg_attr(miri, ignore = "shm_open")]
 fn persist_keeps_the_name_and_grow_remaps() {
-    let name = Name::new("persist");
+    let name = seg_name("persist");
     let mut seg = Segment::create(&name.0, 4096).unwrap();
     seg.grow(16384).unwrap();
     seg.write_at(16000, b"far").unwrap();
@@ -506,7 +495,7 @@ fn persist_keeps_the_name_and_grow_remaps() {
 #[test]
 #[cfg_attr(miri, ignore = "shm_open")]
 fn populate_lock_and_huge_page_options() {
-    let name = Name::new("opts");
+    let name = seg_name("opts");
     let seg = SegmentOptions::new()
         .populate(true)
         .lock(true)
@@ -542,7 +531,7 @@ fn populate_lock_and_huge_page_options() {
 #[cfg_attr(miri, ignore = "shm_open")]
 fn a_fifo_in_dev_shm_is_refused_at_once_not_waited_on() {
     // Anyone may put a FIFO in /dev/shm; opening one must not block.
-    let name = Name::new("fifo");
+    let name = seg_name("fifo");
     nix::unistd::mkfifo(
         format!("/dev/shm{}", name.0).as_str(),
         nix::sys::stat::Mode::from_bits_truncate(0o600),
@@ -567,7 +556,7 @@ fn a_fifo_in_dev_shm_is_refused_at_once_not_waited_on() {
 #[test]
 #[cfg_attr(miri, ignore = "shm_open")]
 fn open_or_create_refuses_an_existing_segment_that_is_too_small() {
-    let name = Name::new("small");
+    let name = seg_name("small");
     let _small = Segment::create(&name.0, 64).unwrap();
     assert!(matches!(
         Segment::open_or_create(&name.0, 4096, |_| Ok(())),
@@ -587,7 +576,7 @@ fn open_or_create_refuses_an_existing_segment_that_is_too_small() {
 fn a_foreign_segment_smaller_than_the_header_is_not_ipcraft_at_once() {
     // A plain POSIX segment of 10 bytes, as a C or Python peer could make: it can never be
     // an ipcraft segment being initialized, so the open must not wait out its timeout.
-    let name = Name::new("tiny");
+    let name = seg_name("tiny");
     let fd = nix::sys::mman::shm_open(
         name.0.as_str(),
         nix::fcntl::OFlag::O_RDWR | nix::fcntl::OFlag::O_CREAT | nix::fcntl::OFlag::O_EXCL,
@@ -630,7 +619,7 @@ fn a_segment_gives_up_its_descriptor_and_takes_one_back() {
     ));
     // Named: the creator's conversion removes its name, as its drop would; after persist it
     // stays.
-    let name = Name::new("into-fd");
+    let name = seg_name("into-fd");
     let seg = Segment::create(&name.0, 64).unwrap();
     drop(OwnedFd::from(seg));
     assert!(matches!(

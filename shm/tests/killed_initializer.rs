@@ -8,8 +8,11 @@
 //! says so and checks nothing.
 #![allow(clippy::disallowed_types)] // Std atomics in shared memory: what this crate serves.
 
+mod common;
+
+use common::Name;
 use ipcraft_shm::{Error, Leftover, Segment, SegmentOptions, list, remove_stale, unlink};
-use ipcraft_testkit::{Roles, finish, kill, unique_name, wait_for_line};
+use ipcraft_testkit::{Roles, finish, kill, wait_for_line};
 use std::os::fd::OwnedFd;
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -41,23 +44,9 @@ fn serial() -> std::sync::MutexGuard<'static, ()> {
         .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-/// A unique segment name, unlinked on drop; the drop also checks nothing is left.
-struct Name(String);
-
-impl Name {
-    fn new(tag: &str) -> Self {
-        Self(unique_name("/ipcraft-shm-kill", tag))
-    }
-}
-
-impl Drop for Name {
-    fn drop(&mut self) {
-        let _ = unlink(&self.0);
-        let path = format!("/dev/shm{}", self.0);
-        if !std::thread::panicking() {
-            assert!(!std::path::Path::new(&path).exists(), "{path} left behind");
-        }
-    }
+/// A unique segment name of this file's tests (see [`common::Name`]).
+fn seg_name(tag: &str) -> Name {
+    Name::new("/ipcraft-shm-kill", tag)
 }
 
 #[test]
@@ -227,7 +216,7 @@ fn kill_at_every_step(link_fallback: bool, reclaim_first: bool) {
     }
     let mut ran = 0;
     for step in steps {
-        let name = Name::new(step);
+        let name = seg_name(step);
         let Some(mut child) = creator_stopped_at(&name.0, step, link_fallback) else {
             eprintln!("SKIPPED: ipcraft-shm built without debug assertions has no stop hook");
             return;
@@ -302,7 +291,7 @@ fn the_link_fallback_is_as_safe_at_every_step() {
 #[cfg_attr(miri, ignore = "processes")]
 fn racers_reclaim_a_dead_initializers_segment_exactly_once() {
     let _serial = serial();
-    let name = Name::new("racers");
+    let name = seg_name("racers");
     let Some(mut child) = creator_stopped_at(&name.0, "renamed", false) else {
         eprintln!("SKIPPED: ipcraft-shm built without debug assertions has no stop hook");
         return;
@@ -338,7 +327,7 @@ fn old_leftover(name: &str, size: usize) -> OwnedFd {
 #[cfg_attr(miri, ignore = "shm_open")]
 fn an_older_versions_headerless_leftover_is_classified_and_reclaimed() {
     let _serial = serial();
-    let name = Name::new("old");
+    let name = seg_name("old");
     let fd = old_leftover(&name.0, 64 + SIZE);
     let opened = SegmentOptions::new()
         .timeout(Duration::from_secs(30))
@@ -401,7 +390,7 @@ fn a_cleaner_racing_creators_never_breaks_one() {
         })
     };
     for i in 0..300 {
-        let name = Name::new(&format!("clean{i}"));
+        let name = seg_name(&format!("clean{i}"));
         let seg = Segment::create(&name.0, SIZE).unwrap();
         assert!(seg.header().is_some());
         drop(seg);
