@@ -12,7 +12,7 @@ use ipcraft_socket::{
     BindOptions, Deadline, Error, FrameError, FrameReader, FrameWriter, PeerPolicy, SeqpacketConn,
     SeqpacketListener, SocketAddr, TcpListener, TcpStream, UnixDatagram, UnixListener, UnixStream,
 };
-use ipcraft_testkit::{Roles, finish, kill, wait_for_line, wait_for_prefix};
+use ipcraft_testkit::{Roles, finish, kill, wait_for_prefix};
 use std::io::{Read, Seek, Write};
 use std::os::fd::{AsFd, OwnedFd};
 use std::os::unix::fs::PermissionsExt;
@@ -526,14 +526,7 @@ fn stale_socket_files_are_reclaimed_once_and_live_ones_never() {
     let mut racers: Vec<Child> = (0..3)
         .map(|_| ROLES.spawn("reclaim-race", path, Stdio::piped()))
         .collect();
-    let outcomes: Vec<String> = racers
-        .iter_mut()
-        .map(|c| {
-            wait_for_line(c, "WON or LOST", |l| {
-                l.starts_with("WON") || l.starts_with("LOST")
-            })
-        })
-        .collect();
+    let outcomes = common::race_outcomes(&mut racers);
     let won = outcomes.iter().filter(|o| o.as_str() == "WON").count();
     assert_eq!(won, 1, "{outcomes:?}");
     for o in &outcomes {

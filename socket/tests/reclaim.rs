@@ -193,14 +193,7 @@ fn racing_starters_with_one_killed_holding_the_lock_leave_one_winner_and_no_lock
     std::thread::sleep(Duration::from_millis(300)); // they wait on the holder's lock
     kill(&mut holder);
 
-    let outcomes: Vec<String> = racers
-        .iter_mut()
-        .map(|c| {
-            wait_for_line(c, "WON or LOST", |l| {
-                l.starts_with("WON") || l.starts_with("LOST")
-            })
-        })
-        .collect();
+    let outcomes = common::race_outcomes(&mut racers);
     let won = outcomes.iter().filter(|o| o.as_str() == "WON").count();
     assert_eq!(won, 1, "{outcomes:?}");
     assert!(
