@@ -7,6 +7,7 @@
 //! | module | what | used by |
 //! |---|---|---|
 //! | [`frame`] | the length-prefixed frame codec ([`FrameWriter`], [`FrameReader`]) | pipe, socket |
+//! | `codec` | the same frames as a `tokio_util` codec (`FrameCodec`, feature `tokio`) | pipe, socket |
 //! | [`deadline`] | monotonic [`Deadline`]s and [`wait_fd`], poll with a timeout | pipe, socket, mqueue |
 //! | [`name`] | POSIX IPC name rules ([`PosixName`]) | shm, mqueue, semaphores |
 //! | [`sys_error`] | an errno with the operation that failed ([`SysError`]) | all |
@@ -45,6 +46,8 @@
 //!
 //! Linux. The frame codec and name rules are portable; [`wait_fd`] uses `poll(2)`.
 
+#[cfg(feature = "tokio")]
+pub mod codec;
 pub mod deadline;
 pub mod frame;
 pub mod name;
