@@ -127,7 +127,9 @@ pub use condvar::{CONDVAR_FOOTPRINT, Condvar, CondvarOptions};
 /// map (`futex(2)` without `FUTEX_PRIVATE_FLAG`): the building block under [`Condvar`],
 /// for lock-free protocols of your own (the `ipcraft` channel's sleep and wake-up).
 pub mod futex {
-    pub use crate::sys::{futex_wait as wait, futex_wake as wake};
+    pub use crate::sys::{
+        WAIT_MANY_MAX, futex_wait as wait, futex_wait_many as wait_many, futex_wake as wake,
+    };
 }
 pub use error::{Error, Result};
 pub use futex_lock::MAX_HANDLES;

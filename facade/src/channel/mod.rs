@@ -205,6 +205,8 @@ mod named;
 mod receiver;
 mod restart;
 mod sender;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod wait;
 
 use crate::ring::slots::{SLOT_CLAIMED, SLOT_FREE, SlotWords};

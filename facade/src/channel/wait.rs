@@ -12,6 +12,9 @@ pub(super) trait End {
     const DRAIN: bool;
     /// This end's doorbell.
     fn own_bell(&self) -> ShmBell<'_>;
+    /// The segment this end maps (an async wait keeps it mapped while it sleeps).
+    #[cfg_attr(not(feature = "tokio"), allow(dead_code))]
+    fn shared(&self) -> &Arc<SharedRegion>;
     /// Wake the peer(s) if they sleep (released room or published padding may be what
     /// they wait for).
     fn wake_peers(&self);
@@ -38,6 +41,9 @@ impl End for Sender {
     const DRAIN: bool = false;
     fn own_bell(&self) -> ShmBell<'_> {
         self.tx.memory().producer_bell()
+    }
+    fn shared(&self) -> &Arc<SharedRegion> {
+        &self.tx.memory().region
     }
     fn wake_peers(&self) {
         notify(&consumer_bell(self.region()));
@@ -74,6 +80,9 @@ impl End for Receiver {
     const DRAIN: bool = true;
     fn own_bell(&self) -> ShmBell<'_> {
         consumer_bell(&self.region)
+    }
+    fn shared(&self) -> &Arc<SharedRegion> {
+        &self.region
     }
     fn wake_peers(&self) {
         notify_each(self.rx.iter().map(|rx| rx.memory().producer_bell()));

@@ -223,6 +223,82 @@ pub fn futex_wake(word: &AtomicU32, count: i32) {
     wake_on(word.as_ptr(), count);
 }
 
+/// The most words one [`futex_wait_many`] call sleeps on (the kernel's `FUTEX_WAITV_MAX`).
+pub const WAIT_MANY_MAX: usize = 128;
+
+/// One entry of `futex_waitv(2)`'s array (`struct futex_waitv` in `<linux/futex.h>`).
+#[repr(C)]
+struct FutexWaitv {
+    val: u64,
+    uaddr: u64,
+    flags: u32,
+    reserved: u32,
+}
+
+/// `FUTEX2_SIZE_U32`: a 32-bit word, shared (no `FUTEX2_PRIVATE`), so that it meets
+/// `FUTEX_WAKE` calls made on the same word by other processes.
+const FUTEX2_SIZE_U32: u32 = 0x02;
+
+/// Sleep until one of `words` is woken or no longer holds its expected value, or
+/// `deadline` passes (`futex_waitv(2)`, Linux 5.16; shared futexes, so wake-ups from other
+/// processes' `FUTEX_WAKE` on the same words arrive). At most [`WAIT_MANY_MAX`] words.
+///
+/// Returns `Ok(Some(i))` when word `i` was woken, `Ok(None)` when the call returned for any
+/// other reason (a word already differs, a signal, the deadline): the caller re-checks every
+/// word either way.
+///
+/// # Errors
+///
+/// `ENOSYS` on kernels without `futex_waitv`; `EINVAL` for more than [`WAIT_MANY_MAX`] words.
+#[allow(clippy::disallowed_types)] // The words live in shared memory, where loom's atomics cannot.
+pub fn futex_wait_many(
+    words: &[(&AtomicU32, u32)],
+    deadline: Option<Instant>,
+) -> Result<Option<usize>, Errno> {
+    if words.is_empty() || words.len() > WAIT_MANY_MAX {
+        return Err(Errno::EINVAL);
+    }
+    let waiters: Vec<FutexWaitv> = words
+        .iter()
+        .map(|(w, val)| FutexWaitv {
+            val: u64::from(*val),
+            uaddr: w.as_ptr() as u64,
+            flags: FUTEX2_SIZE_U32,
+            reserved: 0,
+        })
+        .collect();
+    let ts = deadline.map(monotonic_abstime).transpose()?;
+    let ts_ptr = ts
+        .as_ref()
+        .map_or(std::ptr::null(), |t| t as *const libc::timespec);
+    // SAFETY:
+    // - `waiters` is an array of `words.len()` (1..=128) `struct futex_waitv` entries
+    //   (`#[repr(C)]`, the kernel's layout) that lives on our heap for the whole call; the
+    //   kernel only reads it.
+    // - Each `uaddr` comes from a reference to a live, 4-byte aligned atomic (`words`
+    //   borrows them for the whole call); the kernel reads the words atomically and never
+    //   writes them.
+    // - `ts_ptr` is null or points to an absolute CLOCK_MONOTONIC time on our stack, as
+    //   the `clockid` argument says.
+    let rc = unsafe {
+        libc::syscall(
+            libc::SYS_futex_waitv,
+            waiters.as_ptr(),
+            waiters.len() as libc::c_uint,
+            0u32,
+            ts_ptr,
+            libc::CLOCK_MONOTONIC,
+        )
+    };
+    if rc >= 0 {
+        return Ok(usize::try_from(rc).ok());
+    }
+    match Errno::last() {
+        Errno::EAGAIN | Errno::EINTR | Errno::ETIMEDOUT => Ok(None),
+        e => Err(e),
+    }
+}
+
 /// The address of the low 32 bits of a 64-bit word (the futex a counter in the low half
 /// sleeps on, as glibc's 64-bit `sem_t` does).
 /// 4-byte aligned (the 64-bit word is 8-aligned) and live as long as `word`.
@@ -275,5 +351,38 @@ mod tests {
             );
             assert!((0..1_000_000_000).contains(&abs.tv_nsec));
         }
+    }
+
+    #[cfg_attr(miri, ignore = "futex_waitv(2)")]
+    #[test]
+    fn wait_many_returns_for_a_changed_word_a_wake_and_the_deadline() {
+        let words: Vec<AtomicU32> = (0..3).map(AtomicU32::new).collect();
+        let refs: Vec<(&AtomicU32, u32)> = words
+            .iter()
+            .map(|w| (w, w.load(std::sync::atomic::Ordering::Relaxed)))
+            .collect();
+        // The deadline: nothing changes.
+        let t = Instant::now();
+        assert_eq!(
+            futex_wait_many(&refs, Some(t + Duration::from_millis(20))),
+            Ok(None)
+        );
+        assert!(t.elapsed() >= Duration::from_millis(20));
+        // A word that no longer holds its value: at once.
+        let stale = [(&words[0], 7u32), (&words[1], 1)];
+        assert_eq!(futex_wait_many(&stale, None), Ok(None));
+        // A wake on the second word from another thread: its index.
+        std::thread::scope(|s| {
+            let w = &words[2];
+            s.spawn(move || {
+                std::thread::sleep(Duration::from_millis(50));
+                w.store(9, std::sync::atomic::Ordering::Release);
+                futex_wake(w, 1);
+            });
+            let r = futex_wait_many(&refs, Some(Instant::now() + Duration::from_secs(20)));
+            assert!(matches!(r, Ok(Some(2)) | Ok(None)), "{r:?}");
+            assert_eq!(words[2].load(std::sync::atomic::Ordering::Acquire), 9);
+        });
+        assert_eq!(futex_wait_many(&[], None), Err(Errno::EINVAL));
     }
 }
