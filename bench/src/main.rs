@@ -30,6 +30,7 @@ use report::Row;
 mod cases;
 mod harness;
 mod proto;
+mod proto_async;
 mod raw;
 mod raw_sem;
 mod report;

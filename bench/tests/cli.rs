@@ -17,7 +17,14 @@ fn field<'a>(line: &'a str, key: &str) -> Option<&'a str> {
 #[cfg_attr(miri, ignore)]
 fn quick_json_has_one_line_per_row_with_every_key() {
     let out = Command::new(EXE)
-        .args(["--quick", "--runs", "1", "--json", "--filter", "pipe/"])
+        .args([
+            "--quick",
+            "--runs",
+            "1",
+            "--json",
+            "--filter",
+            "pipe-framed/",
+        ])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&out.stderr);
@@ -29,7 +36,7 @@ fn quick_json_has_one_line_per_row_with_every_key() {
     } else {
         1
     };
-    // pipe/raw and pipe/ipcraft: 1 latency + 3 throughput rows per placement.
+    // pipe-framed/raw and pipe-framed/ipcraft: 1 latency + 3 throughput rows per placement.
     assert_eq!(lines.len(), 2 * 4 * placements, "{stdout}");
     let keys = [
         "mechanism",

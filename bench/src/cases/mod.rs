@@ -4,9 +4,11 @@
 //! To add a mechanism, write a module with its [`Case`]s and list them in [`all`].
 
 use crate::harness::{Case, Impl};
+use async_io::Mech as AsyncMech;
 use ipcraft_sync::MutexKind::{Futex, Pthread};
 use sync::Row;
 
+pub mod async_io;
 pub mod channel;
 pub mod limit;
 pub mod mqueue;
@@ -72,6 +74,17 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(sem::SemCase::new(true, Impl::Ipcraft)),
         Box::new(channel::ChannelCase { sleep: false }),
         Box::new(channel::ChannelCase { sleep: true }),
+        Box::new(async_io::AsyncCase::new(AsyncMech::UnixStream, Impl::Raw)),
+        Box::new(async_io::AsyncCase::new(AsyncMech::UnixDgram, Impl::Raw)),
+        Box::new(async_io::AsyncCase::new(AsyncMech::Pipe, Impl::Raw)),
+        Box::new(async_io::AsyncCase::new(
+            AsyncMech::Channel { sleep: false },
+            Impl::Ipcraft,
+        )),
+        Box::new(async_io::AsyncCase::new(
+            AsyncMech::Channel { sleep: true },
+            Impl::Ipcraft,
+        )),
     ]
 }
 
