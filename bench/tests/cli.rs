@@ -56,7 +56,7 @@ fn quick_json_has_one_line_per_row_with_every_key() {
         for k in keys {
             assert!(field(line, k).is_some(), "{k} missing in {line}");
         }
-        assert_eq!(field(line, "mechanism"), Some("pipe"));
+        assert_eq!(field(line, "mechanism"), Some("pipe-framed"));
         assert!(matches!(field(line, "impl"), Some("raw" | "ipcraft")));
         assert!(matches!(field(line, "placement"), Some("cross" | "same")));
         assert_eq!(field(line, "runs"), Some("1"), "{line}");
