@@ -28,6 +28,16 @@ const fn minutes(m: u64) -> Duration {
     Duration::from_secs(m * 60)
 }
 
+/// The published library crates, which the `features` step builds alone.
+const LIBRARIES: &[&str] = &[
+    "ipcraft-core",
+    "ipcraft-pipe",
+    "ipcraft-socket",
+    "ipcraft-mqueue",
+    "ipcraft-shm",
+    "ipcraft-sync",
+];
+
 /// The steps, in the order they run.
 const STEPS: &[Step] = &[
     Step {
@@ -40,6 +50,10 @@ const STEPS: &[Step] = &[
     },
     Step {
         name: "test",
+        timeout: minutes(30),
+    },
+    Step {
+        name: "features",
         timeout: minutes(30),
     },
     Step {
@@ -82,12 +96,40 @@ fn run_step(root: &Path, step: &Step) -> Result<Outcome> {
             "clippy",
             "--workspace",
             "--all-targets",
+            "--all-features",
             "--",
             "-D",
             "warnings",
         ])
         .run(root, deadline)?,
-        "test" => cargo(&["test", "--workspace"]).run(root, deadline)?,
+        "test" => cargo(&["test", "--workspace", "--all-features"]).run(root, deadline)?,
+        // `test` built every crate with every feature (and a workspace build unifies
+        // features: the bench turns on the facade's `tokio`). Here the library crates are
+        // built alone, so that a feature cannot hide a break without it: no features (the
+        // mechanism crates' default), the facade's defaults (every mechanism, no async),
+        // and the facade with none.
+        "features" => {
+            let leaves = LIBRARIES.iter().flat_map(|c| ["-p", c]);
+            let mut clippy: Vec<&str> = vec!["clippy", "--all-targets"];
+            clippy.extend(leaves.clone());
+            clippy.extend(["--", "-D", "warnings"]);
+            cargo(&clippy).run(root, deadline)?;
+            let mut test: Vec<&str> = vec!["test"];
+            test.extend(leaves);
+            cargo(&test).run(root, deadline)?;
+            cargo(&["test", "-p", "ipcraft"]).run(root, deadline)?;
+            cargo(&[
+                "clippy",
+                "-p",
+                "ipcraft",
+                "--all-targets",
+                "--no-default-features",
+                "--",
+                "-D",
+                "warnings",
+            ])
+            .run(root, deadline)?;
+        }
         // The channel's ten-million-message runs (SPSC, 3-sender MPSC) need a release
         // build; `test` ran them with fewer messages (debug). Then the kill -9 soak: its
         // self-test, and a bounded run of every mechanism.
@@ -103,8 +145,10 @@ fn run_step(root: &Path, step: &Step) -> Result<Outcome> {
             .run(root, deadline)?;
             soak::bounded(root, deadline)?;
         }
-        "examples" => cargo(&["build", "--workspace", "--examples"]).run(root, deadline)?,
-        "doc" => cargo(&["doc", "--workspace", "--no-deps"])
+        "examples" => {
+            cargo(&["build", "--workspace", "--examples", "--all-features"]).run(root, deadline)?
+        }
+        "doc" => cargo(&["doc", "--workspace", "--no-deps", "--all-features"])
             .env(
                 "RUSTDOCFLAGS",
                 workspace::extend_flags("RUSTDOCFLAGS", "-D warnings"),

@@ -24,14 +24,20 @@ cargo xtask <command> [options]: ipcraft's automation
 Commands:
   ci [--skip <step>]...   the one gate, in order (the first failure stops it):
                             fmt            cargo fmt --all --check
-                            clippy         cargo clippy --workspace --all-targets -- -D warnings
-                            test           cargo test --workspace (unit, integration, doc tests)
+                            clippy         cargo clippy --workspace --all-targets --all-features
+                                           -- -D warnings
+                            test           cargo test --workspace --all-features (unit,
+                                           integration, doc tests)
+                            features       the library crates alone without features (clippy,
+                                           tests), the facade with its defaults (tests) and
+                                           with none (clippy): a feature cannot hide a break
                             soak           cargo test --release -p ipcraft --test ten_million
                                            (10M messages through the channel, SPSC and MPSC),
                                            then cargo xtask soak --self-test and
                                            cargo xtask soak --minutes 1.5 (kill -9 soak)
-                            examples       cargo build --workspace --examples
-                            doc            cargo doc --workspace --no-deps (RUSTDOCFLAGS=-D warnings)
+                            examples       cargo build --workspace --examples --all-features
+                            doc            cargo doc --workspace --no-deps --all-features
+                                           (RUSTDOCFLAGS=-D warnings)
                             loom           cargo xtask loom
                             miri           cargo xtask miri
                             unsafe-report  cargo xtask unsafe-report
