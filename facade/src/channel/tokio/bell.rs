@@ -40,6 +40,9 @@ struct Entry {
 
 /// One waiting thread and the tasks it serves.
 struct Shard {
+    /// The process whose thread serves it: a child forked from it has none (threads do not
+    /// survive `fork`), so the child starts its own.
+    pid: u32,
     entries: Mutex<Vec<Entry>>,
     /// Bumped (and woken) when the set of entries changes, so that the thread re-reads it.
     control: AtomicU32,
@@ -92,10 +95,13 @@ pub(super) fn register(
     let id = NEXT.fetch_add(1, Ordering::Relaxed);
     let shard = {
         let mut all = lock(shards());
+        let pid = std::process::id();
+        all.retain(|s| s.pid == pid);
         match all.iter().find(|s| lock(&s.entries).len() < PER_THREAD) {
             Some(s) => s.clone(),
             None => {
                 let s = Arc::new(Shard {
+                    pid,
                     entries: Mutex::new(Vec::new()),
                     control: AtomicU32::new(0),
                 });
