@@ -172,6 +172,36 @@ fn child_role() {
             println!("GOT-ONE");
             std::thread::sleep(Duration::from_secs(120));
         }
+        "scribble" => {
+            // A hostile peer: a live sender (so that the receiver waits for it rather than
+            // report it gone) that maps the channel's memfd and writes random words anywhere
+            // in it, the doorbell words and sleeping flags included.
+            let mut tx = channel::Sender::from_fd(stdin_fd()).unwrap();
+            tx.send(&message(0, 0)).unwrap();
+            let seg = ipcraft_shm::Segment::from_fd(stdin_fd(), 256 + 16).unwrap();
+            println!("STARTED");
+            // Where (the layout table in `ipcraft::channel`'s docs): the receiver's doorbell
+            // (sleeping flag at 64, sequence word at 68), the sender's published position
+            // (256) and the ring's records (from 512); never the closed flags and slot
+            // states, which would only make the receiver report `Disconnected` at once.
+            let data = 512;
+            let records = (seg.len() - data) / 8;
+            let mut x = 0x2545_f491_4f6c_dd1d_u64;
+            loop {
+                x ^= x << 13;
+                x ^= x >> 7;
+                x ^= x << 17;
+                let at = match x % 8 {
+                    0 => 64,
+                    1 | 2 => 68,
+                    3 => 256,
+                    _ => data + (x as usize >> 8) % records * 8,
+                };
+                let value = if x.is_multiple_of(3) { x >> 40 } else { x };
+                std::hint::black_box(&value);
+                let _ = seg.write(at, &value);
+            }
+        }
         other => panic!("unknown role {other}"),
     }
 }
@@ -381,5 +411,50 @@ fn a_killed_receiver_ends_an_async_send_with_disconnected() {
             matches!(r, Err(ChannelError::Disconnected)),
             "{flavour}: {r:?}"
         );
+    }
+}
+
+/// A hostile peer scribbles over the whole segment (rings, positions, doorbell words,
+/// sleeping flags) while async receives, each bounded by a timeout, run in a loop: errors or
+/// garbage, never a crash, a panic (here or in the doorbell thread), or a wait past the
+/// timeout. Sleeping ends (`Wait::Sleep`) put the doorbell thread in the enemy's way.
+#[test]
+fn a_hostile_peer_causes_errors_not_crashes_or_hangs_in_async_ends() {
+    for wait in [Wait::Adaptive, Wait::Sleep] {
+        let (mut rx, fd) = channel::tokio::Receiver::anonymous(4096).unwrap();
+        rx.get_mut().set_wait(wait);
+        let mut child = spawn("scribble", "current,0,0", fd);
+        wait_for(&mut child, "STARTED");
+        let (ok, corrupted, other, timeouts) = run("multi", async {
+            let (mut ok, mut corrupted, mut other, mut timeouts) = (0, 0, 0, 0);
+            let mut first_other = None;
+            let start = std::time::Instant::now();
+            let mut buf = vec![0u8; 4096];
+            while start.elapsed() < Duration::from_secs(2) {
+                let call = std::time::Instant::now();
+                match tokio::time::timeout(Duration::from_millis(20), rx.recv_into(&mut buf)).await
+                {
+                    Ok(Ok(_)) => ok += 1,
+                    Ok(Err(ChannelError::Corrupted(_))) => corrupted += 1,
+                    Ok(Err(e)) => {
+                        other += 1;
+                        first_other.get_or_insert(e);
+                    }
+                    Err(_) => timeouts += 1,
+                }
+                assert!(
+                    call.elapsed() < Duration::from_secs(5),
+                    "a receive never hangs"
+                );
+            }
+            println!("first other error: {first_other:?}");
+            (ok, corrupted, other, timeouts)
+        });
+        kill(&mut child);
+        println!(
+            "{wait:?}: {ok} garbage messages, {corrupted} Corrupted, {other} other errors, \
+             {timeouts} timeouts"
+        );
+        assert!(ok + corrupted + other + timeouts > 0);
     }
 }
