@@ -17,7 +17,7 @@
 //! The methods are those of the blocking types: `recv`, `send`, `accept`, `recv_with_fds`,
 //! ... are `async`; their `_deadline` and `_timeout` forms are left out (wrap the future in
 //! `tokio::time::timeout` where you want one); the `try_` forms stay, and never wait. The
-//! errors are the crate's [`Error`](crate::Error), the same variants as the blocking calls
+//! errors are the crate's [`Error`], the same variants as the blocking calls
 //! (`PeerClosed` rather than a `SIGPIPE`: every send uses `MSG_NOSIGNAL`).
 //!
 //! # One readiness path
