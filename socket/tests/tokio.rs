@@ -393,6 +393,42 @@ fn datagram_send_to_a_bound_async_receiver() {
     });
 }
 
+/// An unconnected sender whose receiver's queue another socket filled: `poll` finds the
+/// sender writable all along (its own buffer has room), and only recent kernels wake it when
+/// the receiver drains, so `send_to` must not rely on readiness alone.
+#[test]
+fn send_to_a_full_receiver_completes_once_it_drains() {
+    let p = TempPath::new("adgram-full");
+    runtime("mt").block_on(async {
+        let receiver = ipcraft_socket::UnixDatagram::bind(&p.0).unwrap();
+        let to = ipcraft_socket::SocketAddr::from_path(&p.0).unwrap();
+        // Another socket fills the queue: draining it frees none of the sender's buffer.
+        let filler = ipcraft_socket::UnixDatagram::unbound().unwrap();
+        let sender = aio::UnixDatagram::unbound().unwrap();
+        let mut queued = 0u32;
+        loop {
+            match filler.try_send_to(&queued.to_le_bytes(), &to) {
+                Ok(_) => queued += 1,
+                Err(Error::WouldBlock { .. }) => break,
+                Err(e) => panic!("{e}"),
+            }
+        }
+        let pending = tokio::spawn(async move { sender.send_to(b"last", &to).await });
+        tokio::time::sleep(Duration::from_millis(50)).await; // most likely pending by now
+        let mut buf = [0u8; 8];
+        for i in 0..queued {
+            let n = receiver.recv(&mut buf).unwrap();
+            assert_eq!(&buf[..n], &i.to_le_bytes(), "message {i}");
+        }
+        let sent = tokio::time::timeout(LONG, pending)
+            .await
+            .expect("never hangs");
+        assert_eq!(sent.unwrap().unwrap(), 4);
+        let n = receiver.recv(&mut buf).unwrap();
+        assert_eq!(&buf[..n], b"last");
+    });
+}
+
 // ---- TCP through Framed and FrameCodec, against a blocking FrameWriter/FrameReader ----
 
 fn tcp_child(addr: &str) {
@@ -408,8 +444,19 @@ fn tcp_child(addr: &str) {
     }
 }
 
+/// Serve the `tcp` child through `Framed` over `conn`: every frame back reversed.
+async fn serve_framed<T: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin>(conn: T) -> u32 {
+    let mut framed = Framed::new(conn, aio::FrameCodec::new());
+    let mut n = 0;
+    while let Some(frame) = tokio::time::timeout(LONG, next(&mut framed)).await.unwrap() {
+        send(&mut framed, reversed(&frame.unwrap())).await.unwrap();
+        n += 1;
+    }
+    n
+}
+
 #[test]
-fn tcp_framed_with_the_codec_against_a_blocking_peer() {
+fn tcp_framed_with_the_codec_on_tokio_streams_against_a_blocking_peer() {
     runtime("mt").block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
@@ -418,14 +465,40 @@ fn tcp_framed_with_the_codec_against_a_blocking_peer() {
             .await
             .unwrap()
             .unwrap();
-        let mut framed = Framed::new(conn, aio::FrameCodec::new());
-        let mut n = 0;
-        while let Some(frame) = tokio::time::timeout(LONG, next(&mut framed)).await.unwrap() {
-            send(&mut framed, reversed(&frame.unwrap())).await.unwrap();
-            n += 1;
-        }
-        assert_eq!(n, ROUNDS);
+        assert_eq!(serve_framed(conn).await, ROUNDS);
         finish(child, "tcp child");
+    });
+}
+
+#[test]
+fn tcp_framed_with_the_codec_on_ipcraft_streams_against_a_blocking_peer() {
+    runtime("ct").block_on(async {
+        let listener = aio::TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let child = ROLES.spawn("tcp", &format!("x|{addr}"), Stdio::null());
+        let (conn, _) = tokio::time::timeout(LONG, listener.accept())
+            .await
+            .unwrap()
+            .unwrap();
+        conn.set_nodelay(true).unwrap();
+        assert_eq!(serve_framed(conn).await, ROUNDS);
+        finish(child, "tcp child");
+        // And an async client: a peer gone is a typed error, never a SIGPIPE.
+        let client = aio::TcpStream::connect(listener.local_addr().unwrap())
+            .await
+            .unwrap();
+        let (server, _) = listener.accept().await.unwrap();
+        drop(server);
+        let e = loop {
+            match client.send(&[0u8; 4096]).await {
+                Ok(_) => tokio::task::yield_now().await,
+                Err(e) => break e,
+            }
+        };
+        assert!(
+            matches!(e, Error::PeerClosed { .. } | Error::ConnectionReset { .. }),
+            "{e}"
+        );
     });
 }
 
@@ -443,16 +516,8 @@ fn unix_framed_with_the_codec_against_blocking_framing() {
                 assert_eq!(rx.recv().unwrap().unwrap(), reversed(&payload(i, 3000)));
             }
         });
-        let mut framed = Framed::new(
-            aio::UnixStream::from_std(ours).unwrap(),
-            aio::FrameCodec::new(),
-        );
-        let mut n = 0;
-        while let Some(frame) = tokio::time::timeout(LONG, next(&mut framed)).await.unwrap() {
-            send(&mut framed, reversed(&frame.unwrap())).await.unwrap();
-            n += 1;
-        }
-        assert_eq!(n, ROUNDS);
+        let ours = aio::UnixStream::from_std(ours).unwrap();
+        assert_eq!(serve_framed(ours).await, ROUNDS);
         peer.join().unwrap();
     });
 }

@@ -367,8 +367,40 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// As [`crate::UnixDatagram::send_to`].
+    ///
+    /// # Panics
+    ///
+    /// When the receiver's queue is full, without the runtime's timer (`enable_time`): the
+    /// wait for it to drain is bounded by a back-off, since the kernel does not always
+    /// wake an unconnected sender.
     pub async fn send_to(&self, msg: &[u8], addr: &SocketAddr) -> Result<usize> {
-        await_io(&self.io, Dir::Write, |s| s.try_send_to(msg, addr)).await
+        self.send_to_waiting(|s| s.try_send_to(msg, addr)).await
+    }
+
+    /// Run `send` (a `try_` send to an address) until it does not find the receiver full.
+    ///
+    /// A full receiver is not a readiness the kernel always reports to an *unconnected*
+    /// sender: `poll` finds it writable whenever its own buffer has room, and only a
+    /// connected sender is woken when the receiver drains (recent kernels do wake it; older
+    /// ones may not). So the wait for readiness is bounded by a back-off (1 to 10 ms, on the
+    /// runtime's timer), after which the send is simply tried again. The timer is touched
+    /// only after a send found the receiver full.
+    async fn send_to_waiting(
+        &self,
+        mut send: impl FnMut(&crate::UnixDatagram) -> Result<usize>,
+    ) -> Result<usize> {
+        let mut backoff = std::time::Duration::from_millis(1);
+        loop {
+            match send(self.get_ref()) {
+                Err(crate::Error::WouldBlock { .. }) => {}
+                done => return done,
+            }
+            let ready = await_io(&self.io, Dir::Write, &mut send);
+            if let Ok(done) = ::tokio::time::timeout(backoff, ready).await {
+                return done;
+            }
+            backoff = (backoff * 2).min(std::time::Duration::from_millis(10));
+        }
     }
 
     /// [`send_to`](Self::send_to) without waiting.
@@ -387,16 +419,18 @@ impl UnixDatagram {
     /// # Errors
     ///
     /// As [`crate::UnixDatagram::send_to_with_fds`].
+    ///
+    /// # Panics
+    ///
+    /// As [`send_to`](Self::send_to).
     pub async fn send_to_with_fds(
         &self,
         msg: &[u8],
         fds: &[BorrowedFd<'_>],
         addr: &SocketAddr,
     ) -> Result<usize> {
-        await_io(&self.io, Dir::Write, |s| {
-            s.try_send_to_with_fds(msg, fds, addr)
-        })
-        .await
+        self.send_to_waiting(|s| s.try_send_to_with_fds(msg, fds, addr))
+            .await
     }
 
     /// [`send_to_with_fds`](Self::send_to_with_fds) without waiting.

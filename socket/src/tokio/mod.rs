@@ -11,6 +11,8 @@
 //!   which tokio does not have either; frames carrying descriptors on the stream
 //!   ([`UnixStream::send_frame_with_fds`], [`UnixStream::recv_frame_with_fds`]);
 //! - peer credentials (`SO_PEERCRED`) on every connection;
+//! - [`TcpListener`] / [`TcpStream`], with the blocking ones' typed errors and
+//!   `MSG_NOSIGNAL`;
 //! - [`FrameCodec`] (from `ipcraft-core`), so that `tokio_util::codec::Framed` carries the
 //!   frames of [`FrameWriter`](crate::FrameWriter) over these streams, tokio's, and TCP.
 //!
@@ -62,11 +64,13 @@
 mod listener;
 mod message;
 mod stream;
+mod tcp;
 
 pub use ipcraft_core::codec::FrameCodec;
 pub use listener::UnixListener;
 pub use message::{SeqpacketConn, SeqpacketListener, UnixDatagram};
 pub use stream::UnixStream;
+pub use tcp::{TcpListener, TcpStream};
 
 use crate::error::{Error, Result};
 use ::tokio::io::unix::{AsyncFd, AsyncFdReadyGuard};
@@ -76,7 +80,7 @@ use std::os::fd::AsRawFd;
 use std::task::{Context, Poll};
 
 /// The blocking types of this crate that an `AsyncFd` may wrap: each owns its descriptor
-/// (an `OwnedFd` field, set when it is made and never replaced, closed only when it drops),
+/// (an `OwnedFd`, or a `std::net` socket, set when it is made and never replaced, closed only when it drops),
 /// so `as_raw_fd` returns the same open descriptor, of the same open file description, for
 /// as long as it lives.
 trait OwnsItsFd: AsRawFd {}
@@ -85,6 +89,8 @@ impl OwnsItsFd for crate::UnixListener {}
 impl OwnsItsFd for crate::UnixDatagram {}
 impl OwnsItsFd for crate::SeqpacketConn {}
 impl OwnsItsFd for crate::SeqpacketListener {}
+impl OwnsItsFd for crate::TcpStream {}
+impl OwnsItsFd for crate::TcpListener {}
 
 /// Register `inner` (already non-blocking) with the current runtime's reactor.
 ///
