@@ -1,5 +1,5 @@
 //! The async types (feature `tokio`) between real processes: each kind (stream, datagram,
-//! seqpacket) with descriptors, against an async and a blocking peer process, on both
+//! seqpacket) with descriptors travelling both ways, against an async and a blocking peer process, on both
 //! runtime flavours; TCP through `Framed` and `FrameCodec`; the peer policy at accept.
 //!
 //! Children are this test binary re-run with `--exact child_role` and a role in the
@@ -103,11 +103,23 @@ fn read_pipe(r: std::io::PipeReader) -> String {
     s
 }
 
-/// Write round `i`'s text into a received pipe end, then close it.
-fn answer_pipe(fds: Vec<OwnedFd>, i: u32) {
+/// Write round `i`'s text into a received pipe end, and give the end back: it goes home
+/// with the reply, so descriptors travel both ways in every mix.
+fn answer_pipe(fds: Vec<OwnedFd>, i: u32) -> OwnedFd {
     assert_eq!(fds.len(), 1, "round {i}: one descriptor");
     let mut w = std::io::PipeWriter::from(fds.into_iter().next().unwrap());
     w.write_all(pipe_text(i).as_bytes()).unwrap();
+    w.into()
+}
+
+/// The child's end of round `i`: its pipe end came back with the reply; write to it, close
+/// it, and read the pipe to its end.
+fn check_round(r: std::io::PipeReader, fds: Vec<OwnedFd>, i: u32) {
+    assert_eq!(fds.len(), 1, "round {i}: the pipe end comes back");
+    let mut w = std::io::PipeWriter::from(fds.into_iter().next().unwrap());
+    w.write_all(b" and back").unwrap();
+    drop(w);
+    assert_eq!(read_pipe(r), format!("{} and back", pipe_text(i)));
 }
 
 // ---- stream: frames carrying a pipe end each way round ----
@@ -121,8 +133,8 @@ fn stream_child_blocking(path: &str) {
         s.send_frame_with_fds(&msg, &[w.as_fd()]).unwrap();
         drop(w);
         let (reply, fds) = s.recv_frame_with_fds(1 << 20, 4).unwrap().unwrap();
-        assert_eq!((reply, fds.len()), (reversed(&msg), 0), "round {i}");
-        assert_eq!(read_pipe(r), pipe_text(i));
+        assert_eq!(reply, reversed(&msg), "round {i}");
+        check_round(r, fds, i);
     }
 }
 
@@ -134,8 +146,8 @@ async fn stream_child_async(path: &str) {
         s.send_frame_with_fds(&msg, &[w.as_fd()]).await.unwrap();
         drop(w);
         let (reply, fds) = s.recv_frame_with_fds(1 << 20, 4).await.unwrap().unwrap();
-        assert_eq!((reply, fds.len()), (reversed(&msg), 0), "round {i}");
-        assert_eq!(read_pipe(r), pipe_text(i));
+        assert_eq!(reply, reversed(&msg), "round {i}");
+        check_round(r, fds, i);
     }
 }
 
@@ -143,8 +155,8 @@ async fn stream_child_async(path: &str) {
 async fn serve_stream(mut conn: aio::UnixStream) -> u32 {
     let mut n = 0;
     while let Some((msg, fds)) = conn.recv_frame_with_fds(1 << 20, 4).await.unwrap() {
-        answer_pipe(fds, n);
-        conn.send_frame_with_fds(&reversed(&msg), &[])
+        let w = answer_pipe(fds, n);
+        conn.send_frame_with_fds(&reversed(&msg), &[w.as_fd()])
             .await
             .unwrap();
         n += 1;
@@ -226,17 +238,17 @@ fn msg_child_blocking(sock: Blocking) {
                 s.set_read_timeout(Some(LONG)).unwrap();
                 s.send_with_fds(&msg, &[w.as_fd()]).unwrap();
                 drop(w);
-                s.recv(&mut buf).unwrap()
+                s.recv_with_fds(&mut buf, 2).unwrap()
             }
             Blocking::Dgram(s) => {
                 s.set_read_timeout(Some(LONG)).unwrap();
                 s.send_with_fds(&msg, &[w.as_fd()]).unwrap();
                 drop(w);
-                s.recv(&mut buf).unwrap()
+                s.recv_with_fds(&mut buf, 2).unwrap()
             }
         };
-        assert_eq!(&buf[..got], &reversed(&msg)[..], "round {i}");
-        assert_eq!(read_pipe(r), pipe_text(i));
+        assert_eq!(&buf[..got.0], &reversed(&msg)[..], "round {i}");
+        check_round(r, got.1, i);
     }
     if let Blocking::Dgram(s) = &sock {
         s.send(END).unwrap();
@@ -252,16 +264,16 @@ async fn msg_child_async(sock: Async) {
             Async::Seq(s) => {
                 s.send_with_fds(&msg, &[w.as_fd()]).await.unwrap();
                 drop(w);
-                s.recv(&mut buf).await.unwrap()
+                s.recv_with_fds(&mut buf, 2).await.unwrap()
             }
             Async::Dgram(s) => {
                 s.send_with_fds(&msg, &[w.as_fd()]).await.unwrap();
                 drop(w);
-                s.recv(&mut buf).await.unwrap()
+                s.recv_with_fds(&mut buf, 2).await.unwrap()
             }
         };
-        assert_eq!(&buf[..got], &reversed(&msg)[..], "round {i}");
-        assert_eq!(read_pipe(r), pipe_text(i));
+        assert_eq!(&buf[..got.0], &reversed(&msg)[..], "round {i}");
+        check_round(r, got.1, i);
     }
     if let Async::Dgram(s) = &sock {
         s.send(END).await.unwrap();
@@ -281,11 +293,11 @@ async fn serve_messages(sock: Async) -> u32 {
         if len == 0 || &buf[..len] == END {
             return n;
         }
-        answer_pipe(fds, n);
+        let w = answer_pipe(fds, n);
         let rev = reversed(&buf[..len]);
         match &sock {
-            Async::Seq(s) => s.send(&rev).await.unwrap(),
-            Async::Dgram(s) => s.send(&rev).await.unwrap(),
+            Async::Seq(s) => s.send_with_fds(&rev, &[w.as_fd()]).await.unwrap(),
+            Async::Dgram(s) => s.send_with_fds(&rev, &[w.as_fd()]).await.unwrap(),
         };
         n += 1;
     }
