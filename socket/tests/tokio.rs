@@ -1,6 +1,7 @@
 //! The async types (feature `tokio`) between real processes: each kind (stream, datagram,
-//! seqpacket) with descriptors travelling both ways, against an async and a blocking peer process, on both
-//! runtime flavours; TCP through `Framed` and `FrameCodec`; the peer policy at accept.
+//! seqpacket) with descriptors travelling both ways, against an async and a blocking peer
+//! process, on both runtime flavours; TCP through `Framed` and `FrameCodec`; the peer policy
+//! at accept.
 //!
 //! Children are this test binary re-run with `--exact child_role` and a role in the
 //! environment (`ROLES`, from `ipcraft-testkit`). The cancellation, load and kill tests are
