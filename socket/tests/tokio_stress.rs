@@ -42,6 +42,7 @@ fn child_role() {
         "load-client" => load_client_role(&arg),
         "partial-writer" => partial_writer_role(&arg),
         "seq-hang" => seq_hang_role(&arg),
+        "truncation" => truncation_role(),
         other => panic!("unknown role {other}"),
     }
 }
@@ -280,6 +281,65 @@ fn one_listener_serves_1000_concurrent_connections_from_four_processes() {
     let parts: Vec<&str> = line.split_whitespace().collect();
     assert_eq!(parts[1], (CLIENTS * PER_CLIENT).to_string(), "{line}");
     assert_eq!(parts[3], parts[4], "descriptors before and after: {line}");
+}
+
+// ---- descriptors that cannot be delivered are closed, never leaked ----
+
+/// On a current-thread runtime in a process of its own, so the descriptor count is ours.
+fn truncation_role() {
+    runtime(false).block_on(async {
+        let pipes: Vec<_> = (0..5).map(|_| std::io::pipe().unwrap()).collect();
+        let fds: Vec<_> = pipes.iter().map(|(r, _)| r.as_fd()).collect();
+        let mut buf = [0u8; 16];
+        // Message sockets and a plain stream receive.
+        let (a, b) = aio::SeqpacketConn::pair().unwrap();
+        let (c, d) = aio::UnixStream::pair().unwrap();
+        for max_fds in [0usize, 2, 4] {
+            a.send_with_fds(b"five", &fds).await.unwrap();
+            c.send_with_fds(b"five", &fds).await.unwrap();
+            let before = open_fd_count();
+            let e = b.recv_with_fds(&mut buf, max_fds).await.unwrap_err();
+            assert!(
+                matches!(e, Error::FdsTruncated { max_fds: m, .. } if m == max_fds),
+                "{e}"
+            );
+            let e = d.recv_with_fds(&mut buf, max_fds).await.unwrap_err();
+            assert!(matches!(e, Error::FdsTruncated { received: 4, .. }), "{e}");
+            assert_eq!(
+                open_fd_count(),
+                before,
+                "max_fds {max_fds}: a descriptor leaked"
+            );
+        }
+        // A frame: too many descriptors, then one too long; each kept part-way, then closed.
+        for (max_frame, max_fds) in [(64, 3), (3, 8)] {
+            let (e, mut f) = aio::UnixStream::pair().unwrap();
+            let before = open_fd_count();
+            e.send_frame_with_fds(b"frame", &fds).await.unwrap();
+            let err = f.recv_frame_with_fds(max_frame, max_fds).await.unwrap_err();
+            assert!(
+                matches!(
+                    err,
+                    Error::FdsTruncated { .. } | Error::Frame(FrameError::IncomingOversized { .. })
+                ),
+                "{err}"
+            );
+            drop((e, f));
+            assert_eq!(
+                open_fd_count(),
+                before - 2,
+                "frame {max_frame}/{max_fds}: a descriptor leaked"
+            );
+        }
+    });
+    marker("NO-LEAK");
+}
+
+#[test]
+fn undeliverable_descriptors_are_closed_by_the_async_receives() {
+    let mut child = ROLES.spawn("truncation", "", Stdio::null());
+    wait_for_prefix(&mut child, "NO-LEAK");
+    finish(child, "truncation");
 }
 
 // ---- a peer killed mid-frame or mid-stream ----
