@@ -7,7 +7,6 @@
 //! environment (`ROLES`, from `ipcraft-testkit`). The cancellation, load and kill tests are
 //! in `tokio_stress.rs`.
 #![cfg(feature = "tokio")]
-#![allow(unsafe_code)] // One call, in `sigpipe_default_role`, with its SAFETY note.
 
 mod common;
 use common::TempPath;
@@ -60,7 +59,6 @@ fn child_role() {
             .await
         }),
         "tcp" => tcp_child(&rest),
-        "sigpipe-default" => runtime(&how).block_on(sigpipe_default_role()),
         other => panic!("unknown role {other}"),
     }
 }
@@ -576,63 +574,4 @@ fn the_async_accept_applies_the_peer_policy() {
         client.send(b"on").await.unwrap();
         assert_eq!(conn.recv(&mut buf).unwrap(), 2);
     });
-}
-
-// ---- no SIGPIPE, even with the default disposition ----
-
-/// With SIGPIPE's default action (terminate) restored, every async send to a closed peer is
-/// a typed error: had any of them raised the signal, this child would die.
-async fn sigpipe_default_role() {
-    // SAFETY:
-    // - SIG_DFL installs no handler, so no code of ours can run in signal context; the
-    //   default action for SIGPIPE terminates the process, which is what this role tests.
-    unsafe {
-        nix::sys::signal::signal(
-            nix::sys::signal::Signal::SIGPIPE,
-            nix::sys::signal::SigHandler::SigDfl,
-        )
-    }
-    .unwrap();
-    let closed = |e: &Error| matches!(e, Error::PeerClosed { .. } | Error::ConnectionReset { .. });
-    let (r, _w) = std::io::pipe().unwrap();
-    let (mut a, b) = aio::UnixStream::pair().unwrap();
-    drop(b);
-    assert!(closed(&a.send(b"x").await.unwrap_err()));
-    assert!(closed(
-        &a.send_with_fds(b"x", &[r.as_fd()]).await.unwrap_err()
-    ));
-    assert!(closed(
-        &a.send_frame_with_fds(b"x", &[r.as_fd()]).await.unwrap_err()
-    ));
-    let e = tokio::io::AsyncWriteExt::write(&mut a, b"x")
-        .await
-        .unwrap_err();
-    assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
-    let (a, b) = aio::SeqpacketConn::pair().unwrap();
-    drop(b);
-    assert!(closed(
-        &a.send_with_fds(b"x", &[r.as_fd()]).await.unwrap_err()
-    ));
-    let listener = aio::TcpListener::bind("127.0.0.1:0").unwrap();
-    let client = aio::TcpStream::connect(listener.local_addr().unwrap())
-        .await
-        .unwrap();
-    drop(listener.accept().await.unwrap());
-    let e = loop {
-        match client.send(&[0u8; 4096]).await {
-            Ok(_) => tokio::task::yield_now().await,
-            Err(e) => break e,
-        }
-    };
-    assert!(closed(&e), "{e}");
-    println!("PEER-CLOSED-REPORTED");
-}
-
-#[test]
-fn no_sigpipe_from_async_sends_even_with_the_default_disposition() {
-    for flavor in ["ct", "mt"] {
-        let child = ROLES.spawn("sigpipe-default", &format!("{flavor}|"), Stdio::null());
-        let out = finish(child, "sigpipe-default");
-        assert!(out.contains("PEER-CLOSED-REPORTED"), "{out}");
-    }
 }

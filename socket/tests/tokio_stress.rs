@@ -1,11 +1,14 @@
 //! The async types (feature `tokio`) under stress, between real processes: receives
 //! cancelled thousands of times while a peer sends (nothing lost, nothing torn), one
 //! listener serving 1000 concurrent connections from four processes (no descriptor leaked),
-//! and a peer SIGKILLed mid-frame (the same typed error as the blocking API, never a hang).
+//! a peer SIGKILLed mid-frame (the same typed error as the blocking API, never a hang),
+//! descriptors that cannot be delivered (closed, never leaked), and sends to a closed peer
+//! with SIGPIPE's default action restored (typed errors, never the signal).
 //!
 //! Children are this test binary re-run with `--exact child_role` (see `ROLES`). Timeouts are
 //! generous bounds on hangs; nothing here asserts a speed.
 #![cfg(feature = "tokio")]
+#![allow(unsafe_code)] // One call, in `sigpipe_default_role`, with its SAFETY note.
 
 mod common;
 use common::{TempPath, open_fd_count};
@@ -43,6 +46,7 @@ fn child_role() {
         "partial-writer" => partial_writer_role(&arg),
         "seq-hang" => seq_hang_role(&arg),
         "truncation" => truncation_role(),
+        "sigpipe-default" => runtime(arg == "multi-thread").block_on(sigpipe_default_role()),
         other => panic!("unknown role {other}"),
     }
 }
@@ -451,4 +455,63 @@ fn a_seqpacket_peer_killed_between_messages_is_end_of_stream() {
 /// `StreamExt::next`, without futures-util.
 async fn next<S: Stream + Unpin>(s: &mut S) -> Option<S::Item> {
     std::future::poll_fn(|cx| Pin::new(&mut *s).poll_next(cx)).await
+}
+
+// ---- no SIGPIPE, even with the default disposition ----
+
+/// With SIGPIPE's default action (terminate) restored, every async send to a closed peer is
+/// a typed error: had any of them raised the signal, this child would die.
+async fn sigpipe_default_role() {
+    // SAFETY:
+    // - SIG_DFL installs no handler, so no code of ours can run in signal context; the
+    //   default action for SIGPIPE terminates the process, which is what this role tests.
+    unsafe {
+        nix::sys::signal::signal(
+            nix::sys::signal::Signal::SIGPIPE,
+            nix::sys::signal::SigHandler::SigDfl,
+        )
+    }
+    .unwrap();
+    let closed = |e: &Error| matches!(e, Error::PeerClosed { .. } | Error::ConnectionReset { .. });
+    let (r, _w) = std::io::pipe().unwrap();
+    let (mut a, b) = aio::UnixStream::pair().unwrap();
+    drop(b);
+    assert!(closed(&a.send(b"x").await.unwrap_err()));
+    assert!(closed(
+        &a.send_with_fds(b"x", &[r.as_fd()]).await.unwrap_err()
+    ));
+    assert!(closed(
+        &a.send_frame_with_fds(b"x", &[r.as_fd()]).await.unwrap_err()
+    ));
+    let e = tokio::io::AsyncWriteExt::write(&mut a, b"x")
+        .await
+        .unwrap_err();
+    assert_eq!(e.kind(), std::io::ErrorKind::BrokenPipe);
+    let (a, b) = aio::SeqpacketConn::pair().unwrap();
+    drop(b);
+    assert!(closed(
+        &a.send_with_fds(b"x", &[r.as_fd()]).await.unwrap_err()
+    ));
+    let listener = aio::TcpListener::bind("127.0.0.1:0").unwrap();
+    let client = aio::TcpStream::connect(listener.local_addr().unwrap())
+        .await
+        .unwrap();
+    drop(listener.accept().await.unwrap());
+    let e = loop {
+        match client.send(&[0u8; 4096]).await {
+            Ok(_) => tokio::task::yield_now().await,
+            Err(e) => break e,
+        }
+    };
+    assert!(closed(&e), "{e}");
+    println!("PEER-CLOSED-REPORTED");
+}
+
+#[test]
+fn no_sigpipe_from_async_sends_even_with_the_default_disposition() {
+    for flavor in ["current-thread", "multi-thread"] {
+        let child = ROLES.spawn("sigpipe-default", flavor, Stdio::null());
+        let out = finish(child, "sigpipe-default");
+        assert!(out.contains("PEER-CLOSED-REPORTED"), "{out}");
+    }
 }

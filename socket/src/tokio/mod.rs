@@ -61,14 +61,17 @@
 //! # }
 //! ```
 
+mod datagram;
 mod listener;
 mod message;
+mod seqpacket;
 mod stream;
 mod tcp;
 
+pub use datagram::UnixDatagram;
 pub use ipcraft_core::codec::FrameCodec;
 pub use listener::UnixListener;
-pub use message::{SeqpacketConn, SeqpacketListener, UnixDatagram};
+pub use seqpacket::{SeqpacketConn, SeqpacketListener};
 pub use stream::UnixStream;
 pub use tcp::{TcpListener, TcpStream};
 
