@@ -438,8 +438,9 @@ impl UnixStream {
         let Self {
             io: fd, frame_in, ..
         } = self;
-        let max_fds = max_fds.min(SCM_MAX_FD);
         loop {
+            // As the blocking receive: room for what is left of `max_fds` (the receive caps
+            // it at SCM_MAX_FD), and errors name `max_fds` as given.
             let room = max_fds.saturating_sub(frame_in.fds.len());
             let FrameIn {
                 header,
