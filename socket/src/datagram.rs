@@ -250,6 +250,21 @@ impl UnixDatagram {
         self.m.send(msg, fds, Some(addr), self.m.write_wait())
     }
 
+    /// [`send_to_with_fds`](Self::send_to_with_fds) without waiting.
+    ///
+    /// # Errors
+    ///
+    /// As [`send_to_with_fds`](Self::send_to_with_fds), with [`Error::WouldBlock`].
+    pub fn try_send_to_with_fds(
+        &self,
+        msg: &[u8],
+        fds: &[BorrowedFd<'_>],
+        addr: &SocketAddr,
+    ) -> Result<usize> {
+        crate::trust::check_destination(addr, &TrustedOwners::new())?;
+        self.m.send(msg, fds, Some(addr), Wait::Try)
+    }
+
     /// Receive one whole message and its sender's address (unnamed if it never bound).
     ///
     /// # Errors

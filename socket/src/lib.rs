@@ -38,6 +38,11 @@
 //! - TCP, to reach another machine: [`TcpListener`] / [`TcpStream`] with the same deadlines,
 //!   `try_` forms, typed errors (`MSG_NOSIGNAL` too) and framing.
 //!
+//! - Async, on tokio (feature `tokio`, off by default): the module `tokio` has the same
+//!   types, name for name, with `async` methods, descriptor passing on every kind, the
+//!   listener's peer policy at accept, cancel-safe receives, and `FrameCodec` for
+//!   `tokio_util::codec::Framed`.
+//!
 //! Every descriptor this crate creates is close-on-exec (`SOCK_CLOEXEC`,
 //! `MSG_CMSG_CLOEXEC`, `F_DUPFD_CLOEXEC`); every send uses `MSG_NOSIGNAL`, so a closed peer is
 //! [`Error::PeerClosed`] and never a signal.
@@ -111,6 +116,8 @@ mod start_lock;
 mod stream;
 mod sys;
 mod tcp;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 mod trust;
 mod wait;
 

@@ -282,44 +282,87 @@ impl Drop for OwnedFile {
 /// Connect a new Unix socket of type `ty` to `addr`, retrying while the listener's backlog
 /// is full until `deadline`, then check that the listener belongs to a `trusted` owner
 /// (`SO_PEERCRED`) before anything is sent; the socket is blocking and close-on-exec. The one
-/// connect of every connection-oriented Unix socket type.
+/// connect of every connection-oriented Unix socket type (the async connect of the `tokio`
+/// feature takes the same steps, [`PendingConnect`], sleeping on the runtime's timer instead).
 pub(crate) fn connect_unix(
     addr: &SocketAddr,
     ty: SockType,
     deadline: Deadline,
     trusted: &ipcraft_core::TrustedOwners,
 ) -> Result<OwnedFd> {
-    let unix_addr = addr.to_unix_addr()?;
-    let fd = socket(
-        AddressFamily::Unix,
-        ty,
-        SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
-        None,
-    )
-    .map_err(Error::sys("socket"))?;
-    let mut backoff = Duration::from_millis(1);
+    let mut pending = PendingConnect::new(addr, ty)?;
     loop {
-        match connect(fd.as_raw_fd(), &unix_addr) {
-            Ok(()) => break,
-            Err(Errno::EINTR) => {}
-            Err(Errno::EAGAIN) => {
-                let Some(left) = deadline.remaining() else {
-                    std::thread::sleep(backoff);
-                    backoff = (backoff * 2).min(Duration::from_millis(10));
-                    continue;
-                };
-                if left.is_zero() {
-                    return Err(Error::TimedOut { op: "connect" });
-                }
-                std::thread::sleep(backoff.min(left));
-                backoff = (backoff * 2).min(Duration::from_millis(10));
+        if pending.attempt()? {
+            break;
+        }
+        std::thread::sleep(pending.pause(deadline)?);
+    }
+    pending.finish(trusted)
+}
+
+/// A non-blocking Unix socket on its way to `addr`: [`attempt`](Self::attempt) the connect
+/// until it succeeds, pausing as [`pause`](Self::pause) says while the backlog is full (a
+/// Unix connect does not queue then: `EAGAIN`), then [`finish`](Self::finish).
+pub(crate) struct PendingConnect<'a> {
+    fd: OwnedFd,
+    addr: &'a SocketAddr,
+    unix_addr: nix::sys::socket::UnixAddr,
+    backoff: Duration,
+}
+
+impl<'a> PendingConnect<'a> {
+    pub(crate) fn new(addr: &'a SocketAddr, ty: SockType) -> Result<Self> {
+        let unix_addr = addr.to_unix_addr()?;
+        let fd = socket(
+            AddressFamily::Unix,
+            ty,
+            SockFlag::SOCK_CLOEXEC | SockFlag::SOCK_NONBLOCK,
+            None,
+        )
+        .map_err(Error::sys("socket"))?;
+        Ok(Self {
+            fd,
+            addr,
+            unix_addr,
+            backoff: Duration::from_millis(1),
+        })
+    }
+
+    /// One `connect(2)` (retried at once on `EINTR`): `Ok(true)` connected, `Ok(false)`
+    /// the backlog is full (try again after [`pause`](Self::pause)).
+    pub(crate) fn attempt(&mut self) -> Result<bool> {
+        loop {
+            match connect(self.fd.as_raw_fd(), &self.unix_addr) {
+                Ok(()) => return Ok(true),
+                Err(Errno::EINTR) => {}
+                Err(Errno::EAGAIN) => return Ok(false),
+                Err(e) => return Err(Error::sys_on("connect", self.addr)(e)),
             }
-            Err(e) => return Err(Error::sys_on("connect", addr)(e)),
         }
     }
-    set_fd_nonblocking(fd.as_fd(), false)?;
-    crate::trust::check_listener(&fd, addr, trusted)?;
-    Ok(fd)
+
+    /// How long to wait before the next attempt: 1 ms, doubling up to 10 ms, never past
+    /// `deadline`.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::TimedOut`] once `deadline` has passed.
+    pub(crate) fn pause(&mut self, deadline: Deadline) -> Result<Duration> {
+        let pause = match deadline.remaining() {
+            None => self.backoff,
+            Some(left) if left.is_zero() => return Err(Error::TimedOut { op: "connect" }),
+            Some(left) => self.backoff.min(left),
+        };
+        self.backoff = (self.backoff * 2).min(Duration::from_millis(10));
+        Ok(pause)
+    }
+
+    /// The connected socket, blocking, once its listener's owner is found trusted.
+    pub(crate) fn finish(self, trusted: &ipcraft_core::TrustedOwners) -> Result<OwnedFd> {
+        set_fd_nonblocking(self.fd.as_fd(), false)?;
+        crate::trust::check_listener(&self.fd, self.addr, trusted)?;
+        Ok(self.fd)
+    }
 }
 
 /// The old name of [`BindOptions`], from when only listeners took options.

@@ -287,9 +287,17 @@ impl SeqpacketConn {
         deadline: Deadline,
         trusted: &TrustedOwners,
     ) -> Result<Self> {
-        Ok(Self {
-            m: Msg::new(connect_unix(addr, SockType::SeqPacket, deadline, trusted)?),
-        })
+        Ok(Self::from_fd(connect_unix(
+            addr,
+            SockType::SeqPacket,
+            deadline,
+            trusted,
+        )?))
+    }
+
+    /// Wrap a descriptor known to be a connected seqpacket socket.
+    pub(crate) fn from_fd(fd: OwnedFd) -> Self {
+        Self { m: Msg::new(fd) }
     }
 
     /// [`connect_deadline`](Self::connect_deadline) with a timeout from now.

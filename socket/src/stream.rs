@@ -333,23 +333,33 @@ impl UnixStream {
     }
 
     fn send_fds_wait(&self, buf: &[u8], fds: &[BorrowedFd<'_>], wait: Wait) -> Result<usize> {
+        self.send_iov_fds_wait(&[IoSlice::new(buf)], fds, wait)
+    }
+
+    /// `sendmsg(2)` of the bytes of `iov` with descriptors, as
+    /// [`send_with_fds`](Self::send_with_fds) (the async frame send uses it with `Wait::Try`).
+    pub(crate) fn send_iov_fds_wait(
+        &self,
+        iov: &[IoSlice<'_>],
+        fds: &[BorrowedFd<'_>],
+        wait: Wait,
+    ) -> Result<usize> {
         if fds.len() > SCM_MAX_FD {
             return Err(Error::TooManyFds {
                 count: fds.len(),
                 max: SCM_MAX_FD,
             });
         }
-        if !fds.is_empty() && buf.is_empty() {
+        if !fds.is_empty() && iov.iter().all(|b| b.is_empty()) {
             return Err(Error::FdsWithoutData);
         }
         let raw: Vec<RawFd> = fds.iter().map(AsRawFd::as_raw_fd).collect();
-        let iov = [IoSlice::new(buf)];
         let cmsgs_storage = [ControlMessage::ScmRights(&raw)];
         let cmsgs: &[ControlMessage<'_>] = if raw.is_empty() { &[] } else { &cmsgs_storage };
         io_wait(self.fd.as_fd(), Interest::Writable, wait, "sendmsg", |f| {
             sendmsg::<UnixAddr>(
                 self.fd.as_raw_fd(),
-                &iov,
+                iov,
                 cmsgs,
                 f | MsgFlags::MSG_NOSIGNAL,
                 None,
