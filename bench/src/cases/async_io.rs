@@ -5,6 +5,10 @@
 //! - `async-unix-stream`: a socket pair (child's end as its stdin); raw is
 //!   `tokio::net::UnixStream` (`write_all`/`read_exact` on its halves).
 //! - `async-unix-dgram`: a datagram pair; raw is `tokio::net::UnixDatagram` (`send`/`recv`).
+//! - `async-unix-seqpacket`: a seqpacket pair; tokio has no seqpacket type, so raw is the
+//!   descriptor in `tokio::io::unix::AsyncFd` with `send(MSG_NOSIGNAL)`/`recv(MSG_TRUNC)`.
+//! - ipcraft rows use `ipcraft_socket::tokio` (`send`/`recv` on a shared reference: a stream
+//!   loops until the message is out or in, as `write_all`/`read_exact` do).
 //! - `async-pipe`: two pipes (the child's stdin and stdout); raw is `tokio::net::unix::pipe`.
 //! - `async-channel` / `async-channel-sleep`: `ipcraft::channel::tokio` ends on two anonymous
 //!   channels (no raw row: compare with `async-unix-stream`'s raw row, the blocking
@@ -17,9 +21,13 @@ use std::os::fd::OwnedFd;
 use std::os::unix::net::{UnixDatagram as StdDatagram, UnixStream as StdStream};
 use std::process::Stdio;
 
+use std::os::fd::AsRawFd;
+
 use ipcraft::channel::{Wait, tokio as chan};
-use nix::sys::socket::{AddressFamily, SockFlag, SockType, socketpair};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use ipcraft_socket::tokio as sock;
+use nix::sys::socket::{AddressFamily, MsgFlags, SockFlag, SockType, socketpair};
+use tokio::io::unix::AsyncFd;
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 
 use crate::harness::{CHILD_TIMEOUT, Case, Env, Impl, Kind, Placement, Sample, Test, child_stdio};
 use crate::proto::check_len;
@@ -32,6 +40,8 @@ pub enum Mech {
     UnixStream,
     /// Unix datagram socket pair.
     UnixDgram,
+    /// Unix seqpacket socket pair.
+    UnixSeqpacket,
     /// Two anonymous pipes.
     Pipe,
     /// Two anonymous channels; `sleep`: `Wait::Sleep`.
@@ -151,6 +161,188 @@ impl AsyncReceiver for Dgram<'_> {
     }
 }
 
+/// ipcraft's async stream: `send` until the message is out, `recv` until it is in (what
+/// `write_all`/`read_exact` do on tokio's halves).
+struct StreamOut<'a>(&'a sock::UnixStream);
+
+impl AsyncSender for StreamOut<'_> {
+    async fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let mut at = 0;
+        while at < msg.len() {
+            at += self.0.send(&msg[at..]).await.map_err(io::Error::from)?;
+        }
+        Ok(())
+    }
+}
+
+struct StreamIn<'a> {
+    sock: &'a sock::UnixStream,
+    buf: Vec<u8>,
+}
+
+impl<'a> StreamIn<'a> {
+    fn new(sock: &'a sock::UnixStream) -> Self {
+        Self {
+            sock,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl AsyncReceiver for StreamIn<'_> {
+    async fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        if self.buf.len() < len {
+            self.buf.resize(len, 0);
+        }
+        let mut at = 0;
+        while at < len {
+            match self
+                .sock
+                .recv(&mut self.buf[at..len])
+                .await
+                .map_err(io::Error::from)?
+            {
+                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
+                n => at += n,
+            }
+        }
+        Ok(&self.buf[..len])
+    }
+}
+
+/// One message per `send`/`recv` on ipcraft's async message sockets.
+trait MsgSocket {
+    async fn send_msg(&self, msg: &[u8]) -> io::Result<usize>;
+    async fn recv_msg(&self, buf: &mut [u8]) -> io::Result<usize>;
+}
+
+impl MsgSocket for sock::UnixDatagram {
+    async fn send_msg(&self, msg: &[u8]) -> io::Result<usize> {
+        self.send(msg).await.map_err(io::Error::from)
+    }
+    async fn recv_msg(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf).await.map_err(io::Error::from)
+    }
+}
+
+impl MsgSocket for sock::SeqpacketConn {
+    async fn send_msg(&self, msg: &[u8]) -> io::Result<usize> {
+        self.send(msg).await.map_err(io::Error::from)
+    }
+    async fn recv_msg(&self, buf: &mut [u8]) -> io::Result<usize> {
+        self.recv(buf).await.map_err(io::Error::from)
+    }
+}
+
+struct MsgOut<'a, S>(&'a S);
+
+impl<S: MsgSocket> AsyncSender for MsgOut<'_, S> {
+    async fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let n = self.0.send_msg(msg).await?;
+        if n == msg.len() {
+            Ok(())
+        } else {
+            Err(io::Error::other("a message went out short"))
+        }
+    }
+}
+
+struct MsgIn<'a, S> {
+    sock: &'a S,
+    buf: Vec<u8>,
+}
+
+impl<'a, S> MsgIn<'a, S> {
+    fn new(sock: &'a S) -> Self {
+        Self {
+            sock,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl<S: MsgSocket> AsyncReceiver for MsgIn<'_, S> {
+    async fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        if self.buf.len() < len + 1 {
+            self.buf.resize(len + 1, 0);
+        }
+        let n = self.sock.recv_msg(&mut self.buf).await?;
+        check_len(&self.buf[..n], len)
+    }
+}
+
+/// The raw seqpacket baseline (tokio has no seqpacket type): the descriptor in tokio's
+/// `AsyncFd`, `send(MSG_NOSIGNAL)` and `recv` through nix inside `try_io`.
+fn raw_async_fd(fd: OwnedFd) -> io::Result<AsyncFd<OwnedFd>> {
+    nix::fcntl::fcntl(
+        &fd,
+        nix::fcntl::FcntlArg::F_SETFL(nix::fcntl::OFlag::O_NONBLOCK),
+    )?;
+    // `new` is deprecated in favour of `unsafe fn register`, whose contract (the descriptor
+    // stays open and the same while registered) an `OwnedFd` keeps by construction.
+    #[allow(deprecated)]
+    AsyncFd::new(fd)
+}
+
+struct RawSeqOut<'a>(&'a AsyncFd<OwnedFd>);
+
+impl AsyncSender for RawSeqOut<'_> {
+    async fn send(&mut self, msg: &[u8]) -> io::Result<()> {
+        let n = self
+            .0
+            .async_io(Interest::WRITABLE, |fd| {
+                Ok(nix::sys::socket::send(
+                    fd.as_raw_fd(),
+                    msg,
+                    MsgFlags::MSG_NOSIGNAL,
+                )?)
+            })
+            .await?;
+        if n == msg.len() {
+            Ok(())
+        } else {
+            Err(io::Error::other("a message went out short"))
+        }
+    }
+}
+
+struct RawSeqIn<'a> {
+    fd: &'a AsyncFd<OwnedFd>,
+    buf: Vec<u8>,
+}
+
+impl<'a> RawSeqIn<'a> {
+    fn new(fd: &'a AsyncFd<OwnedFd>) -> Self {
+        Self {
+            fd,
+            buf: Vec::new(),
+        }
+    }
+}
+
+impl AsyncReceiver for RawSeqIn<'_> {
+    async fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
+        if self.buf.len() < len + 1 {
+            self.buf.resize(len + 1, 0);
+        }
+        let buf = &mut self.buf;
+        let n = self
+            .fd
+            .async_io(Interest::READABLE, |fd| {
+                Ok(nix::sys::socket::recv(
+                    fd.as_raw_fd(),
+                    buf,
+                    MsgFlags::MSG_TRUNC,
+                )?)
+            })
+            .await?;
+        if n == 0 {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+        check_len(&self.buf[..n.min(self.buf.len())], len)
+    }
+}
+
 struct ChanOut(chan::Sender);
 
 impl AsyncSender for ChanOut {
@@ -205,6 +397,31 @@ impl AsyncCase {
         };
         let b = || b.ok_or_else(|| io::Error::other("no descriptor for the way in"));
         match (self.mech, self.imp) {
+            (Mech::UnixStream, Impl::Ipcraft) => {
+                let s = ipcraft_socket::UnixStream::try_from(a).map_err(io::Error::from)?;
+                on_runtime(async || {
+                    let s = sock::UnixStream::from_std(s).map_err(io::Error::from)?;
+                    side(test, parent, &mut StreamOut(&s), &mut StreamIn::new(&s)).await
+                })
+            }
+            (Mech::UnixDgram, Impl::Ipcraft) => {
+                let s = ipcraft_socket::UnixDatagram::try_from(a).map_err(io::Error::from)?;
+                on_runtime(async || {
+                    let s = sock::UnixDatagram::from_std(s).map_err(io::Error::from)?;
+                    side(test, parent, &mut MsgOut(&s), &mut MsgIn::new(&s)).await
+                })
+            }
+            (Mech::UnixSeqpacket, Impl::Ipcraft) => {
+                let s = ipcraft_socket::SeqpacketConn::try_from(a).map_err(io::Error::from)?;
+                on_runtime(async || {
+                    let s = sock::SeqpacketConn::from_std(s).map_err(io::Error::from)?;
+                    side(test, parent, &mut MsgOut(&s), &mut MsgIn::new(&s)).await
+                })
+            }
+            (Mech::UnixSeqpacket, _) => on_runtime(async || {
+                let fd = raw_async_fd(a)?;
+                side(test, parent, &mut RawSeqOut(&fd), &mut RawSeqIn::new(&fd)).await
+            }),
             (Mech::UnixStream, _) => {
                 let std = StdStream::from(a);
                 std.set_nonblocking(true)?;
@@ -286,6 +503,7 @@ impl Case for AsyncCase {
         match self.mech {
             Mech::UnixStream => "async-unix-stream",
             Mech::UnixDgram => "async-unix-dgram",
+            Mech::UnixSeqpacket => "async-unix-seqpacket",
             Mech::Pipe => "async-pipe",
             Mech::Channel { sleep: false } => "async-channel",
             Mech::Channel { sleep: true } => "async-channel-sleep",
@@ -298,11 +516,11 @@ impl Case for AsyncCase {
 
     fn measure(&self, env: &Env, placement: Placement, test: &Test) -> io::Result<Sample> {
         let (ends, stdin, stdout) = match self.mech {
-            Mech::UnixStream | Mech::UnixDgram => {
-                let ty = if self.mech == Mech::UnixStream {
-                    SockType::Stream
-                } else {
-                    SockType::Datagram
+            Mech::UnixStream | Mech::UnixDgram | Mech::UnixSeqpacket => {
+                let ty = match self.mech {
+                    Mech::UnixStream => SockType::Stream,
+                    Mech::UnixDgram => SockType::Datagram,
+                    _ => SockType::SeqPacket,
                 };
                 let (ours, theirs) = unix_pair(ty)?;
                 (Ends::Fds(ours, None), Stdio::from(theirs), Stdio::null())
@@ -338,7 +556,7 @@ impl Case for AsyncCase {
     fn child(&self, test: &Test) -> io::Result<()> {
         let (stdin, stdout) = child_stdio()?;
         match self.mech {
-            Mech::UnixStream | Mech::UnixDgram => {
+            Mech::UnixStream | Mech::UnixDgram | Mech::UnixSeqpacket => {
                 self.run_side(test, false, Ends::Fds(stdin, None))
             }
             // The child writes to its stdout and reads its stdin.

@@ -74,9 +74,25 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(sem::SemCase::new(true, Impl::Ipcraft)),
         Box::new(channel::ChannelCase { sleep: false }),
         Box::new(channel::ChannelCase { sleep: true }),
-        Box::new(async_io::AsyncCase::new(AsyncMech::UnixStream, Impl::Raw)),
-        Box::new(async_io::AsyncCase::new(AsyncMech::UnixDgram, Impl::Raw)),
         Box::new(async_io::AsyncCase::new(AsyncMech::Pipe, Impl::Raw)),
+        Box::new(async_io::AsyncCase::new(AsyncMech::UnixStream, Impl::Raw)),
+        Box::new(async_io::AsyncCase::new(
+            AsyncMech::UnixStream,
+            Impl::Ipcraft,
+        )),
+        Box::new(async_io::AsyncCase::new(AsyncMech::UnixDgram, Impl::Raw)),
+        Box::new(async_io::AsyncCase::new(
+            AsyncMech::UnixDgram,
+            Impl::Ipcraft,
+        )),
+        Box::new(async_io::AsyncCase::new(
+            AsyncMech::UnixSeqpacket,
+            Impl::Raw,
+        )),
+        Box::new(async_io::AsyncCase::new(
+            AsyncMech::UnixSeqpacket,
+            Impl::Ipcraft,
+        )),
         Box::new(async_io::AsyncCase::new(
             AsyncMech::Channel { sleep: false },
             Impl::Ipcraft,
