@@ -11,7 +11,7 @@
 //! [`Error::Sys`]); the `try_` forms stay, with [`Error::Full`] and [`Error::Empty`].
 //!
 //! There are no `_timeout` or `_deadline` forms: wrap any future in
-//! [`tokio::time::timeout`](::tokio::time::timeout).
+//! [`tokio::time::timeout`].
 //!
 //! # Example
 //!
@@ -42,7 +42,7 @@
 //! [`send`](MessageQueue::send), [`recv`](MessageQueue::recv) and
 //! [`recv_vec`](MessageQueue::recv_vec) are cancel-safe: a message moves in one system call,
 //! whole or not at all, in the poll that completes the future. A `recv` dropped in a
-//! [`tokio::select!`] has taken no message; a dropped `send` has sent nothing.
+//! `tokio::select!` has taken no message; a dropped `send` has sent nothing.
 //!
 //! # Non-blocking mode
 //!
@@ -58,7 +58,7 @@
 //! A message queue has no connection: a sender killed before or during `mq_send` has sent its
 //! message whole or not at all, and the queue keeps what was sent. A receiver awaiting a
 //! message that will not come waits, as the blocking `recv` does; bound the wait with
-//! [`tokio::time::timeout`](::tokio::time::timeout), the async form of `recv_timeout`
+//! [`tokio::time::timeout`], the async form of `recv_timeout`
 //! ([`Error::TimedOut`]).
 //!
 //! # Runtime
@@ -255,7 +255,7 @@ impl MessageQueue {
     ///
     /// Cancel-safe: the message is taken from the queue in one system call, in the poll that
     /// completes the future; a dropped future has taken nothing, so in a
-    /// [`tokio::select!`] loop no message is lost.
+    /// `tokio::select!` loop no message is lost.
     ///
     /// # Errors
     ///

@@ -9,14 +9,14 @@
 //!   child's stdout, an inherited descriptor) and [`into_std`](PipeReader::into_std) gives it
 //!   back, so a child process can be handed one end of an async pipe.
 //! - [`Fifo::open_reader`] and [`Fifo::open_writer`] open a FIFO, awaiting the peer; bound
-//!   the wait with [`tokio::time::timeout`](::tokio::time::timeout).
+//!   the wait with [`tokio::time::timeout`].
 //! - Frames: [`ipcraft_core::codec::FrameCodec`] with `tokio_util::codec`'s `FramedRead`,
 //!   `FramedWrite` or `Framed` carries the same frames as the blocking
 //!   [`FrameReader`](crate::FrameReader)/[`FrameWriter`](crate::FrameWriter), so either side
 //!   may be blocking.
 //!
 //! There are no `_timeout` or `_deadline` forms: wrap any future in
-//! [`tokio::time::timeout`](::tokio::time::timeout). The `try_` forms stay, and never wait.
+//! [`tokio::time::timeout`]. The `try_` forms stay, and never wait.
 //!
 //! # Example: frames to a child process and back
 //!
@@ -54,7 +54,7 @@
 //! # Cancel safety
 //!
 //! Every `async fn` here says whether it is cancel-safe (tokio's convention: dropping the
-//! future before it completes, as a losing [`tokio::select!`] branch does, loses nothing).
+//! future before it completes, as a losing `tokio::select!` branch does, loses nothing).
 //! [`PipeReader::read`], [`PipeWriter::write`] and [`PipeWriter::write_atomic`] are: a
 //! transfer happens in one system call inside one poll, so a dropped future has transferred
 //! nothing. With `tokio_util`'s `FramedRead`/`Framed`, `next()` is cancel-safe: partial
@@ -75,7 +75,7 @@
 //!
 //! `FramedWrite` may write a frame in several `write(2)` calls, so frames from several
 //! writers can interleave. Where writers share a pipe, encode each frame (at most
-//! [`PIPE_BUF`](crate::PIPE_BUF) bytes with its prefix) and send it with
+//! [`PIPE_BUF`] bytes with its prefix) and send it with
 //! [`PipeWriter::write_atomic`], which the kernel writes whole or not at all.
 //!
 //! # Runtime
@@ -480,7 +480,7 @@ fd_traits!(PipeWriter);
 ///
 /// # Timeouts
 ///
-/// Wrap the open in [`tokio::time::timeout`](::tokio::time::timeout); on
+/// Wrap the open in [`tokio::time::timeout`]; on
 /// expiry the future is dropped, which closes whatever it had opened.
 ///
 /// # Examples

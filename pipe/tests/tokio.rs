@@ -266,7 +266,7 @@ both_flavours_both_peers!(fifo_frames_both_ways);
 /// back is what went out. Writing and reading run at once, on one task.
 fn byte_stream_echoed_by_a_child(flavor: &str, peer: &str) {
     let data: Vec<u8> = (0..(1 << 20) + 3u32)
-        .map(|i| (i * 7 ^ i >> 9) as u8)
+        .map(|i| ((i * 7) ^ (i >> 9)) as u8)
         .collect();
     let rt = runtime(flavor);
     let child = rt.block_on(async {
