@@ -92,7 +92,7 @@ use ::tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
 use ipcraft_core::TrustedOwners;
 use nix::errno::Errno;
 use nix::fcntl::OFlag;
-use std::io::{self, Read};
+use std::io;
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, RawFd};
 use std::path::Path;
 use std::pin::Pin;
@@ -184,8 +184,9 @@ impl PipeReader {
         Ok(reader)
     }
 
-    /// The blocking handle inside (in non-blocking mode): for its capacity and other
-    /// settings. Reading through it bypasses the reactor's readiness; prefer the methods here.
+    /// The blocking handle inside (in non-blocking mode), to look at. Switching it back to
+    /// blocking mode would make this end's reads block the runtime's thread, and reading
+    /// through it bypasses the reactor; use the methods here.
     pub fn get_ref(&self) -> &crate::PipeReader {
         self.inner.get_ref()
     }
@@ -239,13 +240,14 @@ impl PipeReader {
     }
 }
 
-/// One `read(2)` on the non-blocking descriptor (the blocking end's `Read`, which without a
-/// read timeout is exactly that): `WouldBlock` when the pipe is empty.
-fn read_now(mut reader: &crate::PipeReader, buf: &mut [u8]) -> io::Result<usize> {
+/// One `read(2)` on the non-blocking descriptor, as the blocking end's `Read` makes without a
+/// read timeout (called directly, so that a timeout set through [`PipeReader::get_ref`]
+/// cannot make it wait): `WouldBlock` when the pipe is empty.
+fn read_now(reader: &crate::PipeReader, buf: &mut [u8]) -> io::Result<usize> {
     loop {
-        match reader.read(buf) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            other => return other,
+        match nix::unistd::read(reader.as_fd(), buf) {
+            Err(Errno::EINTR) => {}
+            other => return other.map_err(io::Error::from),
         }
     }
 }
@@ -286,8 +288,9 @@ impl PipeWriter {
         Ok(writer)
     }
 
-    /// The blocking handle inside (in non-blocking mode): for its capacity and other
-    /// settings. Writing through it bypasses the reactor's readiness; prefer the methods here.
+    /// The blocking handle inside (in non-blocking mode), to look at. Its waiting writes
+    /// would block the runtime's thread, and writing through it bypasses the reactor; use the
+    /// methods here.
     pub fn get_ref(&self) -> &crate::PipeWriter {
         self.inner.get_ref()
     }
