@@ -434,6 +434,21 @@ fn errors_are_the_blocking_ones_and_conversions_round_trip() {
             })
         ));
         assert!(matches!(q.try_recv(&mut [0; 64]), Err(Error::Empty)));
+        assert!(matches!(
+            MessageQueue::create("no-slash", ATTRS),
+            Err(Error::InvalidName(_))
+        ));
+        assert!(matches!(
+            MessageQueue::create(&name.0, Attributes::new(0, 64)),
+            Err(Error::InvalidAttributes {
+                field: "max_messages",
+                value: 0
+            })
+        ));
+        assert!(matches!(
+            MessageQueue::create(&name.0, ATTRS),
+            Err(Error::AlreadyExists { .. })
+        ));
         for i in 0..4 {
             q.try_send(b"fill", i).unwrap();
         }

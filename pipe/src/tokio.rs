@@ -51,6 +51,24 @@
 //! # }
 //! ```
 //!
+//! One `Framed` can carry both directions, over tokio's `join` of a reader and a writer (here
+//! the two ends of one pipe, so what we send comes back):
+//!
+//! ```
+//! use futures_util::{SinkExt, StreamExt};
+//! use ipcraft_core::codec::FrameCodec;
+//! use tokio_util::codec::Framed;
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let (r, w) = ipcraft_pipe::tokio::pipe()?;
+//! let mut framed = Framed::new(tokio::io::join(r, w), FrameCodec::new());
+//! framed.send(&b"ping"[..]).await?;
+//! assert_eq!(framed.next().await.transpose()?.as_deref(), Some(&b"ping"[..]));
+//! # Ok(())
+//! # }
+//! ```
+//!
 //! # Cancel safety
 //!
 //! Every `async fn` here says whether it is cancel-safe (tokio's convention: dropping the
