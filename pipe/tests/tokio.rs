@@ -341,12 +341,19 @@ fn framed_messages_echoed_by_a_child(flavor: &str, peer: &str) {
     child.finish("frames child");
 }
 
-/// A FIFO both ways: our async reader awaits the child's writer, then our async writer
-/// awaits the child's reader; 100 frames each way.
+/// FIFOs both ways: our async reader awaits the child's writer, then (on a second FIFO) our
+/// async writer awaits the child's reader; 100 frames each way.
 fn fifo_frames_both_ways(flavor: &str, peer: &str) {
-    let path = TempPath::new("tokio-fifo");
-    let fifo = Fifo::create(&path.0).unwrap();
+    let (path, path2) = (
+        TempPath::new("tokio-fifo"),
+        TempPath::new("tokio-fifo-back"),
+    );
+    let (fifo, fifo2) = (
+        Fifo::create(&path.0).unwrap(),
+        Fifo::create(&path2.0).unwrap(),
+    );
     let arg = format!("{peer} {}", fifo.path().display());
+    let arg2 = format!("{peer} {}", fifo2.path().display());
     runtime(flavor).block_on(async {
         let writer = spawn_role("fifo-writer", &arg, Stdio::null(), Stdio::inherit());
         let r = timeout(PEER_TIMEOUT, AsyncFifo::open_reader(fifo.path()))
@@ -360,11 +367,14 @@ fn fifo_frames_both_ways(flavor: &str, peer: &str) {
         }
         assert!(rx.next().await.is_none());
         writer.finish("fifo writer");
-        // Our reader would count as the reader our writer waits for.
         drop(rx);
 
-        let mut reader = spawn_role("fifo-reader", &arg, Stdio::null(), Stdio::inherit());
-        let w = timeout(PEER_TIMEOUT, AsyncFifo::open_writer(fifo.path()))
+        // A second FIFO for the other way: a child that another test is spawning holds a copy
+        // of every descriptor of ours until it execs, so a reader we closed on this FIFO may
+        // still count as the reader our writer's open waits for, and then vanish mid-stream
+        // (BrokenPipe) before the real reader came.
+        let mut reader = spawn_role("fifo-reader", &arg2, Stdio::null(), Stdio::inherit());
+        let w = timeout(PEER_TIMEOUT, AsyncFifo::open_writer(fifo2.path()))
             .await
             .expect("a reader came")
             .unwrap();
@@ -397,12 +407,20 @@ fn fifo_opens_wait_for_a_peer_and_a_timeout_gives_up_leaving_nothing_open() {
                 .is_err()
         );
     });
-    // The dropped reader open closed its descriptor: a writer finds no reader (ENXIO).
+    // The dropped reader open closed its descriptor: a writer finds no reader (ENXIO). A
+    // child that another test is spawning holds a copy of every descriptor of ours until it
+    // execs, so the reader may linger that long: retry.
     let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-    assert_eq!(
-        open(fifo.path(), flags, Mode::empty()).unwrap_err(),
-        nix::errno::Errno::ENXIO
-    );
+    let started = std::time::Instant::now();
+    loop {
+        match open(fifo.path(), flags, Mode::empty()) {
+            Err(nix::errno::Errno::ENXIO) => break,
+            Ok(_lingering) if started.elapsed() < PEER_TIMEOUT => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            other => panic!("a reader stayed open: {other:?}"),
+        }
+    }
 }
 
 #[test]
