@@ -19,6 +19,9 @@
 //! - Limits: [`Limits::read`] reads `/proc/sys/fs/mqueue/*` and `RLIMIT_MSGQUEUE`; when the
 //!   kernel refuses to create a queue with a bare `EINVAL`, `EMFILE` or `ENOSPC`, the error is
 //!   [`Error::LimitExceeded`], naming the [`Limit`], its value and how to raise it.
+//! - Async (feature `tokio`, off by default): the module `tokio` has the same queue with
+//!   `send(..).await` and `recv(..).await` on the descriptor's readiness, cancel-safe, with
+//!   the same errors (see the README's "Async (tokio)").
 //! - Validation before any system call, with typed errors: names by the rules of
 //!   [`ipcraft_core::PosixName`] (the same as `ipcraft-shm`), messages larger than
 //!   `max_message_size`, priorities at or above [`MQ_PRIO_MAX`], receive buffers smaller than
@@ -120,6 +123,8 @@ mod limits;
 mod options;
 mod queue;
 mod sys;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use error::{Error, Result};
 pub use ipcraft_core::Deadline;

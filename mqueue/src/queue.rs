@@ -566,12 +566,12 @@ impl MessageQueue {
             .map_err(|e| Error::Sys(SysError::from_io("poll", &e).on(self.label())))
     }
 
-    fn sys(&self, op: &'static str, errno: Errno) -> Error {
+    pub(crate) fn sys(&self, op: &'static str, errno: Errno) -> Error {
         Error::sys(op, &self.label(), errno)
     }
 
     /// The name, or `fd N` for a queue without one, for messages.
-    fn label(&self) -> String {
+    pub(crate) fn label(&self) -> String {
         match &self.name {
             Some(name) => name.as_str().to_owned(),
             None => format!("fd {}", self.mqd().as_raw_fd()),

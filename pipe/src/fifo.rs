@@ -21,7 +21,7 @@ const MAX_PATH: usize = 4095;
 /// Longest path component (`NAME_MAX`).
 const MAX_COMPONENT: usize = 255;
 /// Longest pause between two checks for the other end while an open waits with a timeout.
-const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
+pub(crate) const MAX_POLL_INTERVAL: Duration = Duration::from_millis(10);
 
 /// A FIFO (named pipe) this process created; the path is removed when it is dropped, unless
 /// [`persist`](Self::persist)ed.
@@ -191,6 +191,12 @@ impl FifoOptions {
         open_writer(path.as_ref(), timeout, &self.trusted)
     }
 
+    /// The owners an open trusts (for the async opens in `crate::tokio`).
+    #[cfg(feature = "tokio")]
+    pub(crate) fn trusted(&self) -> &TrustedOwners {
+        &self.trusted
+    }
+
     fn checked_mode(&self) -> Result<Mode> {
         if self.mode & !0o7777 != 0 {
             return Err(Error::InvalidMode { mode: self.mode });
@@ -288,7 +294,7 @@ fn is_fifo(st: &FileStat) -> bool {
 }
 
 /// Reject paths the kernel would refuse, with an error that says the limit.
-fn check_path(path: &Path) -> Result<()> {
+pub(crate) fn check_path(path: &Path) -> Result<()> {
     let bytes = path.as_os_str().as_bytes();
     let invalid = |reason| {
         Err(Error::InvalidPath {
@@ -424,7 +430,7 @@ fn open_writer(
 /// `O_PATH` (which never blocks and does not open the FIFO for I/O), that descriptor is
 /// `fstat`ed, and the FIFO is then opened through `/proc/self/fd/N`, which reaches the very
 /// inode checked, whatever happens to `path` meanwhile.
-fn open_fifo(path: &Path, flags: OFlag, trusted: &TrustedOwners) -> Result<OwnedFd> {
+pub(crate) fn open_fifo(path: &Path, flags: OFlag, trusted: &TrustedOwners) -> Result<OwnedFd> {
     let anchor = retry_eintr(|| open(path, OFlag::O_PATH | OFlag::O_CLOEXEC, Mode::empty()))
         .map_err(Error::sys_on("open", path))?;
     let st = fstat(&anchor).map_err(Error::sys_on("fstat", path))?;
@@ -454,7 +460,7 @@ fn retry_eintr<T>(mut f: impl FnMut() -> nix::Result<T>) -> nix::Result<T> {
 /// consuming anything: `tee(2)` with `SPLICE_F_NONBLOCK` duplicates at most one byte into
 /// the scratch pipe `probe`; it returns 0 when the FIFO is empty and has no writer, and
 /// `EAGAIN` when it is empty but a writer has it open.
-fn writer_present(fifo: &OwnedFd, probe: &OwnedFd) -> Result<bool> {
+pub(crate) fn writer_present(fifo: &OwnedFd, probe: &OwnedFd) -> Result<bool> {
     loop {
         match tee(fifo, probe, 1, SpliceFFlags::SPLICE_F_NONBLOCK) {
             Ok(0) => return Ok(false),

@@ -17,6 +17,9 @@
 //!   umask) and removes it on drop; [`Fifo::open_reader`] / [`Fifo::open_writer`] open one
 //!   with a timeout.
 //! - Zero-copy moves: [`splice`] and [`tee`].
+//! - Async (feature `tokio`, off by default): the module `tokio` has the ends as
+//!   `AsyncRead`/`AsyncWrite`, FIFO opens that await the peer, and frames through
+//!   `tokio_util`'s `Framed` with the same codec (see the README's "Async (tokio)").
 //!
 //! Compared with [`std::io::pipe`], this crate adds the timeouts, capacity, packet mode,
 //! atomic writes, framing, FIFOs and splicing; the types convert both ways.
@@ -80,6 +83,8 @@ mod error;
 mod fifo;
 mod pipe;
 mod splice;
+#[cfg(feature = "tokio")]
+pub mod tokio;
 
 pub use error::{Error, Result};
 pub use fifo::{DEFAULT_MODE, Fifo, FifoOptions};
