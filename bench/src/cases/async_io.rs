@@ -9,7 +9,8 @@
 //!   descriptor in `tokio::io::unix::AsyncFd` with `send(MSG_NOSIGNAL)`/`recv(MSG_TRUNC)`.
 //! - ipcraft rows use `ipcraft_socket::tokio` (`send`/`recv` on a shared reference: a stream
 //!   loops until the message is out or in, as `write_all`/`read_exact` do).
-//! - `async-pipe`: two pipes (the child's stdin and stdout); raw is `tokio::net::unix::pipe`.
+//! - `async-pipe`: two pipes (the child's stdin and stdout); raw is `tokio::net::unix::pipe`,
+//!   ipcraft is `ipcraft_pipe::tokio` (`write_all`/`read_exact` on both).
 //! - `async-channel` / `async-channel-sleep`: `ipcraft::channel::tokio` ends on two anonymous
 //!   channels (no raw row: compare with `async-unix-stream`'s raw row, the blocking
 //!   `channel` rows and the `cacheline` limit). `-sleep` goes to sleep on the doorbell thread
@@ -79,7 +80,7 @@ fn timed_out(_: tokio::time::error::Elapsed) -> io::Error {
 
 /// Run `f` (the parent's or child's side) on a fresh `current_thread` runtime, bounded by
 /// [`CHILD_TIMEOUT`].
-fn on_runtime<T>(f: impl AsyncFnOnce() -> io::Result<T>) -> io::Result<T> {
+pub(super) fn on_runtime<T>(f: impl AsyncFnOnce() -> io::Result<T>) -> io::Result<T> {
     proto_async::runtime()?.block_on(async {
         tokio::time::timeout(CHILD_TIMEOUT, f())
             .await
@@ -441,6 +442,17 @@ impl AsyncCase {
                         buf: Vec::new(),
                     };
                     side(test, parent, &mut &s, &mut rx).await
+                })
+            }
+            (Mech::Pipe, Impl::Ipcraft) => {
+                let tx = ipcraft_pipe::PipeWriter::try_from(a).map_err(io::Error::from)?;
+                let rx = ipcraft_pipe::PipeReader::try_from(b()?).map_err(io::Error::from)?;
+                on_runtime(async || {
+                    let tx =
+                        ipcraft_pipe::tokio::PipeWriter::from_std(tx).map_err(io::Error::from)?;
+                    let rx =
+                        ipcraft_pipe::tokio::PipeReader::from_std(rx).map_err(io::Error::from)?;
+                    side(test, parent, &mut WriteAll(tx), &mut ReadExact::new(rx)).await
                 })
             }
             (Mech::Pipe, _) => {

@@ -9,6 +9,7 @@ use ipcraft_sync::MutexKind::{Futex, Pthread};
 use sync::Row;
 
 pub mod async_io;
+pub mod async_mqueue;
 pub mod channel;
 pub mod limit;
 pub mod mqueue;
@@ -75,6 +76,9 @@ pub fn all() -> Vec<Box<dyn Case>> {
         Box::new(channel::ChannelCase { sleep: false }),
         Box::new(channel::ChannelCase { sleep: true }),
         Box::new(async_io::AsyncCase::new(AsyncMech::Pipe, Impl::Raw)),
+        Box::new(async_io::AsyncCase::new(AsyncMech::Pipe, Impl::Ipcraft)),
+        Box::new(async_mqueue::AsyncMqueueCase::new(Impl::Raw)),
+        Box::new(async_mqueue::AsyncMqueueCase::new(Impl::Ipcraft)),
         Box::new(async_io::AsyncCase::new(AsyncMech::UnixStream, Impl::Raw)),
         Box::new(async_io::AsyncCase::new(
             AsyncMech::UnixStream,

@@ -62,7 +62,7 @@ impl MqueueCase {
 }
 
 /// The system's limits, or the defaults of a stock kernel when they cannot be read.
-fn limits() -> (usize, usize, Option<u64>) {
+pub(super) fn limits() -> (usize, usize, Option<u64>) {
     match Limits::read() {
         Ok(l) => (
             l.msg_max as usize,
@@ -74,7 +74,7 @@ fn limits() -> (usize, usize, Option<u64>) {
 }
 
 /// The attributes of both queues for messages of `size` bytes.
-fn attributes(size: usize) -> Attributes {
+pub(super) fn attributes(size: usize) -> Attributes {
     let (msg_max, _, rlimit) = limits();
     let size = size.max(1);
     let per_message = size as u64 + PER_MESSAGE_OVERHEAD;
@@ -92,15 +92,7 @@ impl Case for MqueueCase {
     }
 
     fn tests(&self, plan: &Plan) -> Vec<Test> {
-        let (_, msgsize_max, _) = limits();
-        let largest = MAX_SIZE.min(msgsize_max);
-        plan.standard()
-            .into_iter()
-            .map(|mut t| {
-                t.size = t.size.min(largest);
-                t
-            })
-            .collect()
+        tests(plan)
     }
 
     fn measure(&self, env: &Env, placement: Placement, test: &Test) -> io::Result<Sample> {
@@ -147,6 +139,19 @@ impl Case for MqueueCase {
     }
 }
 
+/// The standard tests, with sizes capped at what the system's queues take.
+pub(super) fn tests(plan: &Plan) -> Vec<Test> {
+    let (_, msgsize_max, _) = limits();
+    let largest = MAX_SIZE.min(msgsize_max);
+    plan.standard()
+        .into_iter()
+        .map(|mut t| {
+            t.size = t.size.min(largest);
+            t
+        })
+        .collect()
+}
+
 /// Run `parent(deadline)`; if it has not returned by `deadline`, send an empty message (end
 /// of stream) to the queue `up`, which the parent receives from, so that it cannot block for
 /// ever on a child that died.
@@ -173,15 +178,21 @@ fn with_watcher(
 
 /// A raw queue descriptor, closed on drop (nix's `MqdT` is not), and unlinked by the creator.
 #[derive(Debug)]
-struct RawQueue {
+pub(super) struct RawQueue {
     mqd: Option<MqdT>,
     unlink: Option<CString>,
 }
 
 impl RawQueue {
-    fn create(name: &str, attrs: Attributes) -> io::Result<Self> {
+    pub(super) fn create(name: &str, attrs: Attributes) -> io::Result<Self> {
+        Self::create_with(name, attrs, MQ_OFlag::empty())
+    }
+
+    /// [`create`](Self::create) with `extra` flags (`O_NONBLOCK` for the async rows).
+    pub(super) fn create_with(name: &str, attrs: Attributes, extra: MQ_OFlag) -> io::Result<Self> {
         let attr = MqAttr::new(0, attrs.max_messages as _, attrs.max_message_size as _, 0);
-        let flags = MQ_OFlag::O_RDWR | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_CLOEXEC;
+        let flags =
+            MQ_OFlag::O_RDWR | MQ_OFlag::O_CREAT | MQ_OFlag::O_EXCL | MQ_OFlag::O_CLOEXEC | extra;
         let mqd = mq_open(name, flags, Mode::from_bits_truncate(0o600), Some(&attr))?;
         Ok(Self {
             mqd: Some(mqd),
@@ -189,7 +200,7 @@ impl RawQueue {
         })
     }
 
-    fn open(name: &str, access: MQ_OFlag) -> io::Result<Self> {
+    pub(super) fn open(name: &str, access: MQ_OFlag) -> io::Result<Self> {
         let mqd = mq_open(name, access | MQ_OFlag::O_CLOEXEC, Mode::empty(), None)?;
         Ok(Self {
             mqd: Some(mqd),
@@ -197,13 +208,19 @@ impl RawQueue {
         })
     }
 
-    fn mqd(&self) -> &MqdT {
+    pub(super) fn mqd(&self) -> &MqdT {
         self.mqd.as_ref().expect("open until dropped")
     }
 
-    fn attributes(&self) -> io::Result<Attributes> {
+    pub(super) fn attributes(&self) -> io::Result<Attributes> {
         let a = mq_getattr(self.mqd())?;
         Ok(Attributes::new(a.maxmsg() as usize, a.msgsize() as usize))
+    }
+}
+
+impl std::os::fd::AsRawFd for RawQueue {
+    fn as_raw_fd(&self) -> std::os::fd::RawFd {
+        self.mqd().as_raw_fd()
     }
 }
 
