@@ -6,6 +6,8 @@
 //! These tests need root to start children as other users; without it they say `SKIPPED`
 //! loudly and check nothing else.
 
+#![cfg(all(feature = "shm", feature = "sync"))]
+
 use ipcraft::channel::{ChannelError, NamedOptions, Receiver, Sender};
 use ipcraft_core::TrustError;
 use ipcraft_core::TrustedOwners;
