@@ -594,6 +594,11 @@ fn write_until(
             Ok(n) => return Ok(n),
             Err(Errno::EPIPE) => return Err(Error::BrokenPipe),
             Err(Errno::EINTR) => {}
+            // A `try_` call on a non-blocking pipe: EAGAIN is the answer (a poll with a
+            // zero timeout would only say it again, one system call later).
+            Err(Errno::EAGAIN) if nonblocking && try_now => {
+                return Err(not_ready("pipe write", try_now));
+            }
             Err(Errno::EAGAIN) => {
                 if nonblocking
                     && !wait_fd(fd, Interest::Writable, deadline)

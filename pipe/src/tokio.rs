@@ -219,9 +219,13 @@ impl PipeReader {
     ///
     /// [`Error::Sys`] from `read` or the reactor.
     pub async fn read(&self, buf: &mut [u8]) -> Result<usize> {
+        let len = buf.len();
         loop {
             let mut guard = self.inner.readable().await.map_err(|e| reactor_error(&e))?;
             if let Ok(done) = guard.try_io(|fd| read_now(fd.get_ref(), buf)) {
+                if drained(&done, len) {
+                    guard.clear_ready();
+                }
                 return done.map_err(|e| Error::from_io("read", &e));
             }
         }
@@ -259,6 +263,14 @@ impl PipeReader {
 /// One `read(2)` on the non-blocking descriptor, as the blocking end's `Read` makes without a
 /// read timeout (called directly, so that a timeout set through [`PipeReader::get_ref`]
 /// cannot make it wait): `WouldBlock` when the pipe is empty.
+/// Whether a read (or write) of `len` bytes that moved `done` shows that the pipe was drained
+/// (or filled): a transfer shorter than asked, but not empty. The readiness is then cleared
+/// at once, as tokio's own pipes do, so the next call waits for the reactor's next edge
+/// instead of paying a system call that would say `EAGAIN`.
+fn drained<E>(done: &std::result::Result<usize, E>, len: usize) -> bool {
+    matches!(done, Ok(n) if *n > 0 && *n < len)
+}
+
 fn read_now(reader: &crate::PipeReader, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match nix::unistd::read(reader.as_fd(), buf) {
@@ -417,8 +429,13 @@ impl AsyncRead for PipeReader {
         loop {
             let mut guard = ready!(self.inner.poll_read_ready(cx))?;
             let unfilled = buf.initialize_unfilled();
+            let len = unfilled.len();
             match guard.try_io(|fd| read_now(fd.get_ref(), unfilled)) {
                 Ok(Ok(n)) => {
+                    if n > 0 && n < len {
+                        // Drained (see `drained`).
+                        guard.clear_ready();
+                    }
                     buf.advance(n);
                     return Poll::Ready(Ok(()));
                 }
@@ -438,7 +455,12 @@ impl AsyncWrite for PipeWriter {
         loop {
             let mut guard = ready!(self.inner.poll_write_ready(cx))?;
             match guard.try_io(|fd| fd.get_ref().try_write(buf).map_err(io::Error::from)) {
-                Ok(done) => return Poll::Ready(done),
+                Ok(done) => {
+                    if drained(&done, buf.len()) {
+                        guard.clear_ready();
+                    }
+                    return Poll::Ready(done);
+                }
                 Err(_would_block) => {}
             }
         }

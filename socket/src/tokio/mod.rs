@@ -135,7 +135,29 @@ enum Dir {
 async fn await_io<T: AsRawFd, R>(
     fd: &AsyncFd<T>,
     dir: Dir,
+    op: impl FnMut(&T) -> Result<R>,
+) -> Result<R> {
+    await_io_with(fd, dir, op, |_| false).await
+}
+
+/// [`await_io`] for a byte stream's `send`/`recv` of `len` bytes: a transfer shorter than
+/// asked (but not empty) shows that the socket buffer was drained (or filled), so the
+/// readiness is cleared at once, as tokio's own streams do; the next call then waits for
+/// the reactor's next edge instead of paying a system call that would say `EAGAIN`.
+async fn await_bytes<T: AsRawFd>(
+    fd: &AsyncFd<T>,
+    dir: Dir,
+    len: usize,
+    op: impl FnMut(&T) -> Result<usize>,
+) -> Result<usize> {
+    await_io_with(fd, dir, op, |r| matches!(r, Ok(n) if *n > 0 && *n < len)).await
+}
+
+async fn await_io_with<T: AsRawFd, R>(
+    fd: &AsyncFd<T>,
+    dir: Dir,
     mut op: impl FnMut(&T) -> Result<R>,
+    drained: impl Fn(&Result<R>) -> bool,
 ) -> Result<R> {
     loop {
         let mut guard = match dir {
@@ -144,7 +166,12 @@ async fn await_io<T: AsRawFd, R>(
         }
         .map_err(|e| reactor_error(&e))?;
         match guard.try_io(|inner| would_block(op(inner.get_ref()))) {
-            Ok(Ok(result)) => return result,
+            Ok(Ok(result)) => {
+                if drained(&result) {
+                    guard.clear_ready();
+                }
+                return result;
+            }
             Ok(Err(e)) => return Err(reactor_error(&e)),
             Err(_would_block) => continue,
         }
@@ -156,7 +183,34 @@ fn poll_io<T: AsRawFd, R>(
     fd: &AsyncFd<T>,
     cx: &mut Context<'_>,
     dir: Dir,
+    op: impl FnMut(&T) -> Result<R>,
+) -> Poll<Result<R>> {
+    poll_io_with(fd, cx, dir, op, |_| false)
+}
+
+/// The poll form of [`await_bytes`].
+fn poll_bytes<T: AsRawFd>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    dir: Dir,
+    len: usize,
+    op: impl FnMut(&T) -> Result<usize>,
+) -> Poll<Result<usize>> {
+    poll_io_with(
+        fd,
+        cx,
+        dir,
+        op,
+        |r| matches!(r, Ok(n) if *n > 0 && *n < len),
+    )
+}
+
+fn poll_io_with<T: AsRawFd, R>(
+    fd: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    dir: Dir,
     mut op: impl FnMut(&T) -> Result<R>,
+    drained: impl Fn(&Result<R>) -> bool,
 ) -> Poll<Result<R>> {
     loop {
         let ready: Poll<io::Result<AsyncFdReadyGuard<'_, T>>> = match dir {
@@ -169,7 +223,12 @@ fn poll_io<T: AsRawFd, R>(
             Poll::Ready(Ok(guard)) => guard,
         };
         match guard.try_io(|inner| would_block(op(inner.get_ref()))) {
-            Ok(Ok(result)) => return Poll::Ready(result),
+            Ok(Ok(result)) => {
+                if drained(&result) {
+                    guard.clear_ready();
+                }
+                return Poll::Ready(result);
+            }
             Ok(Err(e)) => return Poll::Ready(Err(reactor_error(&e))),
             Err(_would_block) => continue,
         }

@@ -1,6 +1,6 @@
 //! [`UnixStream`]: an async connected Unix stream socket.
 
-use super::{Dir, await_io, poll_io, register};
+use super::{Dir, await_bytes, await_io, poll_bytes, poll_io, register};
 
 use crate::error::{Error, Result};
 use crate::options::SCM_MAX_FD;
@@ -258,7 +258,7 @@ impl UnixStream {
     /// As [`crate::UnixStream::send`]: [`Error::PeerClosed`], [`Error::ConnectionReset`],
     /// [`Error::Sys`].
     pub async fn send(&self, buf: &[u8]) -> Result<usize> {
-        await_io(&self.io, Dir::Write, |s| s.try_send(buf)).await
+        await_bytes(&self.io, Dir::Write, buf.len(), |s| s.try_send(buf)).await
     }
 
     /// Send what fits now, without waiting.
@@ -279,7 +279,8 @@ impl UnixStream {
     ///
     /// As [`crate::UnixStream::recv`].
     pub async fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-        await_io(&self.io, Dir::Read, |s| s.try_recv(buf)).await
+        let len = buf.len();
+        await_bytes(&self.io, Dir::Read, len, |s| s.try_recv(buf)).await
     }
 
     /// Receive what is available now, without waiting.
@@ -500,7 +501,8 @@ impl AsyncRead for UnixStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let unfilled = buf.initialize_unfilled();
-        match poll_io(&self.io, cx, Dir::Read, |s| s.try_recv(unfilled)) {
+        let len = unfilled.len();
+        match poll_bytes(&self.io, cx, Dir::Read, len, |s| s.try_recv(unfilled)) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
@@ -517,7 +519,8 @@ impl AsyncWrite for UnixStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        poll_io(&self.io, cx, Dir::Write, |s| s.try_send(buf)).map_err(io::Error::from)
+        poll_bytes(&self.io, cx, Dir::Write, buf.len(), |s| s.try_send(buf))
+            .map_err(io::Error::from)
     }
 
     fn poll_write_vectored(

@@ -1,7 +1,7 @@
 //! [`TcpListener`] and [`TcpStream`] on tokio: the blocking TCP types of this crate, with
 //! their typed errors and `MSG_NOSIGNAL` on every send, awaitable.
 
-use super::{Dir, await_io, poll_io, register};
+use super::{Dir, await_bytes, await_io, poll_bytes, poll_io, register};
 use crate::error::{Error, Result};
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -231,7 +231,7 @@ impl TcpStream {
     ///
     /// As [`crate::TcpStream::send`].
     pub async fn send(&self, buf: &[u8]) -> Result<usize> {
-        await_io(&self.io, Dir::Write, |s| s.try_send(buf)).await
+        await_bytes(&self.io, Dir::Write, buf.len(), |s| s.try_send(buf)).await
     }
 
     /// Send what fits now, without waiting.
@@ -251,7 +251,8 @@ impl TcpStream {
     ///
     /// As [`crate::TcpStream::recv`].
     pub async fn recv(&self, buf: &mut [u8]) -> Result<usize> {
-        await_io(&self.io, Dir::Read, |s| s.try_recv(buf)).await
+        let len = buf.len();
+        await_bytes(&self.io, Dir::Read, len, |s| s.try_recv(buf)).await
     }
 
     /// Receive what is available now, without waiting.
@@ -290,7 +291,8 @@ impl AsyncRead for TcpStream {
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
         let unfilled = buf.initialize_unfilled();
-        match poll_io(&self.io, cx, Dir::Read, |s| s.try_recv(unfilled)) {
+        let len = unfilled.len();
+        match poll_bytes(&self.io, cx, Dir::Read, len, |s| s.try_recv(unfilled)) {
             Poll::Pending => Poll::Pending,
             Poll::Ready(Ok(n)) => {
                 buf.advance(n);
@@ -307,7 +309,8 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        poll_io(&self.io, cx, Dir::Write, |s| s.try_send(buf)).map_err(io::Error::from)
+        poll_bytes(&self.io, cx, Dir::Write, buf.len(), |s| s.try_send(buf))
+            .map_err(io::Error::from)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
