@@ -262,6 +262,13 @@ macro_rules! common {
 common!(PipeReader, read_timeout);
 common!(PipeWriter, write_timeout, suppress_sigpipe: false);
 
+impl PipeWriter {
+    /// Whether writes block SIGPIPE around them (see `set_suppress_sigpipe`).
+    pub(crate) fn suppresses_sigpipe(&self) -> bool {
+        self.suppress_sigpipe
+    }
+}
+
 impl PipeReader {
     /// Make [`Read::read`] wait at most `timeout` (`None`: forever, the default). The wait is
     /// per call, on the monotonic clock; a timed-out read returns `TimedOut` and consumes
@@ -475,7 +482,7 @@ impl PipeWriter {
     }
 
     /// Run a write with SIGPIPE blocked if asked to, consuming the SIGPIPE it raised.
-    fn guarded(&self, write: impl FnOnce() -> Result<usize>) -> Result<usize> {
+    pub(crate) fn guarded(&self, write: impl FnOnce() -> Result<usize>) -> Result<usize> {
         if !self.suppress_sigpipe {
             return write();
         }

@@ -271,6 +271,27 @@ fn drained<E>(done: &std::result::Result<usize, E>, len: usize) -> bool {
     matches!(done, Ok(n) if *n > 0 && *n < len)
 }
 
+/// One `write(2)` of `buf` on the non-blocking writer (`EAGAIN` as `WouldBlock`, `EPIPE` as
+/// [`Error::BrokenPipe`]), with SIGPIPE blocked around it if the writer asks for that: what
+/// the blocking `try_write` does, without its deadline (no clock read per write).
+fn write_now(writer: &crate::PipeWriter, buf: &[u8]) -> io::Result<usize> {
+    let write = || loop {
+        match nix::unistd::write(writer.as_fd(), buf) {
+            Err(Errno::EINTR) => {}
+            Err(Errno::EPIPE) => return Err(Error::BrokenPipe),
+            Err(Errno::EAGAIN) => return Err(Error::WouldBlock { op: "pipe write" }),
+            Err(e) => return Err(Error::sys("write")(e)),
+            Ok(n) => return Ok(n),
+        }
+    };
+    if writer.suppresses_sigpipe() {
+        writer.guarded(write)
+    } else {
+        write()
+    }
+    .map_err(io::Error::from)
+}
+
 fn read_now(reader: &crate::PipeReader, buf: &mut [u8]) -> io::Result<usize> {
     loop {
         match nix::unistd::read(reader.as_fd(), buf) {
@@ -454,7 +475,7 @@ impl AsyncWrite for PipeWriter {
     ) -> Poll<io::Result<usize>> {
         loop {
             let mut guard = ready!(self.inner.poll_write_ready(cx))?;
-            match guard.try_io(|fd| fd.get_ref().try_write(buf).map_err(io::Error::from)) {
+            match guard.try_io(|fd| write_now(fd.get_ref(), buf)) {
                 Ok(done) => {
                     if drained(&done, buf.len()) {
                         guard.clear_ready();

@@ -7,8 +7,9 @@
 //! - `async-unix-dgram`: a datagram pair; raw is `tokio::net::UnixDatagram` (`send`/`recv`).
 //! - `async-unix-seqpacket`: a seqpacket pair; tokio has no seqpacket type, so raw is the
 //!   descriptor in `tokio::io::unix::AsyncFd` with `send(MSG_NOSIGNAL)`/`recv(MSG_TRUNC)`.
-//! - ipcraft rows use `ipcraft_socket::tokio` (`send`/`recv` on a shared reference: a stream
-//!   loops until the message is out or in, as `write_all`/`read_exact` do).
+//! - ipcraft rows use `ipcraft_socket::tokio`: the stream's `split` halves with
+//!   `write_all`/`read_exact` (as the raw row does on tokio's halves), the message sockets'
+//!   `send`/`recv`.
 //! - `async-pipe`: two pipes (the child's stdin and stdout); raw is `tokio::net::unix::pipe`,
 //!   ipcraft is `ipcraft_pipe::tokio` (`write_all`/`read_exact` on both).
 //! - `async-channel` / `async-channel-sleep`: `ipcraft::channel::tokio` ends on two anonymous
@@ -159,55 +160,6 @@ impl AsyncReceiver for Dgram<'_> {
         }
         let n = self.sock.recv(&mut self.buf).await?;
         check_len(&self.buf[..n], len)
-    }
-}
-
-/// ipcraft's async stream: `send` until the message is out, `recv` until it is in (what
-/// `write_all`/`read_exact` do on tokio's halves).
-struct StreamOut<'a>(&'a sock::UnixStream);
-
-impl AsyncSender for StreamOut<'_> {
-    async fn send(&mut self, msg: &[u8]) -> io::Result<()> {
-        let mut at = 0;
-        while at < msg.len() {
-            at += self.0.send(&msg[at..]).await.map_err(io::Error::from)?;
-        }
-        Ok(())
-    }
-}
-
-struct StreamIn<'a> {
-    sock: &'a sock::UnixStream,
-    buf: Vec<u8>,
-}
-
-impl<'a> StreamIn<'a> {
-    fn new(sock: &'a sock::UnixStream) -> Self {
-        Self {
-            sock,
-            buf: Vec::new(),
-        }
-    }
-}
-
-impl AsyncReceiver for StreamIn<'_> {
-    async fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
-        if self.buf.len() < len {
-            self.buf.resize(len, 0);
-        }
-        let mut at = 0;
-        while at < len {
-            match self
-                .sock
-                .recv(&mut self.buf[at..len])
-                .await
-                .map_err(io::Error::from)?
-            {
-                0 => return Err(io::ErrorKind::UnexpectedEof.into()),
-                n => at += n,
-            }
-        }
-        Ok(&self.buf[..len])
     }
 }
 
@@ -401,8 +353,9 @@ impl AsyncCase {
             (Mech::UnixStream, Impl::Ipcraft) => {
                 let s = ipcraft_socket::UnixStream::try_from(a).map_err(io::Error::from)?;
                 on_runtime(async || {
-                    let s = sock::UnixStream::from_std(s).map_err(io::Error::from)?;
-                    side(test, parent, &mut StreamOut(&s), &mut StreamIn::new(&s)).await
+                    let mut s = sock::UnixStream::from_std(s).map_err(io::Error::from)?;
+                    let (r, w) = s.split();
+                    side(test, parent, &mut WriteAll(w), &mut ReadExact::new(r)).await
                 })
             }
             (Mech::UnixDgram, Impl::Ipcraft) => {

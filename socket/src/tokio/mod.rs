@@ -65,6 +65,7 @@ mod datagram;
 mod listener;
 mod message;
 mod seqpacket;
+mod split;
 mod stream;
 mod tcp;
 
@@ -72,6 +73,7 @@ pub use datagram::UnixDatagram;
 pub use ipcraft_core::codec::FrameCodec;
 pub use listener::UnixListener;
 pub use seqpacket::{SeqpacketConn, SeqpacketListener};
+pub use split::{ReadHalf, WriteHalf};
 pub use stream::UnixStream;
 pub use tcp::{TcpListener, TcpStream};
 

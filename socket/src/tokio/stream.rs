@@ -45,7 +45,7 @@ use std::task::{Context, Poll};
 /// ```
 #[derive(Debug)]
 pub struct UnixStream {
-    io: AsyncFd<crate::UnixStream>,
+    pub(super) io: AsyncFd<crate::UnixStream>,
     /// The blocking mode the stream had before [`from_std`](Self::from_std), given back by
     /// [`into_std`](Self::into_std).
     was_nonblocking: bool,

@@ -144,7 +144,7 @@ impl AsRawFd for TcpListener {
 /// [`Error::PeerClosed`] or [`Error::ConnectionReset`], never a `SIGPIPE`. Closed on drop.
 #[derive(Debug)]
 pub struct TcpStream {
-    io: AsyncFd<crate::TcpStream>,
+    pub(super) io: AsyncFd<crate::TcpStream>,
 }
 
 impl TcpStream {
