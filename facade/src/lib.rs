@@ -34,6 +34,9 @@
 //! ~60 GB/s across cores; on one core it sleeps and yields (2.8 us, against 4.2 us for a
 //! raw futex ping-pong in the same run).
 //!
+//! [`typed`] sends Rust values instead of bytes over the channel, checked end to end: plain
+//! data zero copy, or any serde type with the `serde` feature (postcard).
+//!
 //! [`ring`] holds the lock-free ring (checked by loom) the channel is built on.
 
 /// `ipcraft-core`, under its own crate name: not `core`, which `use ipcraft::*` would then
@@ -63,6 +66,7 @@ mod loom;
 pub mod ring;
 #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
 mod shared;
+pub mod typed;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(all(doctest, feature = "shm", feature = "sync"))]
