@@ -213,13 +213,43 @@ impl<T: Message, C: Codec<T>> Receiver<T, C> {
     }
 
     /// Receive the next value and the sender slot it came from ([`channel::RecvSlot::sender`];
-    /// 0 in a single-sender channel), waiting at most until `deadline`.
+    /// 0 in a single-sender channel: order is kept per sender), waiting while the channel
+    /// is empty.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv`](Self::recv).
+    pub fn recv_from(&mut self) -> Result<(usize, T), TypedError> {
+        self.recv_from_deadline(Deadline::never())
+    }
+
+    /// [`recv_from`](Self::recv_from), waiting at most `timeout`.
+    ///
+    /// # Errors
+    ///
+    /// As [`recv_timeout`](Self::recv_timeout).
+    pub fn recv_from_timeout(&mut self, timeout: Duration) -> Result<(usize, T), TypedError> {
+        self.recv_from_deadline(Deadline::after(timeout))
+    }
+
+    /// [`recv_from`](Self::recv_from), waiting at most until `deadline`.
     ///
     /// # Errors
     ///
     /// As [`recv_deadline`](Self::recv_deadline).
     pub fn recv_from_deadline(&mut self, deadline: Deadline) -> Result<(usize, T), TypedError> {
         let slot = self.inner.recv_slot_deadline(deadline)?;
+        let sender = slot.sender();
+        take::<T, C>(slot, &mut self.scratch).map(|v| (sender, v))
+    }
+
+    /// [`recv_from`](Self::recv_from) if there is a message now.
+    ///
+    /// # Errors
+    ///
+    /// As [`try_recv`](Self::try_recv).
+    pub fn try_recv_from(&mut self) -> Result<(usize, T), TypedError> {
+        let slot = self.inner.try_recv_slot()?;
         let sender = slot.sender();
         take::<T, C>(slot, &mut self.scratch).map(|v| (sender, v))
     }
