@@ -1,7 +1,6 @@
 //! Typed messages: send Rust values, not byte slices, checked end to end.
 //!
 //! ```
-//! use ipcraft::typed::channel::{Receiver, Sender};
 //! use ipcraft::typed::zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 //! use ipcraft::typed::Message;
 //!
@@ -17,7 +16,10 @@
 //!     const NAME: &'static str = "weather::Reading";
 //! }
 //!
+//! # #[cfg(all(feature = "shm", feature = "sync"))]
 //! # fn main() -> Result<(), ipcraft::typed::TypedError> {
+//! use ipcraft::typed::channel::{Receiver, Sender};
+//!
 //! // The creating process: a typed channel of 64 KiB; the memfd goes to the peer.
 //! let (mut tx, fd) = Sender::<Reading>::anonymous(1 << 16)?;
 //! // In the peer: `Receiver::<Reading>::from_fd(fd)?` checks that it speaks `Reading`.
@@ -25,6 +27,8 @@
 //! tx.send(&Reading { sensor: 7, celsius: 21.5 })?;
 //! assert_eq!(rx.recv()?, Reading { sensor: 7, celsius: 21.5 });
 //! # Ok(()) }
+//! # #[cfg(not(all(feature = "shm", feature = "sync")))]
+//! # fn main() {}
 //! ```
 //!
 //! # Two encodings
