@@ -1,7 +1,7 @@
 //! [`Codec`]: how a typed end turns a value into a message and back, and [`Plain`], the
 //! zero-copy encoding of plain data.
 #![cfg_attr(
-    not(all(feature = "shm", feature = "sync")),
+    not(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom)))),
     allow(
         dead_code,
         reason = "what a transport needs beyond `Codec`; the channel is the only transport yet"

@@ -10,7 +10,7 @@ use std::io;
 pub enum TypedError {
     /// The channel failed (`Disconnected`, `TimedOut`, `Full`, `Empty`, ...): see
     /// [`ChannelError`](crate::channel::ChannelError).
-    #[cfg(all(feature = "shm", feature = "sync"))]
+    #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
     Channel(crate::channel::ChannelError),
     /// The peer speaks another message type (found when attaching, before any message).
     TypeMismatch {
@@ -65,7 +65,7 @@ pub enum TypedError {
 impl fmt::Display for TypedError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            #[cfg(all(feature = "shm", feature = "sync"))]
+            #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
             Self::Channel(e) => e.fmt(f),
             Self::TypeMismatch { expected, found } => write!(
                 f,
@@ -115,14 +115,14 @@ impl fmt::Display for TypedError {
 impl std::error::Error for TypedError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
-            #[cfg(all(feature = "shm", feature = "sync"))]
+            #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
             Self::Channel(e) => Some(e),
             _ => None,
         }
     }
 }
 
-#[cfg(all(feature = "shm", feature = "sync"))]
+#[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
 impl From<crate::channel::ChannelError> for TypedError {
     fn from(e: crate::channel::ChannelError) -> Self {
         Self::Channel(e)
@@ -132,7 +132,7 @@ impl From<crate::channel::ChannelError> for TypedError {
 impl From<TypedError> for io::Error {
     fn from(e: TypedError) -> Self {
         let kind = match e {
-            #[cfg(all(feature = "shm", feature = "sync"))]
+            #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
             TypedError::Channel(e) => return e.into(),
             TypedError::TooLarge { .. }
             | TypedError::Encode { .. }

@@ -1,7 +1,7 @@
 //! What a typed end says about its message type: [`TypeInfo`], its [`fingerprint`], and the
 //! record a channel carries in its tag.
 #![cfg_attr(
-    not(all(feature = "shm", feature = "sync")),
+    not(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom)))),
     allow(
         dead_code,
         reason = "what a transport needs beyond `Codec`; the channel is the only transport yet"

@@ -74,7 +74,7 @@ mod info;
 #[cfg(feature = "serde")]
 mod serde_codec;
 
-#[cfg(all(feature = "shm", feature = "sync"))]
+#[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
 pub mod channel;
 
 pub use codec::{Codec, Plain, PlainData};
