@@ -51,13 +51,14 @@ impl<T: Message + Serialize + DeserializeOwned> Sealed<T> for Serde {
 
     fn decode<S: Source>(src: &S, scratch: &mut Vec<u8>) -> Result<T, TypedError> {
         let len = src.size();
-        scratch.clear();
-        scratch.resize(len, 0);
-        src.get(0, scratch);
-        let mut de = postcard::Deserializer::from_flavor(Counted {
-            buf: scratch,
-            at: 0,
-        });
+        // Grown once to the largest message, never zeroed again: every byte decoded from is
+        // copied in first.
+        if scratch.len() < len {
+            scratch.resize(len, 0);
+        }
+        let buf = &mut scratch[..len];
+        src.get(0, buf);
+        let mut de = postcard::Deserializer::from_flavor(Counted { buf, at: 0 });
         let value = T::deserialize(&mut de);
         let at = de.finalize().unwrap_or(len);
         let reason = match value {
