@@ -258,6 +258,58 @@ fn the_async_stream_yields_values_and_errors_then_ends() {
     });
 }
 
+/// An async receiver of an MPSC channel, blocking senders in two children: every value of
+/// both, through the `Stream`, which ends once both are gone.
+#[cfg(feature = "tokio")]
+#[test]
+fn mpsc_plain_senders_reach_an_async_receiver() {
+    use futures_core::Stream;
+    use ipcraft::typed::channel::tokio as typed_async;
+    use ipcraft::typed::zerocopy::IntoBytes;
+    use std::pin::Pin;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let (mut rx, fd) = typed_async::Receiver::<Reading>::anonymous_mpsc(2, CAPACITY).unwrap();
+        let children: Vec<_> = (0..2)
+            .map(|_| ROLES.spawn("send-plain", "", Stdio::from(fd.try_clone().unwrap())))
+            .collect();
+        drop(fd);
+        let mut got = Vec::new();
+        while got.len() < 2 * SEQUENCE {
+            let next = std::future::poll_fn(|cx| Pin::new(&mut rx).poll_next(cx));
+            got.push(
+                tokio::time::timeout(LIMIT, next)
+                    .await
+                    .unwrap()
+                    .unwrap()
+                    .unwrap(),
+            );
+        }
+        for c in children {
+            finish(c, "send-plain");
+        }
+        // Both children done: a slot one of them freed and the other never claimed must not
+        // keep the stream waiting.
+        rx.get_mut()
+            .get_mut()
+            .set_claim_deadline(ipcraft::ipcraft_core::Deadline::after(Duration::ZERO));
+        let end = std::future::poll_fn(|cx| Pin::new(&mut rx).poll_next(cx));
+        assert!(tokio::time::timeout(LIMIT, end).await.unwrap().is_none());
+        let key = |r: &Reading| r.as_bytes().to_vec();
+        let mut want: Vec<_> = sequence(reading(), SEQUENCE)
+            .iter()
+            .flat_map(|r| [key(r), key(r)])
+            .collect();
+        let mut got: Vec<_> = got.iter().map(key).collect();
+        want.sort();
+        got.sort();
+        assert!(got == want, "every value of both senders, once each");
+    });
+}
+
 #[test]
 fn mpsc_plain_senders_each_arrive_in_order() {
     let (mut rx, fd) = Receiver::<Reading>::anonymous_mpsc(3, CAPACITY).unwrap();
