@@ -14,7 +14,8 @@
 //!
 //! Each module is behind a default-on cargo feature of the same name, so a user who needs
 //! one mechanism can depend on its crate alone, or on this crate with
-//! `default-features = false, features = ["pipe"]`.
+//! `default-features = false, features = ["pipe"]`. Off by default: `tokio` (async types)
+//! and `serde` (typed messages of any serde type, `typed::Serde`).
 //!
 //! # Which mechanism for what
 //!

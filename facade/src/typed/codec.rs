@@ -11,7 +11,7 @@
 use super::{Encoding, Message, TypedError};
 use zerocopy::{FromBytes, Immutable, IntoBytes, KnownLayout};
 
-/// An encoding of `T` (sealed: [`Plain`], and [`Serde`](super::Serde) with the `serde`
+/// An encoding of `T` (sealed: [`Plain`], and `Serde` with the `serde`
 /// feature). A typed end's second type parameter.
 pub trait Codec<T>: sealed::Sealed<T> {
     /// What a typed end announces as its encoding.

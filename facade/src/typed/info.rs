@@ -17,7 +17,7 @@ use std::fmt;
 pub enum Encoding {
     /// The value's bytes as they are in memory ([`Plain`](super::Plain)).
     Plain,
-    /// postcard, for serde types ([`Serde`](super::Serde), feature `serde`).
+    /// postcard, for serde types (`Serde`, feature `serde`).
     Postcard,
     /// An encoding this version of ipcraft does not know (a newer peer's).
     Unknown(u8),

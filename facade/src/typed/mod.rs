@@ -41,7 +41,7 @@
 //!   bytes straight into the channel's ring slot, a receive copies them out once into a new
 //!   `T` (never a `&T` over shared memory, which the peer could change under it). Slices
 //!   too: `send_slice`, `recv_vec`.
-//! - [`Serde`] (feature `serde`): any `Serialize + DeserializeOwned` type, encoded with
+//! - `Serde` (feature `serde`): any `Serialize + DeserializeOwned` type, encoded with
 //!   postcard, serialized straight into the reserved ring slot (no `Vec` per message).
 //!
 //! # Checked end to end

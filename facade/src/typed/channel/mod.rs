@@ -1,6 +1,6 @@
 //! The typed shared-memory channel: [`Sender<T, C>`] and [`Receiver<T, C>`] over
 //! [`crate::channel`], SPSC and MPSC, anonymous and named, blocking and (feature `tokio`)
-//! async ([`tokio`]).
+//! async (the `tokio` module).
 //!
 //! ```
 //! use ipcraft::typed::channel::{Receiver, Sender};

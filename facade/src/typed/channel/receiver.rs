@@ -10,7 +10,7 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 /// The receiving end of a typed channel: values of `T`, encoded with `C` ([`Plain`] by
-/// default; [`Serde`](crate::typed::Serde) with the `serde` feature).
+/// default; `Serde` with the `serde` feature).
 ///
 /// Wraps a [`channel::Receiver`]; see there for waiting, MPSC, disconnection and
 /// restarts, which are the same. Each receive copies the message out of shared memory once

@@ -11,7 +11,7 @@ use std::os::fd::OwnedFd;
 use std::time::Duration;
 
 /// The sending end of a typed channel: values of `T`, encoded with `C` ([`Plain`] by
-/// default; [`Serde`](crate::typed::Serde) with the `serde` feature).
+/// default; `Serde` with the `serde` feature).
 ///
 /// Wraps a [`channel::Sender`]; see there for waiting, disconnection and restarts, which
 /// are the same.
