@@ -14,7 +14,8 @@
 //!
 //! Each module is behind a default-on cargo feature of the same name, so a user who needs
 //! one mechanism can depend on its crate alone, or on this crate with
-//! `default-features = false, features = ["pipe"]`.
+//! `default-features = false, features = ["pipe"]`. Off by default: `tokio` (async types)
+//! and `serde` (typed messages of any serde type, `typed::Serde`).
 //!
 //! # Which mechanism for what
 //!
@@ -33,6 +34,9 @@
 //! mechanisms themselves. The channel moves 4 KiB messages at ~8 M/s and 64 KiB ones at
 //! ~60 GB/s across cores; on one core it sleeps and yields (2.8 us, against 4.2 us for a
 //! raw futex ping-pong in the same run).
+//!
+//! [`typed`] sends Rust values instead of bytes over the channel, checked end to end: plain
+//! data zero copy, or any serde type with the `serde` feature (postcard).
 //!
 //! [`ring`] holds the lock-free ring (checked by loom) the channel is built on.
 
@@ -63,6 +67,7 @@ mod loom;
 pub mod ring;
 #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
 mod shared;
+pub mod typed;
 
 /// The README's example, compiled and run as a doctest.
 #[cfg(all(doctest, feature = "shm", feature = "sync"))]

@@ -89,6 +89,26 @@ fn channel_ends_have_theirs() {
     error_type::<ChannelError>();
 }
 
+/// Typed ends: adopted from a descriptor (the type checked) like untyped ones, `Debug` and
+/// `Send` whatever the message type is (here one that is neither `Send` nor `Sync`: the ends
+/// hold no `T`).
+#[test]
+#[cfg(all(feature = "shm", feature = "sync"))]
+fn typed_channel_ends_have_theirs() {
+    use ipcraft::typed::channel::{Receiver, Sender};
+    use ipcraft::typed::{Message, TypedError};
+    struct NotSend(std::cell::Cell<u64>, std::rc::Rc<()>);
+    impl Message for NotSend {
+        const NAME: &'static str = "NotSend";
+    }
+    fn adoptable<T: TryFrom<OwnedFd, Error = TypedError> + Debug + Send>() {}
+    adoptable::<Sender<u64>>();
+    adoptable::<Receiver<u64>>();
+    handle::<Sender<NotSend, ipcraft::typed::Plain>>();
+    handle::<Receiver<NotSend, ipcraft::typed::Plain>>();
+    error_type::<TypedError>();
+}
+
 #[test]
 fn every_error_converts_into_io_and_boxed_errors() {
     error_type::<ipcraft::ipcraft_core::SysError>();

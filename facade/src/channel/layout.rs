@@ -326,35 +326,41 @@ pub(super) fn init(
 
 pub(super) type Made = (Arc<SharedRegion>, Layout);
 
-/// Make an anonymous channel segment, and a descriptor for the peer.
+/// Make an anonymous channel segment, and a descriptor for the peer; `tag` (empty: none)
+/// goes after the layout (see [`super::tag`]).
 pub(super) fn new_anonymous(
     producers: usize,
     capacity: usize,
+    tag: &[u8],
 ) -> Result<(Made, OwnedFd), ChannelError> {
     let layout = Layout::new(producers, capacity)?;
-    let size = layout.size().ok_or(ChannelError::BadCapacity(capacity))?;
+    let size = tag::segment_size(layout, tag).ok_or(ChannelError::BadCapacity(capacity))?;
     let seg = SegmentOptions::new().anonymous(size)?;
     let fd = seg
         .as_fd()
         .try_clone_to_owned()
         .map_err(|e| ChannelError::Sys(SysError::from_io("dup", &e)))?;
+    tag::write(&seg, layout, tag)?;
     Ok((init(seg, layout)?, fd))
 }
 
 /// Make a named channel segment (`O_EXCL`, exactly `mode`: 0600 unless shared on purpose;
-/// removed when its creator drops).
+/// removed when its creator drops); `tag` (empty: none) goes after the layout.
 pub(super) fn new_named(
     name: &str,
     producers: usize,
     capacity: usize,
     mode: u32,
+    tag: &[u8],
 ) -> Result<Made, ChannelError> {
     let layout = Layout::new(producers, capacity)?;
-    let size = layout.size().ok_or(ChannelError::BadCapacity(capacity))?;
+    let size = tag::segment_size(layout, tag).ok_or(ChannelError::BadCapacity(capacity))?;
     let seg = SegmentOptions::new()
         .mode(mode)
         .tag(TAG)
         .create(name, size)?;
+    // Before the header: an end that sees the magic finds the tag in place.
+    tag::write(&seg, layout, tag)?;
     init(seg, layout)
 }
 

@@ -194,6 +194,8 @@
 //! | 256 + 256 n + i c | ring i's data: records (commit word, payload) | sender i, then receiver |
 //! | 256 + 256 n + n c + 8 i | ring i's journal: how far the receiver consumed it (lines of their own) | receiver, at every release |
 //!
+//! | after the journals, at a 64-byte boundary (optional) | the channel's tag: magic `IPCTAG01`, length, bytes (a typed channel's message type, see [`crate::typed`]) | creator, once, before the header |
+//!
 //! Liveness locks: byte 1 of the file for the receiver, byte 2 + i for sender i (byte 0
 //! is `ipcraft-shm`'s creator lock).
 #![allow(clippy::disallowed_types)] // These atomics live in shared memory, where loom's cannot.
@@ -205,6 +207,7 @@ mod named;
 mod receiver;
 mod restart;
 mod sender;
+mod tag;
 #[cfg(feature = "tokio")]
 pub mod tokio;
 mod wait;
@@ -232,6 +235,7 @@ pub use named::NamedOptions;
 pub use receiver::{Receiver, RecvSlot};
 use restart::*;
 pub use sender::{SendSlot, Sender};
+pub(crate) use tag::Unclaimed;
 use wait::*;
 
 /// How an end waits while the channel is full (sender) or empty (receiver).

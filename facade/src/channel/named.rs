@@ -34,8 +34,8 @@ use ipcraft_core::TrustedOwners;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[must_use = "options do nothing until a channel is created or opened with them"]
 pub struct NamedOptions {
-    mode: u32,
-    trusted: TrustedOwners,
+    pub(super) mode: u32,
+    pub(super) trusted: TrustedOwners,
 }
 
 impl Default for NamedOptions {
@@ -72,7 +72,7 @@ impl NamedOptions {
     ///
     /// As [`Sender::create`].
     pub fn create_sender(&self, name: &str, capacity: usize) -> Result<Sender, ChannelError> {
-        Sender::with(new_named(name, 1, capacity, self.mode)?)
+        Sender::with(new_named(name, 1, capacity, self.mode, &[])?)
     }
 
     /// [`Receiver::create_mpsc`] with this mode (`producers` 1: [`Receiver::create`]).
@@ -86,7 +86,7 @@ impl NamedOptions {
         producers: usize,
         capacity: usize,
     ) -> Result<Receiver, ChannelError> {
-        Receiver::with(new_named(name, producers, capacity, self.mode)?)
+        Receiver::with(new_named(name, producers, capacity, self.mode, &[])?)
     }
 
     /// [`Sender::open`], trusting these owners and accepting this mode: the channel's owner

@@ -55,7 +55,7 @@ impl Receiver {
         producers: usize,
         capacity: usize,
     ) -> Result<(Self, OwnedFd), ChannelError> {
-        let (made, fd) = new_anonymous(producers, capacity)?;
+        let (made, fd) = new_anonymous(producers, capacity, &[])?;
         Ok((Self::with(made)?, fd))
     }
 

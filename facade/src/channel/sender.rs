@@ -36,7 +36,7 @@ impl Sender {
     /// [`ChannelError::BadCapacity`]; [`ChannelError::Shm`]; [`ChannelError::Sys`].
     #[doc(alias = "memfd_create")]
     pub fn anonymous(capacity: usize) -> Result<(Self, OwnedFd), ChannelError> {
-        let (made, fd) = new_anonymous(1, capacity)?;
+        let (made, fd) = new_anonymous(1, capacity, &[])?;
         Ok((Self::with(made)?, fd))
     }
 

@@ -180,15 +180,24 @@ impl Receiver {
     ///
     /// As [`recv`](Self::recv).
     pub fn poll_recv(&mut self, cx: &mut Context<'_>) -> Poll<Result<Vec<u8>, ChannelError>> {
+        self.poll_recv_slot(cx).map_ok(|slot| {
+            let v = slot.to_vec();
+            slot.release();
+            v
+        })
+    }
+
+    /// Poll for the next message in place (the typed stream's way in: it decodes from the
+    /// slot, with no `Vec` per message).
+    pub(crate) fn poll_recv_slot(
+        &mut self,
+        cx: &mut Context<'_>,
+    ) -> Poll<Result<RecvSlot<'_>, ChannelError>> {
         match self
             .stream
             .poll(&mut self.inner, cx, super::super::Receiver::ready)
         {
-            Poll::Ready(Ok(i)) => Poll::Ready(self.inner.slot_at(i).map(|slot| {
-                let v = slot.to_vec();
-                slot.release();
-                v
-            })),
+            Poll::Ready(Ok(i)) => Poll::Ready(self.inner.slot_at(i)),
             Poll::Ready(Err(e)) => Poll::Ready(Err(e)),
             Poll::Pending => Poll::Pending,
         }
