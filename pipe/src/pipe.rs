@@ -262,6 +262,7 @@ macro_rules! common {
 common!(PipeReader, read_timeout);
 common!(PipeWriter, write_timeout, suppress_sigpipe: false);
 
+#[cfg(feature = "tokio")]
 impl PipeWriter {
     /// Whether writes block SIGPIPE around them (see `set_suppress_sigpipe`).
     pub(crate) fn suppresses_sigpipe(&self) -> bool {
