@@ -236,3 +236,33 @@ fn poll_io_with<T: AsRawFd, R>(
         }
     }
 }
+
+/// `AsyncRead::poll_read` of a byte stream whose non-blocking receive is `recv` (the
+/// streams and their read halves share it).
+fn poll_read_stream<T: AsRawFd>(
+    io: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    buf: &mut ::tokio::io::ReadBuf<'_>,
+    mut recv: impl FnMut(&T, &mut [u8]) -> Result<usize>,
+) -> Poll<io::Result<()>> {
+    let unfilled = buf.initialize_unfilled();
+    let len = unfilled.len();
+    match poll_bytes(io, cx, Dir::Read, len, |s| recv(s, unfilled)) {
+        Poll::Pending => Poll::Pending,
+        Poll::Ready(Ok(n)) => {
+            buf.advance(n);
+            Poll::Ready(Ok(()))
+        }
+        Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
+    }
+}
+
+/// `AsyncWrite::poll_write` of a byte stream whose non-blocking send is `send`.
+fn poll_write_stream<T: AsRawFd>(
+    io: &AsyncFd<T>,
+    cx: &mut Context<'_>,
+    buf: &[u8],
+    mut send: impl FnMut(&T, &[u8]) -> Result<usize>,
+) -> Poll<io::Result<usize>> {
+    poll_bytes(io, cx, Dir::Write, buf.len(), |s| send(s, buf)).map_err(io::Error::from)
+}

@@ -7,7 +7,7 @@
 //! rules that out at compile time, as tokio's own `split` does. The `&self` async methods
 //! (`send`, `recv`, ...) have no such limit: they queue every waiting task.
 
-use super::{Dir, TcpStream, UnixStream, poll_bytes};
+use super::{TcpStream, UnixStream, poll_read_stream, poll_write_stream};
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use std::io;
 use std::pin::Pin;
@@ -49,16 +49,7 @@ macro_rules! halves {
                 cx: &mut Context<'_>,
                 buf: &mut ReadBuf<'_>,
             ) -> Poll<io::Result<()>> {
-                let unfilled = buf.initialize_unfilled();
-                let len = unfilled.len();
-                match poll_bytes(&self.0.io, cx, Dir::Read, len, |s| s.try_recv(unfilled)) {
-                    Poll::Pending => Poll::Pending,
-                    Poll::Ready(Ok(n)) => {
-                        buf.advance(n);
-                        Poll::Ready(Ok(()))
-                    }
-                    Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
-                }
+                poll_read_stream(&self.0.io, cx, buf, |s, b| s.try_recv(b))
             }
         }
 
@@ -68,8 +59,7 @@ macro_rules! halves {
                 cx: &mut Context<'_>,
                 buf: &[u8],
             ) -> Poll<io::Result<usize>> {
-                poll_bytes(&self.0.io, cx, Dir::Write, buf.len(), |s| s.try_send(buf))
-                    .map_err(io::Error::from)
+                poll_write_stream(&self.0.io, cx, buf, |s, b| s.try_send(b))
             }
 
             fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -1,6 +1,6 @@
 //! [`UnixStream`]: an async connected Unix stream socket.
 
-use super::{Dir, await_bytes, await_io, poll_bytes, poll_io, register};
+use super::{Dir, await_bytes, await_io, poll_io, poll_read_stream, poll_write_stream, register};
 
 use crate::error::{Error, Result};
 use crate::options::SCM_MAX_FD;
@@ -500,16 +500,7 @@ impl AsyncRead for UnixStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let unfilled = buf.initialize_unfilled();
-        let len = unfilled.len();
-        match poll_bytes(&self.io, cx, Dir::Read, len, |s| s.try_recv(unfilled)) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
-        }
+        poll_read_stream(&self.io, cx, buf, crate::UnixStream::try_recv)
     }
 }
 
@@ -519,8 +510,7 @@ impl AsyncWrite for UnixStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        poll_bytes(&self.io, cx, Dir::Write, buf.len(), |s| s.try_send(buf))
-            .map_err(io::Error::from)
+        poll_write_stream(&self.io, cx, buf, crate::UnixStream::try_send)
     }
 
     fn poll_write_vectored(

@@ -1,7 +1,7 @@
 //! [`TcpListener`] and [`TcpStream`] on tokio: the blocking TCP types of this crate, with
 //! their typed errors and `MSG_NOSIGNAL` on every send, awaitable.
 
-use super::{Dir, await_bytes, await_io, poll_bytes, poll_io, register};
+use super::{Dir, await_bytes, await_io, poll_io, poll_read_stream, poll_write_stream, register};
 use crate::error::{Error, Result};
 use ::tokio::io::unix::AsyncFd;
 use ::tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
@@ -290,16 +290,7 @@ impl AsyncRead for TcpStream {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
-        let unfilled = buf.initialize_unfilled();
-        let len = unfilled.len();
-        match poll_bytes(&self.io, cx, Dir::Read, len, |s| s.try_recv(unfilled)) {
-            Poll::Pending => Poll::Pending,
-            Poll::Ready(Ok(n)) => {
-                buf.advance(n);
-                Poll::Ready(Ok(()))
-            }
-            Poll::Ready(Err(e)) => Poll::Ready(Err(e.into())),
-        }
+        poll_read_stream(&self.io, cx, buf, crate::TcpStream::try_recv)
     }
 }
 
@@ -309,8 +300,7 @@ impl AsyncWrite for TcpStream {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
-        poll_bytes(&self.io, cx, Dir::Write, buf.len(), |s| s.try_send(buf))
-            .map_err(io::Error::from)
+        poll_write_stream(&self.io, cx, buf, crate::TcpStream::try_send)
     }
 
     fn poll_flush(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<io::Result<()>> {
