@@ -184,7 +184,10 @@ fn a_child_uses_five_kinds_of_handles_both_ways() {
     drop((requests_fd, replies_fd, theirs, log_writer));
 
     let fds = wait_for_prefix(&mut child, "FDS ");
-    assert_eq!(fds, "FDS [0, 1, 2, 3, 4, 5, 6, 7, 8]", "the child's descriptors");
+    assert_eq!(
+        fds, "FDS [0, 1, 2, 3, 4, 5, 6, 7, 8]",
+        "the child's descriptors"
+    );
 
     state.write_at(0, b"parent").unwrap();
     queue.send(b"down", 1).unwrap();
@@ -198,7 +201,10 @@ fn a_child_uses_five_kinds_of_handles_both_ways() {
     wait_for(&mut child, "DONE");
     let mut log = String::new();
     log_reader.read_to_string(&mut log).unwrap();
-    assert_eq!(log, "log line\n", "the pipe reaches end-of-file once the child exits");
+    assert_eq!(
+        log, "log line\n",
+        "the pipe reaches end-of-file once the child exits"
+    );
     let mut from_child = [0u8; 5];
     state.read_at(64, &mut from_child).unwrap();
     assert_eq!(&from_child, b"child");
@@ -288,7 +294,10 @@ fn a_missing_name_a_wrong_type_and_a_second_take_are_typed_errors() {
         .unwrap()
         .fd("sock", &theirs)
         .unwrap();
-    let out = finish(child(handover, "errors", "").spawn().unwrap(), "errors child");
+    let out = finish(
+        child(handover, "errors", "").spawn().unwrap(),
+        "errors child",
+    );
     assert!(out.contains("ERRORS OK"), "{out}");
 }
 
@@ -303,7 +312,10 @@ fn a_listen_pid_that_is_not_ours_is_refused() {
         .apply(&mut cmd)
         .env("LISTEN_PID", "1");
     let out = finish(cmd.spawn().unwrap(), "not-ours child");
-    assert!(out.contains("NOT OURS: the handed descriptors are for process 1"), "{out}");
+    assert!(
+        out.contains("NOT OURS: the handed descriptors are for process 1"),
+        "{out}"
+    );
 }
 
 #[test]

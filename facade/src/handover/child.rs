@@ -151,7 +151,11 @@ fn registry() -> Result<MutexGuard<'static, Registry>, HandoverError> {
 
 /// The first ready entry named `name`, or why there is none.
 fn find<'r>(registry: &'r mut Registry, name: &str) -> Result<&'r mut Entry, HandoverError> {
-    let mut named = registry.entries.iter().filter(|e| e.name == name).peekable();
+    let mut named = registry
+        .entries
+        .iter()
+        .filter(|e| e.name == name)
+        .peekable();
     if named.peek().is_none() {
         return Err(HandoverError::Missing {
             name: name.to_owned(),
@@ -302,8 +306,11 @@ mod tests {
             parse(Some(&os("1")), Some(&os(&other)), None),
             Err(HandoverError::NotForUs { .. })
         ));
-        for (fds, pid, names) in [("x", None, None), ("2", Some("pid"), None), ("2", None, Some("a"))]
-        {
+        for (fds, pid, names) in [
+            ("x", None, None),
+            ("2", Some("pid"), None),
+            ("2", None, Some("a")),
+        ] {
             let r = parse(Some(&os(fds)), pid.map(os).as_ref(), names.map(os).as_ref());
             assert!(matches!(r, Err(HandoverError::BadVariable { .. })), "{r:?}");
         }

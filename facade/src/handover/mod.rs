@@ -6,12 +6,13 @@
 //! listeners, segments, message queues) or as a channel end (`Receiver::inherited`,
 //! `Sender::inherited`). No `unsafe`, no `fcntl`, no `from_raw_fd` on either side.
 //!
-//! ```no_run
+//! ```standalone_crate
+//! # #[cfg(all(feature = "shm", feature = "sync"))]
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! use ipcraft::channel::{Receiver, Sender};
 //! use ipcraft::handover::{self, Handover};
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! if std::env::var_os("WORKER").is_some() {
+//! if std::env::var_os("IPCRAFT_HANDOVER_DOC_WORKER").is_some() {
 //!     handover::init()?; // first thing: reads (and clears) the environment
 //!     let mut requests = Receiver::inherited("requests")?;
 //!     let mut replies = Sender::inherited("replies")?;
@@ -25,15 +26,17 @@
 //!     .fd("requests", &requests_fd)?
 //!     .fd("replies", &replies_fd)?
 //!     .command(std::env::current_exe()?) // this program again, as the worker
-//!     .env("WORKER", "1")
+//!     .env("IPCRAFT_HANDOVER_DOC_WORKER", "1")
 //!     .spawn()?;
 //! requests.send(b"hello")?;
 //! assert_eq!(replies.recv()?, b"HELLO");
 //! assert!(child.wait()?.success());
 //! # Ok(()) }
+//! # #[cfg(not(all(feature = "shm", feature = "sync")))] fn main() {}
 //! ```
 //!
-//! (`examples/handover.rs` in the repository is this program, runnable.)
+//! (This example runs as a doctest: it starts itself as the worker. `examples/handover.rs`
+//! in the repository is the same program.)
 //!
 //! # The protocol
 //!

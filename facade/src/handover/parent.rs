@@ -176,7 +176,9 @@ fn hold_free_numbers(fd: Option<&OwnedFd>, n: usize) -> Vec<OwnedFd> {
 pub(crate) fn validate_name(name: &str) -> Result<(), HandoverError> {
     let ok = !name.is_empty()
         && name.len() <= 255
-        && name.bytes().all(|b| (b' '..=b'~').contains(&b) && b != b':');
+        && name
+            .bytes()
+            .all(|b| (b' '..=b'~').contains(&b) && b != b':');
     if ok {
         Ok(())
     } else {
