@@ -96,6 +96,7 @@ fn child_role() {
             other => panic!("expected NotHanded, got {other:?}"),
         },
         "relay" => relay_child(),
+        "gap" => gap_child(),
         "tag" => {
             for name in arg.split(',') {
                 let mut s: UnixStream = handover::take_as(name).unwrap();
@@ -376,6 +377,44 @@ fn a_source_on_a_target_number_is_copied_before_it_is_overwritten() {
     assert_eq!(&tag, b"P");
     x1.read_exact(&mut tag).unwrap();
     assert_eq!(&tag, b"Q");
+}
+
+/// A child with free numbers inside the target range at spawn (3 and 4, below its sources)
+/// starts a program that does not exist: `spawn` must say so. `Command`'s error pipe, made at
+/// spawn, would take the lowest free numbers; if it sat at a target number, the child's
+/// `dup2` would close it (`spawn` then reports success) and the exec error would be written
+/// into a handed socket.
+fn gap_child() {
+    let low = UnixStream::pair().unwrap(); // 3 and 4, freed below
+    let (a, b) = UnixStream::pair().unwrap();
+    let h = Handover::new()
+        .fd("x", &a)
+        .unwrap()
+        .fd("y", &b)
+        .unwrap()
+        .fd("z", &a)
+        .unwrap();
+    drop(low);
+    let mut cmd = Command::new("/nonexistent/ipcraft-handover-test");
+    h.apply(&mut cmd);
+    match cmd.spawn() {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => println!("GAP OK"),
+        other => panic!("expected NotFound from spawn, got {other:?}"),
+    }
+    for end in [&a, &b] {
+        end.set_nonblocking(true).unwrap();
+        let mut buf = [0u8; 16];
+        let read = (&*end).read(&mut buf);
+        assert!(read.is_err(), "written into a handed socket: {read:?}");
+    }
+}
+
+#[test]
+fn an_exec_failure_is_reported_by_spawn_even_with_free_numbers_in_the_range() {
+    let mut cmd = ROLES.command("gap", "");
+    handover::scrub(&mut cmd);
+    let out = finish(cmd.spawn().unwrap(), "gap child");
+    assert!(out.contains("GAP OK"), "{out}");
 }
 
 /// `LISTEN_PID` is the child's own pid, as `sd_listen_fds(3)` demands: checked by a program

@@ -111,7 +111,8 @@ impl Handover {
     /// found is reported by the shell (exit status 127) rather than by `spawn`, and
     /// [`arg0`](std::os::unix::process::CommandExt::arg0) names the shell. Where that does not
     /// fit (no `/bin/sh`, or a child started through a wrapper that forks), use
-    /// [`apply`](Self::apply).
+    /// [`apply`](Self::apply). (An [`env_clear`](Command::env_clear) on the returned command
+    /// removes `LISTEN_FDS` and `LISTEN_FDNAMES` too: set the variables you want instead.)
     #[doc(alias = "LISTEN_PID")]
     pub fn command(self, program: impl AsRef<OsStr>) -> Command {
         let mut cmd = Command::new("/bin/sh");
@@ -129,8 +130,9 @@ impl Handover {
     /// does a child started through wrappers that `exec` (`env`, `nice`, `timeout`, `cargo
     /// run`); `sd_listen_fds(3)` in C does not, and reports no descriptors.
     ///
-    /// Set everything else on the command before or after, in any order; other `pre_exec`
-    /// hooks run after this one's if added after it.
+    /// Set everything else on the command before or after, in any order, except
+    /// [`env_clear`](Command::env_clear), which removes the variables too: call it before.
+    /// Other `pre_exec` hooks run after this one's if added after it.
     pub fn apply(self, cmd: &mut Command) -> &mut Command {
         cmd.env_remove("LISTEN_PID");
         self.install(cmd);
