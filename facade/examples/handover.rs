@@ -6,6 +6,7 @@
 
 use ipcraft::channel::{Receiver, Sender};
 use ipcraft::handover::{self, Handover};
+use std::time::Duration;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     if std::env::var_os("HANDOVER_EXAMPLE_WORKER").is_some() {
@@ -20,7 +21,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .env("HANDOVER_EXAMPLE_WORKER", "1")
         .spawn()?;
     requests.send(b"hello")?;
-    let reply = replies.recv()?;
+    // A timeout, so that a worker that failed cannot leave us waiting.
+    let reply = replies.recv_timeout(Duration::from_secs(10))?;
     println!("parent: {}", String::from_utf8_lossy(&reply));
     assert!(child.wait()?.success());
     Ok(())
@@ -34,7 +36,7 @@ fn worker() -> Result<(), Box<dyn std::error::Error>> {
     );
     let mut requests = Receiver::inherited("requests")?;
     let mut replies = Sender::inherited("replies")?;
-    let request = requests.recv()?;
+    let request = requests.recv_timeout(Duration::from_secs(10))?;
     replies.send(&request.to_ascii_uppercase())?;
     Ok(())
 }

@@ -16,7 +16,7 @@
 //!     handover::init()?; // first thing: reads (and clears) the environment
 //!     let mut requests = Receiver::inherited("requests")?;
 //!     let mut replies = Sender::inherited("replies")?;
-//!     let request = requests.recv()?;
+//!     let request = requests.recv_timeout(std::time::Duration::from_secs(10))?;
 //!     replies.send(&request.to_ascii_uppercase())?;
 //!     return Ok(());
 //! }
@@ -29,7 +29,9 @@
 //!     .env("IPCRAFT_HANDOVER_DOC_WORKER", "1")
 //!     .spawn()?;
 //! requests.send(b"hello")?;
-//! assert_eq!(replies.recv()?, b"HELLO");
+//! // (a timeout, so that a worker that failed cannot leave us waiting)
+//! let reply = replies.recv_timeout(std::time::Duration::from_secs(10))?;
+//! assert_eq!(reply, b"HELLO");
 //! assert!(child.wait()?.success());
 //! # Ok(()) }
 //! # #[cfg(not(all(feature = "shm", feature = "sync")))] fn main() {}
