@@ -38,6 +38,9 @@
 //! [`typed`] sends Rust values instead of bytes over the channel, checked end to end: plain
 //! data zero copy, or any serde type with the `serde` feature (postcard).
 //!
+//! [`handover`] hands descriptors (channel ends, sockets, pipes, segments, queues) to a child
+//! process by name, with systemd's socket-activation protocol, and no `unsafe` on either side.
+//!
 //! [`ring`] holds the lock-free ring (checked by loom) the channel is built on.
 
 /// `ipcraft-core`, under its own crate name: not `core`, which `use ipcraft::*` would then
@@ -63,6 +66,7 @@ pub use ipcraft_sync as sync;
 
 #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
 pub mod channel;
+pub mod handover;
 mod loom;
 pub mod ring;
 #[cfg(all(feature = "shm", feature = "sync", not(all(test, ipcraft_loom))))]
