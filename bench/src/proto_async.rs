@@ -142,3 +142,21 @@ pub async fn child(
     }
     Ok(())
 }
+
+/// The parent's side (`Some(sample)`) or the child's (`None`) of `test`.
+///
+/// # Errors
+///
+/// As [`parent`] and [`child`].
+pub async fn side(
+    test: &Test,
+    parent: bool,
+    tx: &mut impl AsyncSender,
+    rx: &mut impl AsyncReceiver,
+) -> io::Result<Option<Sample>> {
+    if parent {
+        self::parent(test, tx, rx).await.map(Some)
+    } else {
+        self::child(test, tx, rx).await.map(|()| None)
+    }
+}

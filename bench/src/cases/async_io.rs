@@ -33,7 +33,7 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 
 use crate::harness::{CHILD_TIMEOUT, Case, Env, Impl, Kind, Placement, Sample, Test, child_stdio};
 use crate::proto::check_len;
-use crate::proto_async::{self, AsyncReceiver, AsyncSender};
+use crate::proto_async::{self, AsyncReceiver, AsyncSender, side};
 
 /// Which mechanism an async row runs.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -87,19 +87,6 @@ pub(super) fn on_runtime<T>(f: impl AsyncFnOnce() -> io::Result<T>) -> io::Resul
             .await
             .map_err(timed_out)?
     })
-}
-
-async fn side(
-    test: &Test,
-    parent: bool,
-    tx: &mut impl AsyncSender,
-    rx: &mut impl AsyncReceiver,
-) -> io::Result<Option<Sample>> {
-    if parent {
-        proto_async::parent(test, tx, rx).await.map(Some)
-    } else {
-        proto_async::child(test, tx, rx).await.map(|()| None)
-    }
 }
 
 /// Bytes out through any `AsyncWrite`.

@@ -22,7 +22,7 @@ use super::async_io::on_runtime;
 use super::mqueue::{RawQueue, attributes, tests};
 use crate::harness::{Case, Env, Impl, Placement, Plan, Sample, Test};
 use crate::proto::check_len;
-use crate::proto_async::{self, AsyncReceiver, AsyncSender};
+use crate::proto_async::{AsyncReceiver, AsyncSender, side};
 
 /// An async message queue case.
 #[derive(Debug)]
@@ -97,19 +97,6 @@ impl AsyncReceiver for IpcraftIn<'_> {
     async fn recv(&mut self, len: usize) -> io::Result<&[u8]> {
         let (n, _) = self.q.recv(&mut self.buf).await.map_err(io::Error::from)?;
         check_len(&self.buf[..n], len)
-    }
-}
-
-async fn side(
-    test: &Test,
-    parent: bool,
-    tx: &mut impl AsyncSender,
-    rx: &mut impl AsyncReceiver,
-) -> io::Result<Option<Sample>> {
-    if parent {
-        proto_async::parent(test, tx, rx).await.map(Some)
-    } else {
-        proto_async::child(test, tx, rx).await.map(|()| None)
     }
 }
 
